@@ -1,0 +1,1 @@
+"""The file manager: software packages, transfer plans, content-hash cache, installs, output collection."""

@@ -1,0 +1,1 @@
+"""The host monitor: load average, free memory, disk. Standard library only, Python 3.8 syntax."""
