@@ -1,0 +1,148 @@
+"""Events: the single source of truth of a run.
+
+Every state change of a run is an :class:`Event` with a stable dotted name (``process.exited``,
+``barrier.released``, ``host.failed``), a timestamp, and the host and block it concerns. The :class:`EventBus`
+hands each event to every subscriber in order: the journal stores them, the terminal renders them, the APIs
+stream them. Publishing never blocks and never drops for *reliable* subscribers (the journal); a slow *lossy*
+subscriber (a remote UI) loses its oldest events first and is told how many it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "EventBus", "Subscription"]
+
+_seq = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One thing that happened. ``data`` holds JSON-ready details."""
+
+    name: str
+    at: float = field(default_factory=time.time)
+    host: str | None = None
+    block: str | None = None
+    instance: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int = field(default_factory=lambda: next(_seq))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "at": self.at, "name": self.name}
+        for key in ("host", "block", "instance"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.data:
+            out["data"] = self.data
+        return out
+
+    def describe(self) -> str:
+        """A one-line human form: ``host block name k=v``."""
+        parts = [self.name]
+        if self.host:
+            parts.append(self.host)
+        if self.block:
+            parts.append(self.block + (f"#{self.instance}" if self.instance is not None else ""))
+        parts.extend(f"{k}={v}" for k, v in self.data.items())
+        return " ".join(parts)
+
+
+class Subscription:
+    """An ordered stream of events for one consumer. Iterate with ``async for``; ``close()`` to leave."""
+
+    def __init__(self, bus: EventBus, *, maxlen: int | None, names: Callable[[str], bool] | None) -> None:
+        self._bus = bus
+        self._queue: deque[Event] = deque()
+        self._maxlen = maxlen
+        self._filter = names
+        self._wakeup = asyncio.Event()
+        self.missed = 0
+        self.closed = False
+
+    def _push(self, event: Event) -> None:
+        if self._filter is not None and not self._filter(event.name):
+            return
+        if self._maxlen is not None and len(self._queue) >= self._maxlen:
+            self._queue.popleft()
+            self.missed += 1
+        self._queue.append(event)
+        self._wakeup.set()
+
+    def drain_nowait(self) -> list[Event]:
+        """Every event queued so far, without waiting."""
+        items = list(self._queue)
+        self._queue.clear()
+        self._wakeup.clear()
+        return items
+
+    async def get(self) -> Event | None:
+        """The next event, or None once closed and empty."""
+        while not self._queue:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+        self._bus._unsubscribe(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
+class EventBus:
+    """Fans events out to sinks (called synchronously, in order) and subscriptions (queued)."""
+
+    def __init__(self) -> None:
+        self._sinks: list[Callable[[Event], None]] = []
+        self._subs: list[Subscription] = []
+        self._history: deque[Event] = deque(maxlen=10_000)
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """A reliable synchronous consumer (journal, log writer): sees every event, in order."""
+        self._sinks.append(sink)
+
+    def subscribe(self, *, maxlen: int | None = None, names: Callable[[str], bool] | None = None) -> Subscription:
+        sub = Subscription(self, maxlen=maxlen, names=names)
+        self._subs.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def publish(self, event: Event) -> Event:
+        self._history.append(event)
+        for sink in self._sinks:
+            sink(event)
+        for sub in list(self._subs):
+            sub._push(event)
+        return event
+
+    def emit(self, name: str, **fields: Any) -> Event:
+        """Build and publish an event: ``bus.emit("host.joined", host="local-1", data={...})``."""
+        return self.publish(Event(name=name, **fields))
+
+    def history(self) -> Iterator[Event]:
+        return iter(self._history)
+
+    def close(self) -> None:
+        for sub in list(self._subs):
+            sub.close()
