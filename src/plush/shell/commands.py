@@ -2,3 +2,7 @@
 
 Each command module adds itself here; keep the imports light (commands import their heavy parts lazily).
 """
+
+from plush.shell import check, run
+
+__all__ = ["check", "run"]

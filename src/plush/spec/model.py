@@ -324,14 +324,17 @@ _CLASSES: Dict[str, Any] = {
 
 
 def to_dict(obj: Any) -> Any:
-    """A model (or part of one) as JSON-ready data. Dataclasses carry their class in ``"kind"``."""
+    """A model (or part of one) as JSON-ready data. Dataclasses carry their class in ``"kind"``.
+
+    A field itself named ``kind`` (``BarrierBlock.kind``) is stored as ``"kind_"`` so as not to clobber it.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: Dict[str, Any] = {"kind": type(obj).__name__}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             if value is None or value == () or (f.name == "where" and value is None):
                 continue
-            out[f.name] = to_dict(value)
+            out["kind_" if f.name == "kind" else f.name] = to_dict(value)
         return out
     if isinstance(obj, tuple):
         return [to_dict(v) for v in obj]
@@ -345,7 +348,7 @@ def from_dict(data: Any) -> Any:
         cls = _CLASSES.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ValueError("not a model object: kind={!r}".format(kind))
-        kwargs = {k: from_dict(v) for k, v in data.items() if k != "kind"}
+        kwargs = {("kind" if k == "kind_" else k): from_dict(v) for k, v in data.items() if k != "kind"}
         return cls(**kwargs)
     if isinstance(data, list):
         return tuple(from_dict(v) for v in data)

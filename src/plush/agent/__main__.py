@@ -1,0 +1,163 @@
+"""``python -m plush.agent``: start an agent, join the controller, and hand over to the runtime.
+
+    python -m plush.agent --connect 127.0.0.1:PORT --ca CA.pem --token-file TOKEN --host local-3 --workdir DIR
+
+The token is read from a file (0600, written by the launcher) or from stdin with ``--token-file -``; it is
+never a command-line argument and never logged. The agent dials the controller with TLS trusting only
+``--ca``, joins, waits for ``prepare``, replies ``prepared`` and runs the runtime until it returns (a clean
+stop: exit 0) or the link closes (exit 1; for now the agent exits at once when its controller goes away --
+the grace period and reconnection come later).
+
+The runtime is the plug-in point for the agent's execution engine: if a module ``plush.agent.runtime``
+exists, its ``create_runtime(host: str, workdir: pathlib.Path) -> Runtime`` is used; otherwise (or with
+``--runtime minimal``) :class:`MinimalRuntime`, which installs nothing, executes nothing, and obeys ``stop``.
+
+Ships to agents: standard library only, Python 3.8 syntax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import logging
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from plush import __version__
+from plush.agent.link import AgentLink, LinkClosed, Runtime, client_ssl_context
+from plush.errors import PlushError, ProtocolError
+from plush.protocol.messages import Message
+from plush.protocol.secret import Secret
+
+log = logging.getLogger("plush.agent")
+
+
+class MinimalRuntime:
+    """The runtime used until the real one exists: ``go install`` -> ``installed []``, ``go execute`` ->
+    ``finished ok``, ``stop`` -> ``stopped`` and return. Everything else is logged and ignored."""
+
+    async def run(self, link: AgentLink, prepare: Message) -> None:
+        async for msg in link:
+            if msg.type == "stop":
+                link.send(Message.of("stopped"))
+                return
+            if msg.type == "go":
+                if msg["stage"] == "install":
+                    link.send(Message.of("installed", software=[]))
+                else:
+                    link.send(Message.of("finished", ok=True))
+            else:
+                log.info("minimal runtime ignores %r", msg.type)
+        raise LinkClosed("the controller went away")
+
+
+def load_runtime(host: str, workdir: Path, choice: str = "auto") -> Runtime:
+    """``plush.agent.runtime.create_runtime(host, workdir)`` when that module exists (and ``choice`` is
+    ``"auto"``), else the minimal runtime."""
+    if choice == "minimal" or importlib.util.find_spec("plush.agent.runtime") is None:
+        return MinimalRuntime()
+    module = importlib.import_module("plush.agent.runtime")
+    runtime: Runtime = module.create_runtime(host=host, workdir=workdir)
+    return runtime
+
+
+def parse_address(text: str) -> Tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got {!r}".format(text))
+    return host.strip("[]"), int(port)
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m plush.agent",
+        description="The Plush agent.",
+        allow_abbrev=False,  # "--token SECRET" must not pass for "--token-file"
+    )
+    parser.add_argument("--connect", required=True, type=parse_address, metavar="HOST:PORT")
+    parser.add_argument("--ca", required=True, type=Path, help="the controller's CA certificate (PEM)")
+    parser.add_argument("--token-file", required=True, help="file holding the join token, or - for stdin")
+    parser.add_argument("--host", required=True, help="this host's name in the controller's pool")
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--server-name", default=None, help="name to check in the controller's certificate")
+    parser.add_argument("--connect-timeout", type=float, default=30.0)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "minimal"),
+        default="auto",
+        help="minimal: join, answer go and stop, run nothing (to test the overlay alone)",
+    )
+    return parser.parse_args(argv)
+
+
+def read_token(source: str) -> Secret:
+    text = sys.stdin.readline() if source == "-" else Path(source).read_text(encoding="utf-8")
+    return Secret(text.strip())
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Join, prepare, run the runtime; the exit status of the agent."""
+    host, port = args.connect
+    workdir = args.workdir.resolve()
+    join = {
+        "host": args.host,
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "workdir": str(workdir),
+        "agent_version": __version__,
+    }
+    link = await AgentLink.connect(
+        host,
+        port,
+        ssl_context=client_ssl_context(args.ca.read_bytes()),
+        token=read_token(args.token_file),
+        join=join,
+        server_hostname=args.server_name,
+        connect_timeout=args.connect_timeout,
+    )
+    try:
+        log.info("joined %s:%d as %s", host, port, args.host)
+        first = await link.recv()
+        if first.type == "stop":
+            link.send(Message.of("stopped"))
+            return 0
+        if first.type != "prepare":
+            raise ProtocolError("expected 'prepare', got {!r}".format(first.type))
+        runtime = load_runtime(args.host, workdir, args.runtime)
+        link.send(Message.of("prepared"))
+        await runtime.run(link, first)
+        return 0
+    finally:
+        await link.close()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s agent[" + args.host + "] %(levelname)s %(name)s: %(message)s",
+    )
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(str(args.workdir))
+    try:
+        return asyncio.run(serve(args))
+    except LinkClosed as exc:
+        log.warning("link closed: %s", exc.reason)
+        return 1
+    except (PlushError, OSError, asyncio.TimeoutError) as exc:
+        log.error("agent failed: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The host program: what one host executes of its component block, block by block.
+
+Theory of operation. A host runs one component block: a DAG of process, barrier and workflow blocks
+(predecessor edges between siblings). :class:`HostProgram` starts every block whose predecessors have
+completed, each in its own task, and reports each block's state through its :class:`Uplink`:
+
+- a **process block** runs its processes in parallel; each process is started as instance 1, 2, ... Its
+  exits go through the exit policies (:func:`plush.processes.policy.decide`): ``restart_process`` restarts it
+  on this host after a back-off, ``ignore`` counts it as done, ``abort`` / ``restart_application`` fail the
+  block and the program (the controller decides what happens next). A liveness monitor kills a hung process
+  tree; the exit then counts as a signal exit. When all processes are done the block's ``outputs`` are
+  uploaded and the block completes.
+- a **barrier block** asks the controller to enter and waits for the release. A **semaphore** waits for
+  admission and gives its place back when its ``until`` block completes (or the program ends).
+- a **workflow block** takes items from the controller until there are none left; each item's data file is
+  fetched into the working directory and the task runs with the file's base name appended as last argument.
+
+A failed block stops the program: blocks running are left to finish or be stopped by the controller, no new
+block starts, and :meth:`HostProgram.run` returns False. The uplink is the only way out of this module, so
+the program runs the same over TLS, SSH stdio, or an in-memory test link. Standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import glob
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional, Set
+
+from plush.processes.liveness import watch_liveness_model
+from plush.processes.policy import Backoff, ExitStatus, decide
+from plush.processes.runner import ProcessRunner, ProcessStartError
+from plush.spec.model import BarrierBlock, Block, ComponentBlock, Process, ProcessBlock, WorkflowBlock
+from plush.spec.paths import BlockPath
+
+__all__ = ["BlockFailed", "HostProgram", "Uplink"]
+
+log = logging.getLogger(__name__)
+
+
+class Uplink:
+    """What a host program needs from its controller. The agent's link implements it over the wire."""
+
+    async def block_state(self, path: str, state: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    async def process_started(self, path: str, instance: int, pid: int) -> None:
+        raise NotImplementedError
+
+    async def process_exited(self, path: str, instance: int, status: ExitStatus, **fields: Any) -> None:
+        raise NotImplementedError
+
+    async def output(self, path: str, instance: int, stream: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def enter_barrier(self, name: str, path: str) -> None:
+        """Until the controller releases (or admits, for a semaphore) this host at barrier ``name``."""
+        raise NotImplementedError
+
+    async def leave_barrier(self, name: str) -> None:
+        raise NotImplementedError
+
+    async def next_work(self, path: str) -> Optional[str]:
+        """The next workflow item for this host, or None when the queue is finished."""
+        raise NotImplementedError
+
+    async def work_done(self, path: str, item: str, ok: bool) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, key: str, dest: str) -> None:
+        """Fetch a file the controller knows by ``key`` (a package path, a workflow item) to ``dest``."""
+        raise NotImplementedError
+
+    async def upload(self, path: str, name: str, source: str) -> None:
+        """Send a file of this host back to the controller as output ``name`` of block ``path``."""
+        raise NotImplementedError
+
+
+class BlockFailed(Exception):
+    """A block failed: ``action`` is what the exit policies decided (abort or restart_application)."""
+
+    def __init__(self, path: str, action: str, reason: str) -> None:
+        super().__init__("{}: {} ({})".format(path, reason, action))
+        self.path = path
+        self.action = action
+        self.reason = reason
+
+
+class HostProgram:
+    """Runs one component block on this host. :meth:`run` returns True when every block completed."""
+
+    def __init__(
+        self,
+        app_name: str,
+        cblock: ComponentBlock,
+        *,
+        workdir: str,
+        env: Mapping[str, str],
+        uplink: Uplink,
+        runner: ProcessRunner,
+        default_action: str = "abort",
+        backoff: Optional[Backoff] = None,
+    ) -> None:
+        self.root = BlockPath.of(app_name, cblock.name)
+        self.cblock = cblock
+        self.workdir = workdir
+        self.env = dict(env)
+        self.uplink = uplink
+        self.runner = runner
+        self.default_action = default_action
+        self.backoff = backoff or Backoff()
+        self.states: Dict[str, str] = {b.name: "waiting" for b in cblock.blocks}
+        self.instances: Dict[str, int] = {}
+        self.failure: Optional[BlockFailed] = None
+        self._done: Dict[str, asyncio.Event] = {b.name: asyncio.Event() for b in cblock.blocks}
+        self._held: Set[str] = set()  # semaphores this host holds
+
+    # --- the DAG ------------------------------------------------------------------------------------
+
+    async def run(self) -> bool:
+        tasks = [asyncio.ensure_future(self._run_block(b)) for b in self.cblock.blocks]
+        try:
+            await asyncio.gather(*tasks)
+        except BlockFailed as exc:
+            self.failure = exc
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.wait(tasks)
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            for name in sorted(self._held):
+                await self.uplink.leave_barrier(name)
+            self._held.clear()
+        return self.failure is None
+
+    async def _run_block(self, block: Block) -> None:
+        for pred in block.predecessors:
+            await self._done[pred].wait()
+        path = str(self.root / block.name)
+        self.states[block.name] = "running"
+        await self.uplink.block_state(path, "started")
+        try:
+            if isinstance(block, ProcessBlock):
+                await self._run_process_block(path, block, ())
+            elif isinstance(block, BarrierBlock):
+                await self._run_barrier(path, block)
+            elif isinstance(block, WorkflowBlock):
+                await self._run_workflow(path, block)
+        except BlockFailed as exc:
+            self.states[block.name] = "failed"
+            await self.uplink.block_state(path, "failed", reason=exc.reason, action=exc.action)
+            raise
+        self.states[block.name] = "completed"
+        await self.uplink.block_state(path, "completed")
+        self._done[block.name].set()
+        for other in self.cblock.blocks:
+            if isinstance(other, BarrierBlock) and other.until == block.name and other.name in self._held:
+                self._held.discard(other.name)
+                await self.uplink.leave_barrier(other.name)
+
+    # --- barriers -----------------------------------------------------------------------------------
+
+    async def _run_barrier(self, path: str, block: BarrierBlock) -> None:
+        await self.uplink.enter_barrier(block.name, path)
+        if block.kind == "semaphore":
+            self._held.add(block.name)
+
+    # --- workflows ----------------------------------------------------------------------------------
+
+    async def _run_workflow(self, path: str, block: WorkflowBlock) -> None:
+        task_path = path + "/" + block.task.name
+        while True:
+            item = await self.uplink.next_work(path)
+            if item is None:
+                return
+            name = os.path.basename(item)
+            await self.uplink.fetch("data:" + item, os.path.join(self.workdir, name))
+            try:
+                await self._run_process_block(task_path, block.task, (name,))
+            except BlockFailed:
+                await self.uplink.work_done(path, item, False)
+                raise
+            await self.uplink.work_done(path, item, True)
+
+    # --- processes ----------------------------------------------------------------------------------
+
+    async def _run_process_block(self, path: str, block: ProcessBlock, extra_args: Any) -> None:
+        runs = [asyncio.ensure_future(self._run_process(path, block, p, tuple(extra_args))) for p in block.processes]
+        try:
+            await asyncio.gather(*runs)
+        finally:
+            for run in runs:
+                if not run.done():
+                    run.cancel()
+            if runs:
+                await asyncio.wait(runs)
+        for pattern in block.outputs:
+            for source in sorted(glob.glob(os.path.join(self.workdir, pattern), recursive=True)):
+                if os.path.isfile(source):
+                    await self.uplink.upload(path, os.path.relpath(source, self.workdir), source)
+
+    async def _run_process(self, block_path: str, block: ProcessBlock, proc: Process, extra: Any) -> None:
+        path = block_path + "/" + proc.name
+        restarts = 0
+        model = proc if not extra else dataclasses.replace(proc, args=proc.args + tuple(extra))
+        while True:
+            instance = self.instances.get(path, 0) + 1
+            self.instances[path] = instance
+            status = await self._run_instance(path, block, model, instance)
+            decision = decide(block.exit_policies, status, restarts, self.default_action)
+            await self.uplink.process_exited(path, instance, status, action=decision.action, rule=decision.rule)
+            if decision.completes_block:
+                return
+            if decision.action == "restart_process":
+                delay = self.backoff.delay(restarts)
+                restarts += 1
+                await asyncio.sleep(delay)
+                continue
+            raise BlockFailed(path, decision.action, "{} ({})".format(status, decision.rule))
+
+    async def _run_instance(self, path: str, block: ProcessBlock, proc: Process, instance: int) -> ExitStatus:
+        async def sink(stream: str, data: bytes) -> None:
+            await self.uplink.output(path, instance, stream, data)
+
+        env = dict(self.env)
+        env["PLUSH_BLOCK"] = path
+        env["PLUSH_INSTANCE"] = str(instance)
+        try:
+            handle = await self.runner.start_model(proc, self.workdir, sink=sink, extra_env=env, append=instance > 1)
+        except ProcessStartError as exc:
+            await self.uplink.output(path, instance, "stderr", (str(exc) + "\n").encode())
+            return ExitStatus(code=127)
+        await self.uplink.process_started(path, instance, handle.pid)
+        watcher = None
+        if block.liveness is not None:
+            watcher = asyncio.ensure_future(watch_liveness_model(handle, block.liveness))
+        try:
+            return await handle.wait()
+        except asyncio.CancelledError:
+            await handle.stop(grace=1.0)
+            raise
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()

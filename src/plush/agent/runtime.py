@@ -1,0 +1,271 @@
+"""The agent's execution runtime: the conversation with the controller after ``prepared``.
+
+Theory of operation. :class:`AgentRuntime` receives the ``prepare`` message (the spec model, this host's
+name, component, environment and the packages it may need) and then serves one loop over the link:
+
+- ``go install``: installs the component's software (:mod:`plush.agent.install`), replies ``installed`` or
+  ``install.failed``;
+- ``go execute``: runs one :class:`~plush.agent.program.HostProgram` per component block of this host's
+  component, in parallel; when all have ended, sends ``finished`` with ``ok``;
+- answers addressed to a waiting program — ``barrier.release``, ``work.item``/``work.none``, ``file.data``/
+  ``file.end``/``file.error`` — resolve the matching future;
+- ``stop``: stops every process tree (SIGTERM, grace, SIGKILL), replies ``stopped`` and returns.
+
+The runtime is also the programs' :class:`~plush.agent.program.Uplink`: every report becomes one message,
+process output and uploads travel in binary frames and wait for the link to drain (backpressure from the
+controller reaches the process's pipe). When the link closes, every process is stopped and
+:class:`~plush.agent.link.LinkClosed` propagates (the agent exits; nothing is left behind).
+Standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Deque, Dict, List, Optional
+
+from plush.agent.install import InstallError, install_component
+from plush.agent.link import AgentLink, LinkClosed
+from plush.agent.program import HostProgram, Uplink
+from plush.hostmon.sample import sample
+from plush.processes.policy import Backoff, ExitStatus
+from plush.processes.runner import ProcessRunner
+from plush.protocol.messages import Message
+from plush.spec.model import Project, from_dict
+
+__all__ = ["AgentRuntime", "create_runtime"]
+
+log = logging.getLogger(__name__)
+
+UPLOAD_CHUNK = 256 * 1024
+
+
+class _Fetch:
+    """One file being received from the controller."""
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+        self.file = open(dest, "wb")  # noqa: SIM115 (closed in finish)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def finish(self, error: Optional[str], size: int = 0, sha256: str = "") -> None:
+        self.file.close()
+        if error is None and (size != self.size or sha256 != self.digest.hexdigest()):
+            error = "file arrived corrupted ({} bytes, expected {})".format(self.size, size)
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(InstallError(self.dest, error))
+
+
+class AgentRuntime(Uplink):
+    """Runs this host's part of the application and reports through the link."""
+
+    def __init__(self, host: str, workdir: Path) -> None:
+        self.host = host
+        self.workdir = workdir
+        self.link: Optional[AgentLink] = None
+        self.runner = ProcessRunner()
+        self._barriers: Dict[str, asyncio.Future[None]] = {}
+        self._work: Dict[str, Deque[asyncio.Future[Optional[str]]]] = {}
+        self._fetches: Dict[int, _Fetch] = {}
+        self._next_req = 0
+        self._tasks: List[asyncio.Future[Any]] = []
+
+    # --- the conversation ---------------------------------------------------------------------------
+
+    async def run(self, link: AgentLink, prepare: Message) -> None:
+        self.link = link
+        project: Project = from_dict(prepare["spec"])
+        host: Dict[str, Any] = prepare["host"]
+        settings: Dict[str, Any] = prepare["settings"]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        monitor = asyncio.ensure_future(self._hostmon(float(settings.get("hostmon_interval", 5.0))))
+        self._tasks.append(monitor)
+        try:
+            async for msg in link:
+                if msg.type == "stop":
+                    await self._stop(float(msg["grace"]))
+                    link.send(Message.of("stopped"))
+                    await link.drain()
+                    return
+                self._dispatch(msg, project, host, settings)
+            raise LinkClosed("the controller went away")
+        finally:
+            await self._stop(float(settings.get("stop_grace", 5.0)))
+
+    def _dispatch(self, msg: Message, project: Project, host: Dict[str, Any], settings: Dict[str, Any]) -> None:
+        t = msg.type
+        if t == "go":
+            if msg["stage"] == "install":
+                self._spawn(self._install(project, host))
+            else:
+                self._spawn(self._execute(project, host, settings))
+        elif t == "barrier.release":
+            fut = self._barriers.get(msg["name"])
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif t in ("work.item", "work.none"):
+            waiters = self._work.get(msg["path"])
+            if waiters:
+                waiters.popleft().set_result(msg["item"] if t == "work.item" else None)
+        elif t == "file.data":
+            fetch = self._fetches.get(msg["req"])
+            if fetch is not None and msg.payload is not None:
+                fetch.write(msg.payload)
+        elif t in ("file.end", "file.error"):
+            fetch = self._fetches.pop(msg["req"], None)
+            if fetch is not None:
+                if t == "file.end":
+                    fetch.finish(None, msg["size"], msg["sha256"])
+                else:
+                    fetch.finish(msg["reason"])
+        elif t == "kill":
+            log.info("kill %s", msg["path"])
+        else:
+            log.debug("ignored %r", t)
+
+    def _spawn(self, coro: Any) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def _stop(self, grace: float) -> None:
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        self._tasks = []
+        await self.runner.stop_all(grace)
+
+    def _send(self, mtype: str, **fields: Any) -> None:
+        assert self.link is not None
+        self.link.send(Message.of(mtype, **fields))
+
+    async def _install(self, project: Project, host: Dict[str, Any]) -> None:
+        try:
+            names = await install_component(
+                project, host["component"], str(self.workdir), self.fetch, host.get("packages", {})
+            )
+        except InstallError as exc:
+            self._send("install.failed", software=exc.software, reason=exc.reason)
+            return
+        self._send("installed", software=names)
+
+    async def _execute(self, project: Project, host: Dict[str, Any], settings: Dict[str, Any]) -> None:
+        app = project.application
+        env = {str(k): str(v) for k, v in host.get("env", {}).items()}
+        backoff = Backoff(
+            initial=float(settings.get("restart_backoff_initial", 0.5)),
+            maximum=float(settings.get("restart_backoff_max", 30.0)),
+        )
+        programs = [
+            HostProgram(
+                app.name,
+                cb,
+                workdir=str(self.workdir),
+                env=env,
+                uplink=self,
+                runner=self.runner,
+                default_action=app.failure_action,
+                backoff=backoff,
+            )
+            for cb in app.component_blocks
+            if cb.component == host["component"]
+        ]
+        results = await asyncio.gather(*(p.run() for p in programs))
+        self._send("finished", ok=all(results))
+
+    async def _hostmon(self, interval: float) -> None:
+        while True:
+            try:
+                self._send("hostmon", sample=sample(str(self.workdir)).to_dict())
+            except (OSError, ValueError) as exc:
+                log.debug("hostmon: %s", exc)
+            await asyncio.sleep(interval)
+
+    # --- Uplink ---------------------------------------------------------------------------------------
+
+    async def block_state(self, path: str, state: str, **fields: Any) -> None:
+        extra = {k: v for k, v in fields.items() if k in ("reason", "action") and v is not None}
+        self._send("block", path=path, state=state, **extra)
+
+    async def process_started(self, path: str, instance: int, pid: int) -> None:
+        self._send("proc.started", path=path, instance=instance, pid=pid)
+
+    async def process_exited(self, path: str, instance: int, status: ExitStatus, **fields: Any) -> None:
+        self._send(
+            "proc.exited",
+            path=path,
+            instance=instance,
+            code=status.code,
+            signal=status.signal,
+            action=fields.get("action"),
+            rule=fields.get("rule"),
+        )
+
+    async def output(self, path: str, instance: int, stream: str, data: bytes) -> None:
+        assert self.link is not None
+        await self.link.send_binary(Message.binary("output", data, path=path, instance=instance, stream=stream))
+
+    async def enter_barrier(self, name: str, path: str) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._barriers[name] = fut
+        self._send("barrier.enter", name=name, path=path)
+        await fut
+
+    async def leave_barrier(self, name: str) -> None:
+        self._send("barrier.leave", name=name)
+
+    async def next_work(self, path: str) -> Optional[str]:
+        fut: asyncio.Future[Optional[str]] = asyncio.get_running_loop().create_future()
+        self._work.setdefault(path, collections.deque()).append(fut)
+        self._send("work.next", path=path)
+        return await fut
+
+    async def work_done(self, path: str, item: str, ok: bool) -> None:
+        self._send("work.done", path=path, item=item, ok=ok)
+
+    async def fetch(self, key: str, dest: str) -> None:
+        self._next_req += 1
+        req = self._next_req
+        fetch = _Fetch(dest)
+        self._fetches[req] = fetch
+        try:
+            self._send("fetch", req=req, key=key)
+            await fetch.done
+        finally:
+            self._fetches.pop(req, None)
+            if not fetch.file.closed:
+                fetch.file.close()
+
+    async def upload(self, path: str, name: str, source: str) -> None:
+        assert self.link is not None
+        digest = hashlib.sha256()
+        size = 0
+        with open(source, "rb") as fh:
+            while True:
+                chunk = fh.read(UPLOAD_CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+                await self.link.send_binary(Message.binary("upload", chunk, path=path, name=name))
+        if size == 0:
+            await self.link.send_binary(Message.binary("upload", b"", path=path, name=name))
+        self._send("upload.end", path=path, name=name, size=size, sha256=digest.hexdigest())
+
+
+def create_runtime(host: str, workdir: Path) -> AgentRuntime:
+    """The plug-in point used by ``python -m plush.agent``."""
+    return AgentRuntime(host, workdir)

@@ -1,0 +1,112 @@
+"""The one public async API of the controller. Every front end (CLI, terminal, HTTP, XML-RPC, web UI) calls
+this and nothing else.
+
+A :class:`Controller` holds the settings, the event bus, and at most one application run at a time, as in
+Plush. ``load`` parses and validates a spec; ``run`` executes it and returns a :class:`RunResult`;
+``abort``, ``release_barrier`` and ``subscribe`` steer and watch the run in progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plush.config import Settings
+from plush.controller.engine import OutputCallback, RunEngine, RunOutcome
+from plush.controller.events import EventBus, Subscription
+from plush.controller.journal import Journal
+from plush.controller.rundir import RunDir
+from plush.errors import PlushError
+from plush.spec.model import Project
+
+__all__ = ["Controller", "RunResult"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a run and where its results are."""
+
+    outcome: RunOutcome
+    rundir: RunDir
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+
+class Controller:
+    """One controller: settings, events, and the application run in progress."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.bus = EventBus()
+        self.engine: RunEngine | None = None
+
+    def load(self, path: str | Path) -> Project:
+        """Read and validate a spec (Plush XML or YAML); raises SpecError listing every problem."""
+        from plush.spec.load import load_spec
+
+        return load_spec(Path(path))
+
+    def subscribe(self, *, maxlen: int | None = None) -> Subscription:
+        return self.bus.subscribe(maxlen=maxlen)
+
+    async def run(
+        self,
+        project: Project,
+        *,
+        hosts: dict[str, int] | None = None,
+        on_output: OutputCallback | None = None,
+        on_start: object = None,
+    ) -> RunResult:
+        """Run ``project`` on local sandbox hosts (``hosts``: component → count, default each ``min``)."""
+        if self.engine is not None and not self.engine.finished:
+            raise PlushError("an application is already running on this controller; abort it first")
+        counts = self._host_counts(project, hosts or {})
+        rundir = RunDir.create(self.settings.runs_dir)
+        rundir.save_spec(project)
+        journal = Journal(rundir.journal)
+        journal.set_meta("run_id", rundir.run_id)
+        journal.set_meta("spec", project.source)
+        self.bus.add_sink(journal)
+        self.engine = RunEngine(
+            project, settings=self.settings, rundir=rundir, bus=self.bus, hosts=counts, on_output=on_output
+        )
+        if callable(on_start):
+            on_start(rundir)
+        try:
+            outcome = await self.engine.run()
+        finally:
+            self.bus._sinks.remove(journal)
+            journal.close()
+        return RunResult(outcome, rundir)
+
+    def _host_counts(self, project: Project, wanted: dict[str, int]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for comp in project.components:
+            n = wanted.get(comp.name, wanted.get("*", comp.num_hosts.min))
+            if n < 1:
+                raise PlushError(f"component {comp.name!r}: asked for {n} hosts; a component needs at least 1")
+            if n > comp.num_hosts.max:
+                raise PlushError(
+                    f"component {comp.name!r}: asked for {n} hosts but the spec allows at most {comp.num_hosts.max}"
+                )
+            counts[comp.name] = n
+        unknown = set(wanted) - {c.name for c in project.components} - {"*"}
+        if unknown:
+            raise PlushError(f"--hosts names unknown component(s): {', '.join(sorted(unknown))}")
+        total = sum(counts.values())
+        if total > self.settings.max_local_hosts:
+            raise PlushError(
+                f"the run needs {total} local hosts, more than max_local_hosts={self.settings.max_local_hosts}"
+            )
+        return counts
+
+    def abort(self, reason: str = "aborted by the user") -> None:
+        if self.engine is not None:
+            self.engine.abort(reason)
+
+    def release_barrier(self, name: str) -> None:
+        if self.engine is None:
+            raise PlushError("no application is running")
+        self.engine.release_barrier(name)

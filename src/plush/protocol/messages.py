@@ -1,0 +1,238 @@
+"""The typed message layer of the wire protocol: :class:`Message` and the table of known message types.
+
+A message has a type (``"join"``, ``"output"``, ...), a dict of JSON fields and, for binary messages only, a
+payload of raw bytes. :data:`SCHEMA` lists every known type with its direction, its category (which the
+connection state machine uses to decide when it is legal), whether it travels in a binary frame, and its
+required and optional fields with their JSON kinds. :func:`validate` checks a message against the table and
+raises :class:`~plush.errors.ProtocolError` naming the type and the field.
+
+Invariants:
+- the field names ``t`` and ``v`` are reserved for the frame (type, version) and never appear in ``fields``;
+- unknown *extra* fields are accepted (a newer peer may add fields); unknown *types* are not;
+- a binary type always has a payload, a JSON type never has one.
+
+docs/protocol.md documents every type; a test keeps the two in step.
+Pure: standard library only, Python 3.8 syntax, no asyncio (ships to agents).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
+
+from plush.errors import ProtocolError
+
+__all__ = [
+    "A2C",
+    "BOTH",
+    "C2A",
+    "CONTROL",
+    "HANDSHAKE",
+    "LIVENESS",
+    "PROTOCOL_VERSION",
+    "RUN",
+    "SCHEMA",
+    "Message",
+    "MessageSpec",
+    "validate",
+]
+
+#: the protocol version carried in every frame's ``v``; bump it on incompatible changes
+PROTOCOL_VERSION = 1
+
+# directions
+C2A = "controller->agent"
+A2C = "agent->controller"
+BOTH = "both"
+
+# categories (see plush.protocol.connection for the states in which each is legal)
+HANDSHAKE = "handshake"
+CONTROL = "control"
+LIVENESS = "liveness"
+RUN = "run"
+
+#: JSON kinds a field may have; a tuple of strings instead means "one of these strings"
+FieldKind = Union[str, Tuple[str, ...]]
+STR, INT, NUM, BOOL, DICT, LIST, ANY = "str", "int", "number", "bool", "object", "array", "any"
+OPT_INT = "int|null"
+
+
+class MessageSpec(NamedTuple):
+    """What the protocol knows about one message type."""
+
+    type: str
+    direction: str
+    category: str
+    required: Mapping[str, FieldKind]
+    optional: Mapping[str, FieldKind] = {}
+    binary: bool = False
+
+
+class Message:
+    """One protocol message: a type, JSON fields and (binary messages only) a payload.
+
+    Messages are plain values: compare them with ``==``; read fields with ``msg["name"]`` or ``msg.get``.
+    """
+
+    __slots__ = ("fields", "payload", "type")
+
+    def __init__(self, type: str, fields: Optional[Dict[str, Any]] = None, payload: Optional[bytes] = None) -> None:
+        self.type = type
+        self.fields: Dict[str, Any] = {} if fields is None else fields
+        self.payload = payload
+
+    @classmethod
+    def of(cls, type: str, **fields: Any) -> Message:
+        """A JSON message: ``Message.of("ping", seq=3)``."""
+        return cls(type, fields)
+
+    @classmethod
+    def binary(cls, type: str, payload: bytes, **fields: Any) -> Message:
+        """A binary message: ``Message.binary("output", data, path="/app/c/p", instance=0, stream="stdout")``."""
+        return cls(type, fields, bytes(payload))
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.type == other.type and self.fields == other.fields and self.payload == other.payload
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: not hashable
+
+    def __repr__(self) -> str:
+        extra = "" if self.payload is None else ", payload=<{} bytes>".format(len(self.payload))
+        shown = {k: ("***" if k == "token" else v) for k, v in self.fields.items()}
+        return "Message({!r}, {!r}{})".format(self.type, shown, extra)
+
+
+def _spec(
+    type: str,
+    direction: str,
+    category: str,
+    required: Optional[Mapping[str, FieldKind]] = None,
+    optional: Optional[Mapping[str, FieldKind]] = None,
+    *,
+    binary: bool = False,
+) -> MessageSpec:
+    return MessageSpec(type, direction, category, required or {}, optional or {}, binary=binary)
+
+
+_BLOCK_STATES = ("started", "completed", "failed", "skipped")
+
+#: every known message type
+SCHEMA: Dict[str, MessageSpec] = {
+    s.type: s
+    for s in (
+        # handshake: INVITE -> JOIN -> (WELCOME | REJECT) -> PREPARE -> PREPARED -> GO
+        _spec("invite", C2A, HANDSHAKE, {"run": STR, "protocol": INT}),
+        _spec(
+            "join",
+            A2C,
+            HANDSHAKE,
+            {
+                "token": STR,
+                "host": STR,
+                "pid": INT,
+                "hostname": STR,
+                "python": STR,
+                "workdir": STR,
+                "agent_version": STR,
+            },
+        ),
+        _spec("welcome", C2A, HANDSHAKE, {"host": STR}),
+        _spec("reject", C2A, HANDSHAKE, {"reason": STR}),
+        _spec("prepare", C2A, HANDSHAKE, {"spec": DICT, "host": DICT, "settings": DICT}),
+        _spec("prepared", A2C, HANDSHAKE),
+        _spec("go", C2A, HANDSHAKE, {"stage": ("install", "execute")}),
+        # software installation and files
+        _spec("installed", A2C, RUN, {"software": LIST}),
+        _spec("install.failed", A2C, RUN, {"software": STR, "reason": STR}),
+        _spec("fetch", A2C, RUN, {"req": INT, "key": STR}),
+        _spec("file.data", C2A, RUN, {"req": INT}, binary=True),
+        _spec("file.end", C2A, RUN, {"req": INT, "size": INT, "sha256": STR}),
+        _spec("file.error", C2A, RUN, {"req": INT, "reason": STR}),
+        # execution
+        _spec("block", A2C, RUN, {"path": STR, "state": _BLOCK_STATES}, {"reason": STR}),
+        _spec("proc.started", A2C, RUN, {"path": STR, "instance": INT, "pid": INT}),
+        _spec("proc.exited", A2C, RUN, {"path": STR, "instance": INT, "code": OPT_INT, "signal": OPT_INT}),
+        _spec("output", A2C, RUN, {"path": STR, "instance": INT, "stream": ("stdout", "stderr")}, binary=True),
+        _spec("barrier.enter", A2C, RUN, {"name": STR, "path": STR}),
+        _spec("barrier.release", C2A, RUN, {"name": STR, "late": BOOL}),
+        _spec("barrier.leave", A2C, RUN, {"name": STR}),
+        _spec("work.next", A2C, RUN, {"path": STR}),
+        _spec("work.item", C2A, RUN, {"path": STR, "item": ANY}),
+        _spec("work.none", C2A, RUN, {"path": STR}),
+        _spec("work.done", A2C, RUN, {"path": STR, "item": ANY, "ok": BOOL}),
+        _spec("upload", A2C, RUN, {"path": STR, "name": STR}, binary=True),
+        _spec("upload.end", A2C, RUN, {"path": STR, "name": STR, "size": INT, "sha256": STR}),
+        _spec("finished", A2C, RUN, {"ok": BOOL}),
+        _spec("restart_process", C2A, RUN, {"path": STR}, {"instance": INT}),
+        _spec("kill", C2A, RUN, {"path": STR}, {"instance": INT}),
+        # control
+        _spec("stop", C2A, CONTROL, {"grace": NUM, "reason": STR}),
+        _spec("stopped", A2C, CONTROL),
+        # liveness and reports, legal in every authenticated state
+        _spec("ping", BOTH, LIVENESS, {"seq": INT}),
+        _spec("pong", BOTH, LIVENESS, {"seq": INT}),
+        _spec("heartbeat", A2C, LIVENESS, {"seq": INT}),
+        _spec("log", A2C, LIVENESS, {"level": ("debug", "info", "warning", "error"), "text": STR}),
+        _spec("hostmon", A2C, LIVENESS, {"sample": DICT}),
+    )
+}
+
+
+def _kind_ok(kind: FieldKind, value: Any) -> bool:
+    if isinstance(kind, tuple):
+        return isinstance(value, str) and value in kind
+    if kind == ANY:
+        return True
+    if kind == STR:
+        return isinstance(value, str)
+    if kind == BOOL:
+        return isinstance(value, bool)
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == OPT_INT:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if kind == NUM:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == DICT:
+        return isinstance(value, dict)
+    if kind == LIST:
+        return isinstance(value, list)
+    raise AssertionError("unknown field kind " + repr(kind))
+
+
+def _kind_name(kind: FieldKind) -> str:
+    return "one of " + "|".join(kind) if isinstance(kind, tuple) else kind
+
+
+def validate(msg: Message, peer: Optional[str] = None) -> MessageSpec:
+    """Check ``msg`` against :data:`SCHEMA`; return its spec or raise :class:`ProtocolError`."""
+    spec = SCHEMA.get(msg.type)
+    if spec is None:
+        raise ProtocolError("unknown message type {!r}".format(msg.type), peer=peer)
+    if spec.binary and msg.payload is None:
+        raise ProtocolError("message {!r} must travel in a binary frame".format(msg.type), peer=peer)
+    if not spec.binary and msg.payload is not None:
+        raise ProtocolError("message {!r} must travel in a JSON frame, not a binary one".format(msg.type), peer=peer)
+    fields = msg.fields
+    for name, kind in spec.required.items():
+        if name not in fields:
+            raise ProtocolError("message {!r} is missing field {!r}".format(msg.type, name), peer=peer)
+        if not _kind_ok(kind, fields[name]):
+            raise ProtocolError(
+                "message {!r} field {!r} must be {}, got {!r}".format(msg.type, name, _kind_name(kind), fields[name]),
+                peer=peer,
+            )
+    for name, kind in spec.optional.items():
+        if name in fields and not _kind_ok(kind, fields[name]):
+            raise ProtocolError(
+                "message {!r} field {!r} must be {}, got {!r}".format(msg.type, name, _kind_name(kind), fields[name]),
+                peer=peer,
+            )
+    return spec

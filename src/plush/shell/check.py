@@ -1,0 +1,160 @@
+"""``plush check SPEC...``: validate spec files and show what Plush understood of them.
+
+For each valid file it prints the block tree with paths, the components (host counts, software,
+resources), the barriers (which component blocks share each one, and its release rule) and the DAG order
+of each component block as levels of blocks that can run in parallel. Plain text, readable when piped.
+``--json`` prints the models instead (``plush.spec.model.to_dict``): one object for one file, a list for
+several. Problems go to stderr, one per line (``file:line:col: message [block path]; hint``).
+
+Exit status: 0 when every file is valid, 2 when any is not. Heavy imports happen inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from plush.shell.cli import cli
+
+if TYPE_CHECKING:
+    from plush.spec.model import Block, Project
+
+__all__ = ["check", "render_project"]
+
+
+def _quote(arg: str, limit: int = 40) -> str:
+    """One argument for the report: shell-quoted, cut to its first line and ``limit`` characters."""
+    import shlex
+
+    first = arg.split("\n", 1)[0]
+    if first != arg or len(first) > limit:
+        return shlex.quote(first[:limit] + "…")
+    return shlex.quote(arg)
+
+
+def _after(b: Block) -> str:
+    return "  after " + ", ".join(b.predecessors) if b.predecessors else ""
+
+
+def _describe(b: Block) -> str:
+    from plush.spec.model import BarrierBlock, ProcessBlock
+    from plush.spec.validate import describe_rule
+
+    if isinstance(b, ProcessBlock):
+        cmds = "; ".join(" ".join(_quote(a) for a in p.argv) for p in b.processes)
+        extra = ""
+        if b.exit_policies:
+            extra += "  exit: " + ", ".join(f"{e.match}→{e.action}" for e in b.exit_policies)
+        if b.liveness is not None:
+            extra += f"  liveness every {b.liveness.interval:g}s"
+        if b.outputs:
+            extra += "  outputs: " + " ".join(b.outputs)
+        return "process  " + cmds + extra
+    if isinstance(b, BarrierBlock):
+        text = ("semaphore" if b.kind == "semaphore" else "barrier") + "  " + describe_rule(b)
+        return text + ("  until " + b.until if b.until else "")
+    return "workflow  {} data file{}".format(len(b.data_files), "" if len(b.data_files) == 1 else "s")
+
+
+def render_project(project: Project) -> list[str]:
+    """The human-readable report of a valid project, as lines."""
+    from plush.spec import dag
+    from plush.spec.model import BarrierBlock, WorkflowBlock
+    from plush.spec.validate import describe_rule
+
+    app = project.application
+    lines = [f"project {project.name}  application {app.path}"]
+    mode = (
+        f"service (reconnect every {app.reconnect_interval:g}s)"
+        if app.service and app.reconnect_interval
+        else ("service" if app.service else "run to completion")
+    )
+    lines.append(f"  mode: {mode}; on failure: {app.failure_action}")
+    if project.software:
+        lines.append("software")
+        for sw in project.software:
+            pkgs = ", ".join(f"{p.dest or p.path} ({p.type})" for p in sw.packages) or "no packages"
+            lines.append(f"  {sw.name}  [{sw.type}]  {pkgs}")
+    lines.append("components")
+    for c in project.components:
+        parts = [f"  {c.name}  hosts {c.num_hosts.min}..{c.num_hosts.max}"]
+        if c.software:
+            parts.append("software " + ", ".join(c.software))
+        if c.resources:
+            parts.append("resources " + ", ".join(r.type + (":" + r.group if r.group else "") for r in c.resources))
+        for r in c.requirements:
+            bounds = [
+                k + "=" + str(v) for k, v in (("min", r.min), ("max", r.max), ("equals", r.equals)) if v is not None
+            ]
+            parts.append("require {}({})".format(r.attr, " ".join(bounds)))
+        if c.max_load is not None:
+            parts.append(f"max_load {c.max_load:g}")
+        if c.min_free_mem is not None:
+            parts.append(f"min_free_mem {c.min_free_mem}MB")
+        lines.append("  ".join(parts))
+    lines.append("blocks")
+    barriers: dict[str, tuple[BarrierBlock, list[str]]] = {}
+    for cb in app.component_blocks:
+        cb_path = app.path / cb.name
+        lines.append(f"  {cb_path}  on component {cb.component}")
+        for b in cb.blocks:
+            lines.append(f"    {cb_path / b.name}  {_describe(b)}{_after(b)}")
+            if isinstance(b, WorkflowBlock):
+                lines.append(f"      {cb_path / b.name / b.task.name}  task {_describe(b.task)}")
+            if isinstance(b, BarrierBlock):
+                barriers.setdefault(b.name, (b, []))[1].append(str(cb_path))
+        levels = dag.order(cb.blocks)
+        if levels:
+            lines.append("    order: " + " → ".join("[" + ", ".join(level) + "]" for level in levels))
+    if barriers:
+        lines.append("barriers")
+        for name, (b, users) in barriers.items():
+            lines.append("  {}  {}  shared by {}".format(name, describe_rule(b), ", ".join(users)))
+    return lines
+
+
+def _load(spec: str) -> Any:
+    from plush.errors import SpecError, SpecProblem
+    from plush.spec.load import load_spec
+
+    try:
+        return load_spec(spec)
+    except ImportError as exc:  # the YAML reader is missing from this installation
+        raise SpecError([SpecProblem(f"cannot read this spec form: {exc}", file=spec)]) from None
+
+
+@cli.command("check")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON instead of the report.")
+def check(specs: tuple[str, ...], as_json: bool) -> None:
+    """Validate SPEC files (Plush XML or YAML); show their block tree, components, barriers, DAG order."""
+    from plush.errors import SpecError
+    from plush.spec.model import to_dict
+
+    failed = False
+    models: list[Any] = []
+    for spec in specs:
+        try:
+            project = _load(spec)
+        except SpecError as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo(
+                "{}: {} problem{}".format(spec, len(exc.problems), "" if len(exc.problems) == 1 else "s"), err=True
+            )
+            continue
+        if as_json:
+            models.append(to_dict(project))
+            continue
+        if len(specs) > 1 and spec != specs[0]:
+            click.echo("")
+        click.echo(f"{spec}: valid")
+        for line in render_project(project):
+            click.echo(line)
+    if as_json and models:
+        click.echo(json.dumps(models[0] if len(specs) == 1 else models, indent=2, ensure_ascii=False))
+    sys.exit(2 if failed else 0)
