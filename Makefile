@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 ## Run a real distributed application on local sandbox hosts.
 demo: $(STAMP)
-	$(BIN)/plush check examples/filedist.xml
+	$(BIN)/plush run examples/filedist.xml
 
 ## The whole test suite: lint, types, then every test (system packages set up by tests/setup-system.sh).
 test: $(STAMP)

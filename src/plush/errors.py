@@ -13,8 +13,14 @@ happened, where, and what to do next. The CLI turns each into one line and an ex
     ├── ProtocolError            a peer broke the wire protocol (``.peer``)
     │   └── AuthenticationError  a peer did not authenticate; nothing it sent was acted on
     ├── LaunchError              an agent could not be started (``.host``, ``.stderr_tail``)
-    └── RunError                 the run itself failed
-        └── ApplicationAborted   the application aborted (``.reason``, ``.host``, ``.block``, ``.exit_status``)
+    ├── RunError                 the run itself failed
+    │   └── ApplicationAborted   the application aborted (``.reason``, ``.host``, ``.block``, ``.exit_status``)
+    │
+    │   defined beside the code that raises them:
+    ├── barriers.BarrierError    an illegal barrier transition (``.event``, ``.barrier``, ``.host``, ``.state``)
+    ├── barriers.WorkQueueError  a workflow item unknown or reported twice (``.item``, ``.host``)
+    ├── processes.ProcessStartError  a command could not be started (``.argv``, ``.reason``, ``.cwd``)
+    └── agent.InstallError       a software bundle could not be installed on a host (``.software``)
 
 This module ships to agents: standard library only, Python 3.8 syntax.
 """

@@ -39,7 +39,7 @@ def test_token_is_in_a_private_file_and_never_on_the_command_line(tmp_path: Path
     assert TOKEN.reveal() not in " ".join(argv)
     assert argv[:3] == [sys.executable, "-m", "plush.agent"]
     assert argv[argv.index("--host") + 1] == "local-3"
-    assert Path(argv[argv.index("--workdir") + 1]) == tmp_path / "run" / "hosts" / "local-3"
+    assert Path(argv[argv.index("--workdir") + 1]) == tmp_path / "run" / "hosts" / "local-3" / "work"
     token_file = Path(argv[argv.index("--token-file") + 1])
     assert token_file.read_text() == TOKEN.reveal()
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -91,6 +91,8 @@ async def test_stop_all_leaves_no_agent_alive(tmp_path: Path) -> None:
             _, msg, _ = await asyncio.wait_for(listener.next_event(), 60)
             assert msg is not None and msg.type == "join"
         assert len(launcher.alive()) == 4
+        with pytest.raises(LaunchError, match="already running"):
+            await launcher.start_agent("w0")
         await launcher.stop_all(grace=10)
         assert launcher.alive() == []
         assert [a.returncode for a in agents] == [-signal.SIGTERM] * 4
@@ -108,18 +110,11 @@ async def test_an_agent_that_cannot_connect_exits_with_its_reason(tmp_path: Path
         (agent,) = await launcher.start_agents(["lonely"])
         assert await asyncio.wait_for(agent.wait(), 60) == 1
         assert "agent failed" in agent.stderr_tail()
-        with pytest.raises(LaunchError, match="already running") if agent.returncode is None else _noop():
-            await launcher.start_agent("lonely")
+        again = await launcher.start_agent("lonely")  # an exited agent may be started anew
+        assert again.pid != agent.pid
+        assert await asyncio.wait_for(again.wait(), 60) == 1
     finally:
         await launcher.close()
-
-
-class _noop:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import platform
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import List, Optional, Tuple
 from plush import __version__
 from plush.agent.link import AgentLink, LinkClosed, Runtime, client_ssl_context
 from plush.errors import PlushError, ProtocolError
+from plush.processes.tree import enable_subreaper, reap_all_descendants
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
@@ -147,8 +149,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(str(args.workdir))
+    enable_subreaper()  # orphans of our processes (double forks) re-parent to us, so we can end them
     try:
-        return asyncio.run(serve(args))
+        return asyncio.run(serve_until_signalled(args))
     except LinkClosed as exc:
         log.warning("link closed: %s", exc.reason)
         return 1
@@ -157,6 +160,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        # nothing this agent started may outlive it, whatever ended it
+        reap_all_descendants(signal.SIGKILL)
+
+
+async def serve_until_signalled(args: argparse.Namespace) -> int:
+    """:func:`serve`, cancelled by SIGTERM or SIGINT: the runtime then stops every process tree it runs."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(serve(args))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        log.warning("stopped by a signal")
+        return 143
 
 
 if __name__ == "__main__":

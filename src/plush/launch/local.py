@@ -6,8 +6,8 @@ from a source tree or an editable install. Invariants:
 
 - the token is written once to ``<run_dir>/.agent/token`` (mode 0600, directory 0700) and passed as a path;
   it is never on a command line, in the environment, or in a log;
-- every agent gets ``<run_dir>/hosts/<name>/`` as its working directory; its stdout and stderr go to
-  ``agent.log`` there (no pipes to drain, so hundreds of agents cost the controller nothing while they run);
+- every agent gets ``<run_dir>/hosts/<name>/work/`` as its working directory; its stdout and stderr go to
+  ``<run_dir>/hosts/<name>/agent.log`` (no pipes to drain, so hundreds of agents cost the controller nothing);
 - every agent leads its own process group (``start_new_session``); :meth:`LocalLauncher.stop_all` sends
   SIGTERM to each group, waits up to ``stop_grace`` seconds, then SIGKILLs the groups still there, and
   reaps every agent -- no agent survives the launcher;
@@ -147,6 +147,10 @@ class LocalLauncher(Launcher):
             raise LaunchError(name, "a local host name must be a plain file name")
         return self.run_dir / "hosts" / name
 
+    def work_dir(self, name: str) -> Path:
+        """The host's working directory (processes run there); its agent.log stays one level up."""
+        return self.host_dir(name) / "work"
+
     def argv(self, name: str) -> list[str]:
         """The agent's command line (it holds no secret)."""
         argv = [
@@ -162,7 +166,7 @@ class LocalLauncher(Launcher):
             "--host",
             name,
             "--workdir",
-            str(self.host_dir(name)),
+            str(self.work_dir(name)),
         ]
         if self.contact.server_name:
             argv += ["--server-name", self.contact.server_name]
@@ -214,14 +218,14 @@ class LocalLauncher(Launcher):
         return started
 
     async def put_file(self, name: str, source: Path, dest: str) -> None:
-        target = (self.host_dir(name) / dest).resolve()
-        if not target.is_relative_to(self.host_dir(name).resolve()):
+        target = (self.work_dir(name) / dest).resolve()
+        if not target.is_relative_to(self.work_dir(name).resolve()):
             raise LaunchError(name, f"{dest!r} is outside the host's working directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.copyfile, source, target)
 
     async def run(self, name: str, argv: Sequence[str]) -> RunResult:
-        workdir = self.host_dir(name)
+        workdir = self.work_dir(name)
         workdir.mkdir(parents=True, exist_ok=True)
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
