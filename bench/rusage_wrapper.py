@@ -93,14 +93,14 @@ def _patch_no_hostmon_journal() -> None:
     """Drop ``host.sample`` events (one per host every hostmon_interval) from the journal."""
     from plush.controller import engine
 
-    engine.RunEngine._on_hostmon = lambda self, slot, msg: None  # type: ignore[method-assign,assignment]
+    engine.RunEngine._on_hostmon = lambda self, slot, msg: None  # type: ignore[method-assign]
 
 
 def _patch_prepare_once() -> None:
     """Encode the spec of ``prepare`` once per run instead of once per host (``to_dict`` memoised)."""
     from plush.controller import engine
 
-    original = engine.to_dict
+    original = getattr(engine, "to_dict")  # noqa: B009 (not exported: looked up by name)
     cache: dict[int, Any] = {}
 
     def to_dict(obj: Any) -> Any:
@@ -109,7 +109,7 @@ def _patch_prepare_once() -> None:
             cache[key] = original(obj)
         return cache[key]
 
-    engine.to_dict = to_dict  # type: ignore[assignment]
+    setattr(engine, "to_dict", to_dict)  # noqa: B010 (not exported: patched by name)
 
 
 def _patch_warm_runtime() -> None:
@@ -137,8 +137,91 @@ def _patch_warm_runtime() -> None:
     local.LocalLauncher.warm_up = warm_up  # type: ignore[method-assign]
 
 
+class _ForkedProcess:
+    """The ``subprocess.Popen`` subset :class:`~plush.launch.local.LocalAgent` uses, for an agent forked by
+    the zygote (not our child: its exit shows as the pid going away once the zygote reaped it)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        import os
+
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def _patch_zygote() -> None:
+    """Agents forked from one pre-imported process (``bench/zygote.py``) instead of N interpreters."""
+    import asyncio
+    import json
+    import subprocess
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from plush.launch import local
+
+    zygote_py = str(Path(__file__).resolve().parent / "zygote.py")
+    zygotes: dict[int, asyncio.subprocess.Process] = {}
+
+    async def start_agents(self: Any, names: Iterable[str]) -> list[Any]:
+        names = list(names)
+        proc = zygotes.get(id(self))
+        if proc is None:
+            proc = zygotes[id(self)] = await asyncio.create_subprocess_exec(
+                self.python, "-S", zygote_py, env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        assert proc.stdin is not None and proc.stdout is not None
+        for name in names:
+            workdir = self.host_dir(name)
+            workdir.mkdir(parents=True, exist_ok=True)
+            request = {"argv": self.argv(name)[3:], "cwd": str(workdir), "log": str(workdir / "agent.log")}
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+        await proc.stdin.drain()
+        started = []
+        for name in names:
+            pid = int(await proc.stdout.readline())
+            agent = local.LocalAgent(name, self.host_dir(name), _ForkedProcess(pid))  # type: ignore[arg-type]
+            self.agents[name] = agent
+            started.append(agent)
+        return started
+
+    original_stop_all = local.LocalLauncher.stop_all
+
+    async def stop_all(self: Any, grace: float | None = None) -> None:
+        await original_stop_all(self, grace)
+        proc = zygotes.pop(id(self), None)
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
+            await proc.wait()
+
+    local.LocalLauncher.start_agents = start_agents  # type: ignore[method-assign]
+    local.LocalLauncher.stop_all = stop_all  # type: ignore[method-assign]
+
+
+def _patch_ssl_buffer() -> None:
+    """asyncio's SSLProtocol allocates a 256 KiB read buffer per connection (``max_size``); 32 KiB is
+    two full TLS records and enough for the agents' traffic."""
+    from asyncio import sslproto
+
+    sslproto.SSLProtocol.max_size = 32 * 1024
+
+
 #: candidate fixes by name (``--patch NAME``)
 PATCHES: dict[str, Callable[[], None]] = {
+    "ssl-buffer": _patch_ssl_buffer,
+    "zygote": _patch_zygote,
     "warm-runtime": _patch_warm_runtime,
     "persistent-pycache": _patch_persistent_pycache,
     "no-hostmon-journal": _patch_no_hostmon_journal,
@@ -156,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="where to write the JSON report")
     parser.add_argument("--profile", help="write a cProfile of the controller here")
     parser.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES))
-    parser.add_argument("cli", nargs=argparse.REMAINDER, help="-- then the plush command line")
-    args = parser.parse_args(argv)
-    cli_args = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    cli_args = argv[split + 1 :]
     t0 = time.monotonic()
     from plush.shell.cli import main as plush_main
 

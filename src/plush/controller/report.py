@@ -12,10 +12,11 @@
 2. **Root cause.** The first occurrence that decides an abort (an exit whose action is ``abort``, a failed
    block, a failed install, or -- in a run that failed -- a lost host that was not replaced) is the root cause.
    Without one, an ``app.aborted`` or a failed ``run.finished`` supplies a synthetic root (kind ``run``).
-3. **Cascade.** After the abort decision (or the ``stopping`` mark of ``run.finished`` timings) the stop
-   kills processes and hosts go away: signal exits, exits with no action, host losses, block and work failures
-   that come later are the cascade and are left out. The same holds inside a ``restart_application`` window
-   (from the decision to ``app.restarted``).
+3. **Cascade.** Exits whose action is ``stopped`` (Plush stopped the process) are never failures. After the
+   abort decision (or the ``stopping`` mark of ``run.finished`` timings) the stop kills processes and hosts go
+   away: signal exits, exits with no action, host losses, block and work failures that come later are the
+   cascade and are left out. The same holds inside a ``restart_application`` window (from the decision to
+   ``app.restarted``).
 4. **Recovery.** A restarted process whose block later succeeds on the same host is *recovered*.
 5. **Folding.** Identical occurrences (same kind, block path, status, action, rule and recovery) fold into
    one :class:`FailureEntry` with a :class:`~plush.resources.hostset.HostSet`, like ClusterShell's MsgTree.
@@ -23,6 +24,9 @@
 Invariants: :func:`build_report` is pure (no clock, no I/O) and total over any event sequence; a run whose
 ``run.finished`` says ok is ``ok`` whatever the entries (ignored and recovered failures stay listed);
 ``FailureReport.from_dict(r.to_dict()) == r`` and ``to_dict()`` is JSON-ready.
+
+The module is longer than most (~650 lines) because the passes, the hints and the text rendering share
+the same small model and read best side by side; each part is a separate section.
 """
 
 from __future__ import annotations
@@ -55,7 +59,11 @@ DID = {
     "rematch": "replaced the host",
     "restart_host": "restarted the host's agent",
 }
+#: the action of a process exit that Plush caused by stopping the process (never a failure)
+STOPPED = "stopped"
 _PROCESS_KINDS = ("exit", "signal", "liveness")
+#: per host, the (block path, event index) of every success: a process exit 0 or a completed block
+_Successes = dict[str | None, list[tuple[str | None, int]]]
 _RESTARTS = ("restart_process", "restart_application")
 
 
@@ -265,7 +273,7 @@ def signal_name(number: int | None) -> str:
 def _tail(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    lines = value.splitlines() if isinstance(value, str) else [str(line) for line in value]
+    lines = [str(line) for line in value] if isinstance(value, list | tuple) else str(value).splitlines()
     return tuple(line.rstrip("\n") for line in lines[-STDERR_LINES:])
 
 
@@ -276,17 +284,19 @@ def _under(path: str | None, block: str | None) -> bool:
     return path == block or path.startswith(block.rstrip("/") + "/")
 
 
-def _collect(events: Sequence[Event]) -> tuple[list[_Occ], dict[tuple[str | None, str | None], list[int]]]:
+def _collect(events: Sequence[Event]) -> tuple[list[_Occ], _Successes]:
     """Pass 1: occurrences, and the indexes where each (host, block) succeeded."""
     occs: list[_Occ] = []
-    successes: dict[tuple[str | None, str | None], list[int]] = {}
+    successes: _Successes = {}
     liveness: dict[tuple[str | None, str | None], _Occ] = {}
     for i, ev in enumerate(events):
         d = ev.data
         if ev.name == "process.exited":
             code, sig, action = d.get("code"), d.get("signal"), d.get("action")
             if action == "success" or (code == 0 and sig is None and action is None):
-                successes.setdefault((ev.host, ev.block), []).append(i)
+                successes.setdefault(ev.host, []).append((ev.block, i))
+                continue
+            if action == STOPPED:  # Plush stopped it (the run ended, a sibling failed): not a failure
                 continue
             occ = _Occ(i, "signal" if sig is not None else "exit", ev.at, ev.host, ev.block, ev.instance)
             occ.code, occ.signal, occ.action, occ.rule = code, sig, action, d.get("rule")
@@ -299,7 +309,7 @@ def _collect(events: Sequence[Event]) -> tuple[list[_Occ], dict[tuple[str | None
             liveness[(ev.host, ev.block)] = _Occ(i, "liveness", ev.at, ev.host, ev.block, ev.instance)
             liveness[(ev.host, ev.block)].reason = d.get("reason")
         elif ev.name == "block.completed":
-            successes.setdefault((ev.host, ev.block), []).append(i)
+            successes.setdefault(ev.host, []).append((ev.block, i))
         elif ev.name == "block.failed":
             occs.append(_Occ(i, "block", ev.at, ev.host, ev.block, reason=d.get("reason"), action=d.get("action")))
         elif ev.name == "host.failed":
@@ -309,9 +319,7 @@ def _collect(events: Sequence[Event]) -> tuple[list[_Occ], dict[tuple[str | None
             text = ", ".join(map(str, reasons)) if isinstance(reasons, list) else reasons
             occs.append(_Occ(i, "limits", ev.at, ev.host, None, reason=text))
         elif ev.name == "host.install_failed":
-            occs.append(
-                _Occ(i, "install", ev.at, ev.host, None, reason=d.get("reason"), software=d.get("software"))
-            )
+            occs.append(_Occ(i, "install", ev.at, ev.host, None, reason=d.get("reason"), software=d.get("software")))
         elif ev.name == "work.failed":
             occs.append(_Occ(i, "work", ev.at, ev.host, ev.block, item=str(d.get("item"))))
     # liveness failures never followed by an exit still count
@@ -323,23 +331,15 @@ def _collect(events: Sequence[Event]) -> tuple[list[_Occ], dict[tuple[str | None
 def _merge_block_failures(occs: list[_Occ]) -> list[_Occ]:
     """Pass 1b: a ``block.failed`` that repeats a process failure of that block on that host is dropped."""
     kept: list[_Occ] = []
-    claimed: set[int] = set()
+    open_failures: dict[str | None, list[_Occ]] = {}  # per host: process failures no block.failed claimed yet
     for occ in occs:
-        if occ.kind == "block":
-            source = next(
-                (
-                    p
-                    for p in reversed(kept)
-                    if p.kind in _PROCESS_KINDS
-                    and p.host == occ.host
-                    and p.index not in claimed
-                    and _under(p.block, occ.block)
-                    and p.action not in ("ignore", "restart_process")
-                ),
-                None,
-            )
+        if occ.kind in _PROCESS_KINDS and occ.action not in ("ignore", "restart_process"):
+            open_failures.setdefault(occ.host, []).append(occ)
+        elif occ.kind == "block":
+            pending = open_failures.get(occ.host, [])
+            source = next((p for p in reversed(pending) if _under(p.block, occ.block)), None)
             if source is not None:
-                claimed.add(source.index)
+                pending.remove(source)
                 continue
         kept.append(occ)
     return kept
@@ -347,11 +347,15 @@ def _merge_block_failures(occs: list[_Occ]) -> list[_Occ]:
 
 def _host_actions(occs: list[_Occ], events: Sequence[Event]) -> None:
     """Pass 1c: a lost host is restarted or rematched by a later ``host.restarted`` / ``host.rematched``."""
+    per_host: dict[str | None, list[tuple[int, Event]]] = {}
+    for i, ev in enumerate(events):
+        if ev.name in ("host.rematched", "host.restarted", "host.failed", "host.over_limits"):
+            per_host.setdefault(ev.host, []).append((i, ev))
     for occ in occs:
         if occ.kind not in ("host", "limits") or occ.action is not None:
             continue
-        for ev in events[occ.index + 1 :]:
-            if ev.host != occ.host:
+        for i, ev in per_host.get(occ.host, ()):
+            if i <= occ.index:
                 continue
             if ev.name == "host.rematched":
                 occ.action, occ.replacement = "rematch", str(ev.data.get("replacement", "?"))
@@ -373,3 +377,298 @@ def _decides_abort(occ: _Occ, run_failed: bool) -> bool:
     if occ.kind in ("host", "limits"):
         return run_failed and occ.action is None
     return False
+
+
+def _is_cascade(occ: _Occ, *, in_restart_window: bool) -> bool:
+    """Would this occurrence, coming after a stop decision, be a consequence of the stop?"""
+    if occ.kind in ("exit", "signal"):
+        return occ.signal is not None or occ.action is None
+    if occ.kind == "block":
+        return True
+    return not in_restart_window and occ.kind in ("host", "limits", "install", "work")
+
+
+def _stop_index(events: Sequence[Event], started: Event | None, finished: Event | None) -> int | None:
+    """Index of the first event at or after the ``stopping`` mark of the run's timings, when known."""
+    if started is None or finished is None:
+        return None
+    timings = finished.data.get("timings")
+    stopping = timings.get("stopping") if isinstance(timings, dict) else None
+    if not isinstance(stopping, int | float):
+        return None
+    stop_at = started.at + stopping
+    return next((i for i, ev in enumerate(events) if ev.at >= stop_at and ev.name != "run.finished"), None)
+
+
+def _recovered(occ: _Occ, successes: _Successes) -> bool:
+    return any(i > occ.index and _under(occ.block, block) for block, i in successes.get(occ.host, ()))
+
+
+# --- hints --------------------------------------------------------------------------------------------
+
+
+def _hosts_dir(root: Path | None, host: str | None) -> Path:
+    base = (root or Path()) / "hosts"
+    return base / host if host else base
+
+
+def _log_path(root: Path | None, occ: _Occ) -> str:
+    if occ.host is None or occ.block is None:
+        return str(_hosts_dir(root, occ.host) / "logs")
+    try:
+        return str(RunDir(root or Path(), "").log(occ.host, occ.block, occ.instance or 1, "stderr"))
+    except ValueError:
+        return str(_hosts_dir(root, occ.host) / "logs")
+
+
+def _hint(occ: _Occ, root: Path | None) -> str:
+    """What the user can do next about this kind of failure."""
+    log = _log_path(root, occ)
+    agent_log = _hosts_dir(root, occ.host) / "agent.log"
+    if occ.kind in ("exit", "signal") and occ.recovered:
+        return f"recovered after a restart; if it keeps happening see {log}"
+    if occ.kind in ("exit", "signal") and occ.action == "ignore":
+        return f"ignored by the rule {occ.rule!r}; nothing to do unless it is unexpected (output in {log})"
+    if occ.kind in ("exit", "signal") and "spent" in (occ.rule or ""):
+        return f"it kept failing after its restarts: see {log}; fix the cause, or raise max_restarts of {occ.block}"
+    if occ.kind == "exit":
+        return f'see {log}; if exit {occ.code} is expected, add an exit_policy (match "{occ.code}") to {occ.block}'
+    if occ.kind == "signal":
+        return (
+            f"see {log}; check who killed it (memory limits, the kernel log: dmesg), "
+            'or add an exit_policy (match "signal")'
+        )
+    if occ.kind == "liveness":
+        return f"check the liveness command of {occ.block} or raise its interval/timeout (output in {log})"
+    if occ.kind == "block":
+        return f"see the logs under {_hosts_dir(root, occ.host) / 'logs'} and {agent_log}"
+    if occ.kind == "host" and occ.action == "rematch":
+        return f"the run went on on {occ.replacement}; check {occ.host} and {agent_log} before using it again"
+    if occ.kind == "host":
+        return f"check the host and its agent log ({agent_log}); add spare hosts to the pool to allow a rematch"
+    if occ.kind == "limits":
+        return "the host went over its load/memory limits: relax the component's requirements or use other hosts"
+    if occ.kind == "install":
+        return f"check the software {occ.software!r} (source, checksum, install command) and {agent_log}"
+    if occ.kind == "work":
+        return f"see the task's output under {_hosts_dir(root, occ.host) / 'logs'}"
+    reason = (occ.reason or "").lower()
+    if "did not join" in reason:
+        return f"check the agent.log of those hosts under {_hosts_dir(root, None)}"
+    if "interrupted" in reason:
+        return "the run was stopped by the user; run it again when ready"
+    return f"see the journal and the logs under {_hosts_dir(root, None)}"
+
+
+# --- folding ------------------------------------------------------------------------------------------
+
+
+def _entry(group: list[_Occ], root: Path | None) -> FailureEntry:
+    first = group[0]
+    with_tail = next((o for o in group if o.stderr_tail), None)
+    return FailureEntry(
+        kind=first.kind,
+        first_at=min(o.at for o in group),
+        last_at=max(o.at for o in group),
+        first_host=first.host,
+        hosts=HostSet(o.host for o in group if o.host is not None),
+        block=first.block,
+        status=first.status,
+        instances=tuple(sorted({o.instance for o in group if o.instance is not None})),
+        count=len(group),
+        code=first.code,
+        signal=first.signal,
+        reason=first.reason,
+        rule=first.rule,
+        action=first.action,
+        recovered=first.recovered,
+        stderr_tail=with_tail.stderr_tail if with_tail else (),
+        stderr_host=with_tail.host if with_tail else None,
+        replacements=tuple(
+            sorted({(o.host, o.replacement) for o in group if o.host is not None and o.replacement is not None})
+        ),
+        items=tuple(dict.fromkeys(o.item for o in group if o.item is not None)),
+        hint=_hint(first, root),
+    )
+
+
+def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) -> FailureReport:
+    """Group every failure of a run; name the root cause of an aborted run first. Pure.
+
+    ``rundir_root`` makes the log paths of the hints absolute; without it they are relative to the run
+    directory (``hosts/<host>/logs/...``).
+    """
+    started = next((e for e in events if e.name == "run.started"), None)
+    finished = next((e for e in reversed(events) if e.name == "run.finished"), None)
+    aborted = next((i for i, e in enumerate(events) if e.name == "app.aborted"), None)
+    app_restarts = [i for i, e in enumerate(events) if e.name == "app.restarted"]
+    run_ok = finished is not None and bool(finished.data.get("ok")) and aborted is None
+
+    occs, successes = _collect(events)
+    occs = _merge_block_failures(occs)
+    _host_actions(occs, events)
+    for occ in occs:
+        if occ.kind in _PROCESS_KINDS and occ.action in _RESTARTS:
+            occ.recovered = _recovered(occ, successes)
+
+    def honoured(occ: _Occ) -> bool:  # a restart_application that the controller carried out
+        return any(i > occ.index for i in app_restarts)
+
+    root: _Occ | None = None
+    if not run_ok:
+        root = next(
+            (
+                o
+                for o in occs
+                if _decides_abort(o, run_failed=True)
+                or (o.action == "restart_application" and not o.recovered and not honoured(o))
+            ),
+            None,
+        )
+        if root is not None:
+            root.action = "abort"  # what Plush did, whatever was asked (a lost host, an unhonoured restart)
+
+    decisions = [i for i in (root.index if root else None, aborted) if i is not None]
+    decided = min(decisions) if decisions else None  # events after it are late
+    stopped = _stop_index(events, started, finished)  # events from it on are late
+    windows = [
+        (o.index, next(i for i in app_restarts if i > o.index))
+        for o in occs
+        if o.action == "restart_application" and honoured(o)
+    ]
+    for occ in occs:
+        if occ is root:
+            continue
+        in_window = any(lo < occ.index <= hi for lo, hi in windows)
+        late = (decided is not None and occ.index > decided) or (stopped is not None and occ.index >= stopped)
+        if (late or in_window) and _is_cascade(occ, in_restart_window=in_window and not late):
+            occ.cascade = True
+
+    groups: dict[tuple[Any, ...], list[_Occ]] = {}
+    for occ in occs:
+        if not occ.cascade:
+            key = (occ.kind, occ.block, occ.status, occ.action, occ.rule, occ.recovered)
+            groups.setdefault(key, []).append(occ)
+    entries = [_entry(group, rundir_root) for group in groups.values()]
+    root_entry = next((e for e, g in zip(entries, groups.values(), strict=True) if root in g), None)
+
+    if root_entry is None and not run_ok and (finished is not None or aborted is not None):
+        index = aborted if aborted is not None else max(i for i, e in enumerate(events) if e is finished)
+        source = events[index]
+        host, block = source.data.get("host"), source.data.get("block")
+        reason = str(source.data.get("reason") or "the run failed")
+        synthetic = _Occ(index, "run", source.at, host, block, reason=reason, action="abort")
+        root_entry = replace(_entry([synthetic], rundir_root), status=reason)
+        entries.append(root_entry)
+    entries.sort(key=lambda e: e.first_at)
+
+    return FailureReport(
+        run_id=str(started.data["run"]) if started is not None and "run" in started.data else None,
+        ok=run_ok,
+        finished=finished is not None,
+        reason=str(finished.data.get("reason") or "") or None if finished is not None else None,
+        started_at=started.at if started is not None else None,
+        finished_at=finished.at if finished is not None else None,
+        app_restarts=len(app_restarts),
+        root_cause=root_entry,
+        entries=tuple(entries),
+    )
+
+
+# --- text ---------------------------------------------------------------------------------------------
+
+
+def _int_ranges(numbers: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
+
+
+def _when(at: float, start: float | None) -> str:
+    if start is None:
+        return time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    return f"+{at - start:.3f}s"
+
+
+def _entry_lines(entry: FailureEntry, start: float | None, width: int, indent: str) -> list[str]:
+    when = _when(entry.first_at, start)
+    if entry.last_at > entry.first_at:
+        when += ".." + _when(entry.last_at, start)
+    where = str(entry.hosts) or "(no host)"
+    times = f" ({entry.count} times)" if entry.count > 1 else ""
+    head = f"[{when}] {entry.status} on {where}{times}"
+    if entry.block:
+        head += f" in {entry.block}"
+        if entry.instances:
+            head += " #" + _int_ranges(entry.instances)
+    deeper = indent + "    "
+    out = textwrap.wrap(head, width, initial_indent=indent, subsequent_indent=deeper) or [indent]
+    facts = []
+    if entry.rule:
+        facts.append(f"rule: {entry.rule}")
+    facts.append(f"Plush {entry.did}")
+    out += textwrap.wrap("; ".join(facts), width, initial_indent=deeper, subsequent_indent=deeper)
+    if entry.items:
+        out += textwrap.wrap(
+            "items: " + ", ".join(entry.items), width, initial_indent=deeper, subsequent_indent=deeper + "  "
+        )
+    if entry.reason and entry.reason not in entry.status:
+        out += textwrap.wrap("reason: " + entry.reason, width, initial_indent=deeper, subsequent_indent=deeper)
+    if entry.stderr_tail:
+        count = len(entry.stderr_tail)
+        out.append(f"{deeper}stderr of {entry.stderr_host} (last {count} line{'' if count == 1 else 's'}):")
+        room = max(20, width - len(deeper) - 4)
+        for line in entry.stderr_tail:
+            out.append(f"{deeper}  | " + (line if len(line) <= room else line[: room - 3] + "..."))
+    if entry.hint:
+        out += textwrap.wrap("next: " + entry.hint, width, initial_indent=deeper, subsequent_indent=deeper + "  ")
+    return out
+
+
+def _render(report: FailureReport, width: int) -> str:
+    duration = f" after {report.duration:.1f}s" if report.duration is not None else ""
+    lines = [f"Plush run {report.run_id or '(unknown)'}: {report.outcome.upper()}{duration}"]
+    if report.started_at is not None:
+        lines.append("  started " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.started_at)))
+    if report.reason:
+        lines += textwrap.wrap("reason: " + report.reason, width, initial_indent="  ", subsequent_indent="    ")
+    if report.app_restarts:
+        lines.append(f"  the application was restarted {report.app_restarts} time(s)")
+    if report.root_cause is not None:
+        lines += ["", "Root cause:"]
+        lines += _entry_lines(report.root_cause, report.started_at, width, "  ")
+    if not report.entries:
+        lines += ["", "No failures."]
+    else:
+        recovered = sum(1 for e in report.entries if e.recovered)
+        note = f", {recovered} recovered" if recovered else ""
+        lines += ["", f"Failures ({len(report.entries)}{note}), by time:"]
+        for number, entry in enumerate(report.entries, 1):
+            body = _entry_lines(entry, report.started_at, width, " " * 5)
+            lines.append(f"{number:>3}. " + body[0][5:])
+            if entry == report.root_cause:  # told in full above
+                lines.append(" " * 9 + "the root cause (above)")
+            else:
+                lines += body[1:]
+    return "\n".join(lines)
+
+
+# --- files --------------------------------------------------------------------------------------------
+
+
+def write_report(rundir_root: Path, report: FailureReport) -> tuple[Path, Path]:
+    """Write ``report.txt`` and ``report.json`` into the run directory; returns their paths."""
+    text_path, json_path = rundir_root / "report.txt", rundir_root / "report.json"
+    text_path.write_text(report.render_text() + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return text_path, json_path
+
+
+def load_report(journal_path: Path) -> FailureReport:
+    """The report of the run whose journal is ``journal_path`` (log paths under the journal's directory)."""
+    return build_report(read_events(journal_path), rundir_root=journal_path.parent)

@@ -48,9 +48,11 @@ class HostSetError(PlushError, ValueError):
         self.text = text
 
 
-def natural_key(name: str) -> tuple[tuple[str, int, str], ...]:
+def natural_key(name: str) -> tuple[tuple[str, int, int], ...]:
     """Sort key that orders digit runs by value: ``n2 < n10``; ``n1 < n01`` (shorter digits first)."""
-    return tuple((text, int(digits) if digits else -1, digits) for text, digits in _CHUNK.findall(name) if text or digits)
+    return tuple(
+        (text, int(digits) if digits else -1, len(digits)) for text, digits in _CHUNK.findall(name) if text or digits
+    )
 
 
 def _check_name(name: str) -> None:
@@ -93,13 +95,11 @@ def fold(names: Iterable[str]) -> str:
             plain.add(name)
         else:
             patterns.setdefault((match.group(1), match.group(3)), []).append(match.group(2))
-    items: list[tuple[tuple[tuple[str, int, str], ...], str]] = [(natural_key(n), n) for n in plain]
+    items: list[tuple[tuple[tuple[str, int, int], ...], str]] = [(natural_key(n), n) for n in plain]
     for (prefix, suffix), numbers in patterns.items():
         distinct = set(numbers)
-        if len(distinct) == 1:
-            text = prefix + numbers[0] + suffix
-        else:
-            text = f"{prefix}[{_fold_numbers(numbers)}]{suffix}"
+        body = numbers[0] if len(distinct) == 1 else f"[{_fold_numbers(numbers)}]"
+        text = prefix + body + suffix
         first = min(distinct, key=lambda d: (int(d), len(d)))
         items.append((natural_key(prefix + first + suffix), text))
     items.sort()
