@@ -101,6 +101,7 @@ TRANSITIONS: Dict[Tuple[str, str], str] = {
     (JOINING, "welcome"): JOINED,
     (JOINING, "reject"): CLOSED,
     (JOINED, "prepare"): PREPARING,
+    (JOINED, "resume"): RUNNING,
     (PREPARED, "prepare"): PREPARING,
     (RUNNING, "prepare"): PREPARING,
     (PREPARING, "prepared"): PREPARED,

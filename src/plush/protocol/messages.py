@@ -142,11 +142,13 @@ SCHEMA: Dict[str, MessageSpec] = {
                 "workdir": STR,
                 "agent_version": STR,
             },
+            {"resume": BOOL, "received": INT},
         ),
         _spec("welcome", C2A, HANDSHAKE, {"host": STR}),
         _spec("reject", C2A, HANDSHAKE, {"reason": STR}),
         _spec("prepare", C2A, HANDSHAKE, {"spec": DICT, "host": DICT, "settings": DICT}),
         _spec("prepared", A2C, HANDSHAKE),
+        _spec("resume", C2A, HANDSHAKE, {"received": INT}),
         _spec("go", C2A, HANDSHAKE, {"stage": ("install", "execute")}),
         # software installation and files
         _spec("installed", A2C, RUN, {"software": LIST}),
@@ -181,6 +183,7 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("heartbeat", A2C, LIVENESS, {"seq": INT}),
         _spec("log", A2C, LIVENESS, {"level": ("debug", "info", "warning", "error"), "text": STR}),
         _spec("hostmon", A2C, LIVENESS, {"sample": DICT}),
+        _spec("ack", BOTH, LIVENESS, {"q": INT}),
     )
 }
 
