@@ -71,24 +71,6 @@ def install_probes(probes: Probes) -> None:
 # --- candidate fixes, applied in the controller process only --------------------------------------------
 
 
-def _patch_persistent_pycache() -> None:
-    """Agents' bytecode cache shared by every run (per Python version) instead of a fresh one per run."""
-    import os
-    from pathlib import Path
-
-    from plush.launch import local
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plush" / "pycache-bench"
-    cache = cache / f"py{sys.version_info[0]}{sys.version_info[1]}"
-    original = local.LocalLauncher.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self._env["PYTHONPYCACHEPREFIX"] = str(cache)
-
-    local.LocalLauncher.__init__ = init  # type: ignore[method-assign]
-
-
 def _patch_no_hostmon_journal() -> None:
     """Drop ``host.sample`` events (one per host every hostmon_interval) from the journal."""
     from plush.controller import engine
@@ -112,118 +94,23 @@ def _patch_prepare_once() -> None:
     setattr(engine, "to_dict", to_dict)  # noqa: B010 (not exported: patched by name)
 
 
-def _patch_warm_runtime() -> None:
-    """The warm-up compiles the agent's whole closure: ``plush.agent.runtime`` (imported lazily by each
-    agent after ``prepare``) and what it imports (install -> urllib.request, http.client, email; program,
-    processes, hostmon), not only ``plush.agent.__main__``."""
-    import asyncio
-    import subprocess
-
+def _patch_spawn() -> None:
+    """The launcher as it was before the zygote: one interpreter per agent (``fork_server=False``), to
+    compare the two ways of starting agents in the same tree."""
     from plush.launch import local
 
-    async def warm_up(self: Any) -> None:
-        if self._warmed:
-            return
-        self._warmed = True
-        proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-c",
-            "import plush.agent.__main__, plush.agent.runtime",
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-        )
-        await proc.wait()
+    original = local.LocalLauncher.__init__
 
-    local.LocalLauncher.warm_up = warm_up  # type: ignore[method-assign]
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("fork_server", False)
+        original(self, *args, **kwargs)
 
-
-class _ForkedProcess:
-    """The ``subprocess.Popen`` subset :class:`~plush.launch.local.LocalAgent` uses, for an agent forked by
-    the zygote (not our child: its exit shows as the pid going away once the zygote reaped it)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        import os
-
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                self.returncode = 0
-        return self.returncode
-
-    def wait(self) -> int:
-        while self.poll() is None:
-            time.sleep(0.005)
-        assert self.returncode is not None
-        return self.returncode
-
-
-def _patch_zygote() -> None:
-    """Agents forked from one pre-imported process (``bench/zygote.py``) instead of N interpreters."""
-    import asyncio
-    import json
-    import subprocess
-    from collections.abc import Iterable
-    from pathlib import Path
-
-    from plush.launch import local
-
-    zygote_py = str(Path(__file__).resolve().parent / "zygote.py")
-    zygotes: dict[int, asyncio.subprocess.Process] = {}
-
-    async def start_agents(self: Any, names: Iterable[str]) -> list[Any]:
-        names = list(names)
-        proc = zygotes.get(id(self))
-        if proc is None:
-            proc = zygotes[id(self)] = await asyncio.create_subprocess_exec(
-                self.python, "-S", zygote_py, env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-        assert proc.stdin is not None and proc.stdout is not None
-        for name in names:
-            workdir = self.host_dir(name)
-            workdir.mkdir(parents=True, exist_ok=True)
-            request = {"argv": self.argv(name)[3:], "cwd": str(workdir), "log": str(workdir / "agent.log")}
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-        await proc.stdin.drain()
-        started = []
-        for name in names:
-            pid = int(await proc.stdout.readline())
-            agent = local.LocalAgent(name, self.host_dir(name), _ForkedProcess(pid))  # type: ignore[arg-type]
-            self.agents[name] = agent
-            started.append(agent)
-        return started
-
-    original_stop_all = local.LocalLauncher.stop_all
-
-    async def stop_all(self: Any, grace: float | None = None) -> None:
-        await original_stop_all(self, grace)
-        proc = zygotes.pop(id(self), None)
-        if proc is not None and proc.stdin is not None:
-            proc.stdin.close()
-            await proc.wait()
-
-    local.LocalLauncher.start_agents = start_agents  # type: ignore[method-assign]
-    local.LocalLauncher.stop_all = stop_all  # type: ignore[method-assign]
-
-
-def _patch_ssl_buffer() -> None:
-    """asyncio's SSLProtocol allocates a 256 KiB read buffer per connection (``max_size``); 32 KiB is
-    two full TLS records and enough for the agents' traffic."""
-    from asyncio import sslproto
-
-    sslproto.SSLProtocol.max_size = 32 * 1024
+    local.LocalLauncher.__init__ = init  # type: ignore[method-assign]
 
 
 #: candidate fixes by name (``--patch NAME``)
 PATCHES: dict[str, Callable[[], None]] = {
-    "ssl-buffer": _patch_ssl_buffer,
-    "zygote": _patch_zygote,
-    "warm-runtime": _patch_warm_runtime,
-    "persistent-pycache": _patch_persistent_pycache,
+    "spawn": _patch_spawn,
     "no-hostmon-journal": _patch_no_hostmon_journal,
     "prepare-once": _patch_prepare_once,
 }

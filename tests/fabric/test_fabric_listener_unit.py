@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fabric_world import TOKEN
 
+from plush.config import Settings
 from plush.fabric.listener import ControllerListener, Peer
 from plush.protocol.framing import FrameDecoder, encode
 from plush.protocol.messages import Message
@@ -112,3 +113,30 @@ async def test_a_wrong_token_aborts_without_an_event() -> None:
     with pytest.raises(asyncio.QueueEmpty):
         listener.next_event_nowait()
     assert listener.statistics()["refused"] == 1
+
+
+def grace_state(peer: Peer) -> tuple[bool, float | None]:
+    return peer.starting, peer.conn.silence_timeout
+
+
+async def test_a_freshly_joined_peer_gets_a_longer_silence_until_it_speaks_again() -> None:
+    settings = Settings(silence_timeout=2.0, ping_timeout=1.0)
+    listener, peer, _ = make_peer(settings=settings)
+    assert grace_state(peer) == (True, 4.0)  # 2x during start-up
+    peer.data_received(encode(Message("join", dict(JOIN, token=TOKEN.reveal()))))
+    peer.send(Message.of("welcome", host="h1"))
+    assert peer.join is not None and grace_state(peer) == (True, 4.0)
+    timer = peer.conn.get_timer()
+    assert timer is not None and timer == pytest.approx(peer.conn.last_heard + 4.0)
+    peer.data_received(encode(Message.of("heartbeat", seq=1)))  # the first bytes after the join
+    assert grace_state(peer) == (False, 2.0)  # steady state: dead within 2 + 1 s of silence
+    timer = peer.conn.get_timer()
+    assert timer is not None and timer == pytest.approx(peer.conn.last_heard + 2.0)
+    assert listener.statistics()["joined"] == 1
+
+
+async def test_the_start_up_grace_can_be_turned_off() -> None:
+    _, peer, _ = make_peer(settings=Settings(silence_timeout=2.0), startup_silence_factor=1.0)
+    assert peer.conn.silence_timeout == 2.0
+    _, quiet, _ = make_peer(settings=Settings(silence_timeout=0.0))
+    assert grace_state(quiet) == (False, None)  # no silence check at all

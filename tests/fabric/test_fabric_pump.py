@@ -8,7 +8,7 @@ from pathlib import Path
 from fabric_world import TOKEN, next_event, prepare_for, start_listener
 
 from plush.agent.link import AgentLink, client_ssl_context
-from plush.fabric.listener import ControllerListener, Peer
+from plush.fabric.listener import TLS_READ_BUFFER, ControllerListener, Peer, small_buffer_tls_protocol
 from plush.fabric.tls import CA
 from plush.protocol.framing import encode
 from plush.protocol.messages import Message
@@ -125,5 +125,38 @@ async def test_stop_handshake_closes_both_ends(tmp_path: Path) -> None:
         assert peers["h0"].conn.state == "CLOSED"
         await links[0].close()
         assert links[0].closed
+    finally:
+        await listener.close()
+
+
+async def test_each_tls_connection_reads_through_a_small_buffer(tmp_path: Path) -> None:
+    assert small_buffer_tls_protocol() is not None  # this asyncio allows it (else: create_server(ssl=...))
+    ca, listener = await start_listener(tmp_path)
+    try:
+        connecting = asyncio.ensure_future(
+            AgentLink.connect(
+                "127.0.0.1",
+                listener.port,
+                ssl_context=client_ssl_context(ca.cert_pem),
+                token=TOKEN,
+                join=join_fields("h1"),
+            )
+        )
+        peer, msg, _ = await next_event(listener)
+        assert msg is not None and msg.type == "join"
+        ssl_protocol = peer._transport._ssl_protocol  # type: ignore[union-attr]
+        assert ssl_protocol.max_size == TLS_READ_BUFFER and len(ssl_protocol._ssl_buffer) == TLS_READ_BUFFER
+        assert peer._transport.get_extra_info("peername")[0] == "127.0.0.1"  # type: ignore[union-attr]
+        peer.send(Message.of("welcome", host="h1"))
+        link = await connecting
+        big = b"x" * (3 * TLS_READ_BUFFER)  # larger than the buffer: arrives whole, in order
+        peer.send(prepare_for("h1"))
+        assert (await link.recv()).type == "prepare"
+        link.send(Message.of("prepared"))
+        await link.send_binary(Message.binary("output", big, path="/app/c/p", instance=0, stream="stdout"))
+        assert (await next_event(listener)).message == Message.of("prepared")
+        out = (await next_event(listener)).message
+        assert out is not None and out.type == "output" and out.payload == big
+        await link.close()
     finally:
         await listener.close()

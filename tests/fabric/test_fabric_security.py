@@ -122,7 +122,7 @@ async def test_a_silent_peer_is_pinged_then_declared_dead(tmp_path: Path) -> Non
     dead: asyncio.Future[tuple[Peer, str]] = asyncio.get_running_loop().create_future()
     settings = Settings(silence_timeout=0.2, ping_timeout=0.2)
     ca, listener = await start_listener(
-        tmp_path, settings=settings, on_peer_dead=lambda p, r: dead.done() or dead.set_result((p, r))
+        tmp_path, settings=settings, on_peer_dead=lambda p, r: None if dead.done() else dead.set_result((p, r))
     )
     try:
         client = await RawClient.connect(listener.port, ca.cert_pem)

@@ -17,6 +17,7 @@ detection is not what these tests check, so both ways run with generous silence/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,19 +91,19 @@ def interrupt(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, 
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_session(proc)
-        out, err = proc.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
         raise AssertionError(f"plush did not stop within {timeout}s of a SIGINT:\n{err}") from None
     return proc.returncode, out, err
 
 
 def kill_session(proc: subprocess.Popen[str]) -> None:
     """Clean-up after a failed test: SIGKILL the CLI's session (the agents lead their own groups)."""
-    if proc.poll() is None:
-        try:
+    if proc.returncode is None:  # not yet reaped by communicate()
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        proc.communicate()  # reap it and close the pipes
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, *, proc: Any = None) -> Any:
@@ -158,10 +159,34 @@ def pid_alive(pid: int) -> bool:
     return _alive(pid)
 
 
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
+def _touches(pid: int, root: str) -> bool:
+    """Whether ``pid`` works in (cwd) or holds a file open under ``root``."""
+    try:
+        if _under(os.readlink(f"/proc/{pid}/cwd"), root):
+            return True
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if _under(os.readlink(f"/proc/{pid}/fd/{fd}"), root):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def run_processes(run_id: str, run_root: Path) -> list[tuple[int, str]]:
-    """Live processes of a run: environment holds ``PLUSH_RUN_ID=<run_id>`` or command line names the run dir."""
+    """Live processes of a run (not this one): the environment holds ``PLUSH_RUN_ID=<run_id>``, or the
+    command line names the run directory, or the process works in it or holds a file open in it (agents
+    forked by the launcher's zygote show the zygote's command line, but work in their host's directory and
+    write their log there)."""
     needle = f"PLUSH_RUN_ID={run_id}".encode()
-    root = str(run_root).encode()
+    root = str(run_root)
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -170,7 +195,8 @@ def run_processes(run_id: str, run_root: Path) -> list[tuple[int, str]]:
         pid = int(name)
         cmdline = _read(f"/proc/{pid}/cmdline")
         environ = _read(f"/proc/{pid}/environ")
-        if (needle in environ.split(b"\0") or root in cmdline) and _alive(pid):
+        ours = needle in environ.split(b"\0") or root.encode() in cmdline or _touches(pid, root)
+        if ours and _alive(pid):
             found.append((pid, cmdline.replace(b"\0", b" ").decode(errors="replace")))
     return found
 

@@ -6,7 +6,11 @@ The token is read from a file (0600, written by the launcher) or from stdin with
 never a command-line argument and never logged. The agent dials the controller with TLS trusting only
 ``--ca``, joins, waits for ``prepare``, replies ``prepared`` and runs the runtime until it returns (a clean
 stop: exit 0) or the link closes (exit 1; for now the agent exits at once when its controller goes away --
-the grace period and reconnection come later).
+the grace period and reconnection come later). The runtime is imported and built BEFORE the agent dials, so
+its event loop is never blocked by an import once the controller expects answers and heartbeats; after
+``stopped`` the agent exits promptly (it does not wait for the controller's half of the TLS close).
+Local agents are usually not started by this command but forked by :mod:`plush.agent.zygote`, which
+imports this module once and calls :func:`main` in each child.
 
 The runtime is the plug-in point for the agent's execution engine: if a module ``plush.agent.runtime``
 exists, its ``create_runtime(host: str, workdir: pathlib.Path) -> Runtime`` is used; otherwise (or with
@@ -23,7 +27,6 @@ import importlib
 import importlib.util
 import logging
 import os
-import platform
 import signal
 import socket
 import sys
@@ -38,6 +41,21 @@ from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
 log = logging.getLogger("plush.agent")
+
+#: seconds the agent waits for the TLS close to complete before it exits
+_CLOSE_WAIT = 0.25
+
+
+def _may_have_children() -> bool:
+    """False only when this process has no child at all, live or zombie (then no descendant is left:
+    orphans of our descendants re-parent to us, the subreaper). True when it cannot tell."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaps nothing
+    except ChildProcessError:
+        return False
+    except (AttributeError, OSError):  # no waitid (not POSIX): walk to be sure
+        return True
+    return True
 
 
 class MinimalRuntime:
@@ -112,10 +130,13 @@ async def serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "pid": os.getpid(),
         "hostname": socket.gethostname(),
-        "python": platform.python_version(),
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "workdir": str(workdir),
         "agent_version": __version__,
     }
+    # import and build the runtime BEFORE joining: once the link is up, the controller expects answers and
+    # heartbeats, and a long import would block the event loop (a loaded machine could take seconds)
+    runtime = load_runtime(args.host, workdir, args.runtime)
     link = await AgentLink.connect(
         host,
         port,
@@ -133,12 +154,13 @@ async def serve(args: argparse.Namespace) -> int:
             return 0
         if first.type != "prepare":
             raise ProtocolError("expected 'prepare', got {!r}".format(first.type))
-        runtime = load_runtime(args.host, workdir, args.runtime)
         link.send(Message.of("prepared"))
         await runtime.run(link, first)
         return 0
     finally:
-        await link.close()
+        # after ``stopped`` (or an error) nothing more is expected: start the TLS close and do not linger
+        # for the controller's answer -- at the end of a big run it is busy, and our exit closes the socket
+        await link.close(timeout=_CLOSE_WAIT)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -161,8 +183,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        # nothing this agent started may outlive it, whatever ended it
-        reap_all_descendants(signal.SIGKILL)
+        # nothing this agent started may outlive it, whatever ended it (the /proc walk only when we have
+        # children: every descendant left hangs below a child of ours, since orphans re-parent to us)
+        if _may_have_children():
+            reap_all_descendants(signal.SIGKILL)
 
 
 async def serve_until_signalled(args: argparse.Namespace) -> int:

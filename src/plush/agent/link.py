@@ -262,8 +262,9 @@ class AgentLink:
             self._timer.cancel()
             self._timer = None
 
-    async def close(self) -> None:
-        """Close the link (idempotent); pending output is flushed when the stream allows."""
+    async def close(self, timeout: float = 2.0) -> None:
+        """Close the link (idempotent); pending output is flushed when the stream allows, and the TLS close
+        is awaited for at most ``timeout`` seconds."""
         self._mark_closed("closed by the agent")
         if not self._reader_task.done():
             self._reader_task.cancel()
@@ -271,4 +272,4 @@ class AgentLink:
         if not self._writer.is_closing():
             self._writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            await asyncio.wait_for(self._writer.wait_closed(), timeout)

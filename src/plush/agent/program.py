@@ -27,7 +27,7 @@ import dataclasses
 import glob
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Set
+from typing import Any, Dict, Mapping, Optional, Sequence, Set
 
 from plush.processes.liveness import watch_liveness_model
 from plush.processes.policy import Backoff, ExitStatus, decide
@@ -125,14 +125,16 @@ class HostProgram:
             await asyncio.gather(*tasks)
         except BlockFailed as exc:
             self.failure = exc
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
+            await _cancel_and_wait(tasks)
+        except asyncio.CancelledError:
+            # gather() passed the cancellation on to every block but gives up at the first one that ends:
+            # wait until each has stopped its processes (and reported their exits) before ending
             await asyncio.wait(tasks)
+            raise
+        except BaseException:
+            await _cancel_and_wait(tasks)  # an unexpected error (the link broke): no block runs on
+            raise
         finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
             for name in sorted(self._held):
                 await self.uplink.leave_barrier(name)
             self._held.clear()
@@ -193,12 +195,12 @@ class HostProgram:
         runs = [asyncio.ensure_future(self._run_process(path, block, p, tuple(extra_args))) for p in block.processes]
         try:
             await asyncio.gather(*runs)
-        finally:
-            for run in runs:
-                if not run.done():
-                    run.cancel()
-            if runs:
-                await asyncio.wait(runs)
+        except asyncio.CancelledError:
+            await asyncio.wait(runs)  # each process stops and reports; see run()
+            raise
+        except BaseException:
+            await _cancel_and_wait(runs)
+            raise
         for pattern in block.outputs:
             for source in sorted(glob.glob(os.path.join(self.workdir, pattern), recursive=True)):
                 if os.path.isfile(source):
@@ -242,8 +244,40 @@ class HostProgram:
         try:
             return await handle.wait()
         except asyncio.CancelledError:
-            await handle.stop(grace=1.0)
+            # stopped from outside (the run ends, a sibling failed): the tree is stopped and its exit reported
+            # (one report per start), even if this task is cancelled again meanwhile
+            await _complete(self._stopped(path, handle, instance))
             raise
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
+
+    async def _stopped(self, path: str, handle: Any, instance: int) -> None:
+        status = await handle.stop(grace=1.0)
+        await self.uplink.process_exited(path, instance, status, action="stopped", rule="stopped by plush")
+
+
+async def _cancel_and_wait(tasks: "Sequence[asyncio.Future[Any]]") -> None:
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+async def _complete(coro: Any) -> None:
+    """Run the clean-up ``coro`` to its end although the calling task may be cancelled (again) meanwhile.
+
+    Its own failure is logged, not raised: the caller is propagating a cancellation that must stay one.
+    """
+    fut = asyncio.ensure_future(coro)
+    while True:
+        try:
+            await asyncio.shield(fut)
+            return
+        except asyncio.CancelledError:
+            if fut.cancelled():
+                raise
+        except Exception:
+            log.exception("clean-up failed")
+            return

@@ -9,7 +9,8 @@ name, component, environment and the packages it may need) and then serves one l
   component, in parallel; when all have ended, sends ``finished`` with ``ok``;
 - answers addressed to a waiting program — ``barrier.release``, ``work.item``/``work.none``, ``file.data``/
   ``file.end``/``file.error`` — resolve the matching future;
-- ``stop``: stops every process tree (SIGTERM, grace, SIGKILL), replies ``stopped`` and returns.
+- ``stop``: stops every process tree (SIGTERM, grace, SIGKILL; each stopped process still reports its
+  exit), then every orphan the agent adopted as subreaper, replies ``stopped`` and returns.
 
 The runtime is also the programs' :class:`~plush.agent.program.Uplink`: every report becomes one message,
 process output and uploads travel in binary frames and wait for the link to drain (backpressure from the
@@ -24,6 +25,8 @@ import asyncio
 import collections
 import hashlib
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional
 
@@ -33,6 +36,7 @@ from plush.agent.program import HostProgram, Uplink
 from plush.hostmon.sample import sample
 from plush.processes.policy import Backoff, ExitStatus
 from plush.processes.runner import ProcessRunner
+from plush.processes.tree import descendants, enable_subreaper, reap_all_descendants
 from plush.protocol.messages import Message
 from plush.spec.model import Project, from_dict
 
@@ -41,6 +45,8 @@ __all__ = ["AgentRuntime", "create_runtime"]
 log = logging.getLogger(__name__)
 
 UPLOAD_CHUNK = 256 * 1024
+#: seconds that orphans adopted by the agent get between SIGTERM and SIGKILL when the runtime stops
+ORPHAN_GRACE = 1.0
 
 
 class _Fetch:
@@ -91,6 +97,7 @@ class AgentRuntime(Uplink):
         host: Dict[str, Any] = prepare["host"]
         settings: Dict[str, Any] = prepare["settings"]
         self.workdir.mkdir(parents=True, exist_ok=True)
+        enable_subreaper()  # orphans of our processes re-parent to this agent, so _stop can end them
         monitor = asyncio.ensure_future(self._hostmon(float(settings.get("hostmon_interval", 5.0))))
         self._tasks.append(monitor)
         try:
@@ -147,6 +154,7 @@ class AgentRuntime(Uplink):
             await asyncio.wait(self._tasks)
         self._tasks = []
         await self.runner.stop_all(grace)
+        await _end_orphans(min(grace, ORPHAN_GRACE))
 
     def _send(self, mtype: str, **fields: Any) -> None:
         assert self.link is not None
@@ -183,7 +191,14 @@ class AgentRuntime(Uplink):
             for cb in app.component_blocks
             if cb.component == host["component"]
         ]
-        results = await asyncio.gather(*(p.run() for p in programs))
+        runs = [asyncio.ensure_future(p.run()) for p in programs]
+        try:
+            results = await asyncio.gather(*runs)
+        except asyncio.CancelledError:
+            # a stop: gather() cancelled every program but returns at the first that ends; let each stop
+            # its processes and report their exits before the runtime replies ``stopped``
+            await asyncio.wait(runs)
+            raise
         self._send("finished", ok=all(results))
 
     async def _hostmon(self, interval: float) -> None:
@@ -264,6 +279,22 @@ class AgentRuntime(Uplink):
         if size == 0:
             await self.link.send_binary(Message.binary("upload", b"", path=path, name=name))
         self._send("upload.end", path=path, name=name, size=size, sha256=digest.hexdigest())
+
+
+async def _end_orphans(grace: float) -> None:
+    """End the orphans this agent adopted as subreaper: daemons that left their process tree and dropped
+    its tag (a double fork, ``setsid``, an empty environment). SIGTERM, up to ``grace`` seconds, SIGKILL.
+
+    Called once every process tree was stopped, so every live descendant is such an orphan; it must not
+    outlive the runtime (the entry point's last-moment sweep can be cut short by the launcher's SIGTERM).
+    """
+    if not reap_all_descendants(signal.SIGTERM):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while descendants(os.getpid()) and loop.time() < deadline:  # noqa: ASYNC110 (no event for adopted orphans)
+        await asyncio.sleep(0.05)
+    reap_all_descendants(signal.SIGKILL)
 
 
 def create_runtime(host: str, workdir: Path) -> AgentRuntime:

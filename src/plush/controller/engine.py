@@ -52,6 +52,9 @@ __all__ = ["HostSlot", "OutputCallback", "RunEngine", "RunOutcome"]
 
 log = logging.getLogger(__name__)
 
+#: seconds agents get to exit on their own after the run's ``stop`` before the launcher signals them
+AGENT_EXIT_WAIT = 2.0
+
 #: ``on_output(host, process_path, instance, stream, data)``
 OutputCallback = Callable[[str, str, int, str, bytes], None]
 
@@ -200,6 +203,7 @@ class RunEngine:
                 await pump
             await self._stop_everything(listener)
             await listener.close()
+            await _agents_exited(launcher, AGENT_EXIT_WAIT)
             await launcher.stop_all()
             self._close_files()
             self._mark("stopped")
@@ -591,6 +595,15 @@ class RunEngine:
         for slot in self.slots.values():
             states[slot.state] = states.get(slot.state, 0) + 1
         return {"hosts": len(self.slots), "states": states}
+
+
+async def _agents_exited(launcher: LocalLauncher, within: float) -> None:
+    """Give agents that replied ``stopped`` a moment to exit by themselves (closing their link, sweeping
+    their orphans) before the launcher signals the stragglers: a SIGTERM must not cut a clean exit short."""
+    agents = launcher.alive()
+    if agents:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(a.wait() for a in agents)), within)
 
 
 def _env_name(name: str) -> str:

@@ -20,7 +20,13 @@ Invariants (designed for thousands of peers):
 - one timer (a single re-armed ``call_at`` handle over a heap of per-peer deadlines) drives every peer's
   liveness; a dead peer is reported to ``on_peer_dead`` and as a final event, then aborted;
 - after an authenticated peer is gone, exactly one event with ``message=None`` and a ``reason`` follows
-  its last message.
+  its last message;
+- start-up grace: from its join until the first bytes it sends after the join (its first heartbeat or its
+  ``prepared``), a peer's silence timeout is ``startup_silence_factor`` (2) times ``silence_timeout``, so an
+  agent that is starved of CPU during a mass start is not declared dead; afterwards detection is the
+  steady-state ``silence_timeout + ping_timeout`` (see docs/protocol.md, Liveness);
+- memory: each TLS connection reads through a 32 KiB buffer (:data:`TLS_READ_BUFFER`) instead of asyncio's
+  256 KiB, where the running asyncio allows it (see :func:`small_buffer_tls_protocol`).
 """
 
 from __future__ import annotations
@@ -39,11 +45,30 @@ from plush.protocol.connection import CLOSED, CONTROLLER, Connection
 from plush.protocol.messages import PROTOCOL_VERSION, Message
 from plush.protocol.secret import Secret
 
-__all__ = ["ControllerListener", "Peer", "PeerEvent"]
+__all__ = ["TLS_READ_BUFFER", "ControllerListener", "Peer", "PeerEvent", "small_buffer_tls_protocol"]
 
 log = logging.getLogger(__name__)
 
 _HIGH_WATER = 1024 * 1024
+#: bytes of TLS read buffer per connection (two full TLS records; asyncio's default is 256 KiB)
+TLS_READ_BUFFER = 32 * 1024
+
+
+def small_buffer_tls_protocol() -> Callable[..., asyncio.BaseProtocol] | None:
+    """asyncio's TLS protocol with a :data:`TLS_READ_BUFFER` read buffer, or None where that is not possible.
+
+    asyncio allocates ``SSLProtocol.max_size`` (256 KiB) per TLS connection and has no public setting for
+    it: ~0.28 MB of controller memory per agent. ``loop.create_server(ssl=...)`` wraps each TCP connection
+    in an ``asyncio.sslproto.SSLProtocol``; the listener does the same itself with a subclass whose
+    ``max_size`` is smaller. That class is private API, hence the guard: without it (a future asyncio), the
+    listener falls back to ``create_server(ssl=...)`` and only costs more memory.
+    """
+    sslproto = getattr(asyncio, "sslproto", None)
+    base = getattr(sslproto, "SSLProtocol", None)
+    if not isinstance(base, type) or not hasattr(base, "max_size") or not hasattr(base, "get_buffer"):
+        return None
+    small: Callable[..., asyncio.BaseProtocol] = type("SmallBufferSSLProtocol", (base,), {"max_size": TLS_READ_BUFFER})
+    return small
 
 
 class PeerEvent(NamedTuple):
@@ -62,12 +87,15 @@ class Peer(asyncio.Protocol):
         self.id = ident
         self.address = "?"
         self.join: Message | None = None  #: the agent's join (without its token) once it joined
+        silence = listener.settings.silence_timeout
+        #: True from the connection until the first bytes after the join: the silence timeout is longer
+        self.starting = silence > 0
         self.conn = Connection(
             CONTROLLER,
             listener.token,
             listener.loop.time(),
             peer=f"peer#{ident}",
-            silence_timeout=listener.settings.silence_timeout,
+            silence_timeout=silence * listener.startup_silence_factor if self.starting else silence,
             ping_timeout=listener.settings.ping_timeout,
             join_timeout=listener.settings.join_timeout,
         )
@@ -122,6 +150,9 @@ class Peer(asyncio.Protocol):
         out = self.conn.data_to_send()
         if out:
             self._write(out)
+        if self.starting and self.join is not None:  # bytes after the join: the agent is up and running
+            self.starting = False
+            self.conn.silence_timeout = listener.settings.silence_timeout
         for msg in messages:
             if msg.type == "join":
                 self.join = msg
@@ -239,6 +270,7 @@ class ControllerListener:
         inbox_limit: int = 64,
         high_water: int = _HIGH_WATER,
         max_write_buffer: int = 64 * 1024 * 1024,
+        startup_silence_factor: float = 2.0,
     ) -> None:
         self.ssl_context = ssl_context
         self.token = token
@@ -250,6 +282,7 @@ class ControllerListener:
         self.inbox_limit = inbox_limit
         self.high_water = high_water
         self.max_write_buffer = max_write_buffer
+        self.startup_silence_factor = max(1.0, startup_silence_factor)
         self.peers: dict[int, Peer] = {}
         self._ids = itertools.count(1)
         self._inbox: asyncio.Queue[PeerEvent] = asyncio.Queue()
@@ -267,15 +300,28 @@ class ControllerListener:
 
     async def start(self) -> None:
         """Listen; afterwards :attr:`port` is the bound port."""
-        self._loop = asyncio.get_running_loop()
-        self._server = await self._loop.create_server(
-            lambda: Peer(self, next(self._ids)),
-            self.host,
-            self.port,
-            ssl=self.ssl_context,
-            ssl_handshake_timeout=self.settings.join_timeout,
-            backlog=4096,
-        )
+        loop = self._loop = asyncio.get_running_loop()
+        tls = small_buffer_tls_protocol()
+        if tls is not None:  # TLS layered by hand, as create_server(ssl=...) does, with a smaller buffer
+            ssl_context, timeout = self.ssl_context, self.settings.join_timeout
+
+            def protocol() -> asyncio.BaseProtocol:
+                peer = Peer(self, next(self._ids))
+                made: asyncio.BaseProtocol = tls(
+                    loop, peer, ssl_context, None, server_side=True, ssl_handshake_timeout=timeout
+                )
+                return made
+
+            self._server = await loop.create_server(protocol, self.host, self.port, backlog=4096)
+        else:
+            self._server = await loop.create_server(
+                lambda: Peer(self, next(self._ids)),
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.settings.join_timeout,
+                backlog=4096,
+            )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("listening for agents on %s:%d", self.host, self.port)
 

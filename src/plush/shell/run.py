@@ -127,6 +127,6 @@ async def _print_events(events: Any) -> None:
     async for event in events:
         if event.name not in _SHOWN:
             continue
-        if event.name == "process.exited" and event.data.get("code") == 0:
-            continue
+        if event.name == "process.exited" and (event.data.get("code") == 0 or event.data.get("action") == "stopped"):
+            continue  # success, or stopped by plush at the end of the run: nothing to tell
         click.echo(f"plush: {event.describe()}", err=True)
