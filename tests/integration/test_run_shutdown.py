@@ -143,8 +143,9 @@ application:
 def test_failing_process_aborts_the_run_and_stops_the_other_hosts(tmp_path: Path) -> None:
     result = run_cli(write_spec(tmp_path, FAILING), tmp_path / "runs", "-q")
     assert result.returncode == 1, result.stderr
-    failed = [line for line in result.stderr.splitlines() if "FAILED" in line]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("plush: run") and "FAILED" in line]
     assert len(failed) == 1
+    assert "Root cause:" in result.stderr  # the failure report is printed before the last line
     assert "/app/bad/boom" in failed[0] and "local-1" in failed[0], failed[0]
     exits = [line for line in result.stderr.splitlines() if "process.exited" in line]
     assert len(exits) == 1 and "local-1 /app/bad/boom/boom" in exits[0] and "code=3" in exits[0], exits

@@ -15,6 +15,7 @@ from plush.config import Settings
 from plush.controller.engine import OutputCallback, RunEngine, RunOutcome
 from plush.controller.events import EventBus, Subscription
 from plush.controller.journal import Journal
+from plush.controller.report import FailureReport, load_report, write_report
 from plush.controller.rundir import RunDir
 from plush.errors import PlushError
 from plush.spec.model import Project
@@ -28,6 +29,7 @@ class RunResult:
 
     outcome: RunOutcome
     rundir: RunDir
+    report: FailureReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,9 @@ class Controller:
         finally:
             self.bus._sinks.remove(journal)
             journal.close()
-        return RunResult(outcome, rundir)
+        report = load_report(rundir.journal)
+        write_report(rundir.root, report)
+        return RunResult(outcome, rundir, report)
 
     def _host_counts(self, project: Project, wanted: dict[str, int]) -> dict[str, int]:
         counts: dict[str, int] = {}

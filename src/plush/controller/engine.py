@@ -201,12 +201,18 @@ class RunEngine:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-            await self._stop_everything(listener)
-            await listener.close()
-            await _agents_exited(launcher, AGENT_EXIT_WAIT)
-            await launcher.stop_all()
-            self._close_files()
-            self._mark("stopped")
+            try:
+                await self._stop_everything(listener)
+            except Exception:  # whatever went wrong, the agents below must still be stopped
+                log.exception("error while stopping the agents")
+            finally:
+                try:
+                    await listener.close()
+                    await _agents_exited(launcher, AGENT_EXIT_WAIT)
+                finally:
+                    await launcher.stop_all()
+                    self._close_files()
+                    self._mark("stopped")
         outcome = RunOutcome(outcome.ok, outcome.reason, outcome.host, outcome.block, dict(self.timings))
         self.bus.emit(
             "run.finished",
@@ -254,10 +260,10 @@ class RunEngine:
                 event = await asyncio.wait_for(listener.next_event(), deadline - time.monotonic())
             except TimeoutError:
                 break
-            host = event.peer.host
+            host = event.peer.host or ""
             if event.message is None or event.message.type == "stopped":
-                waiting.discard(host or "")
-            elif host in self.slots and event.message.type != "stopped":
+                waiting.discard(host)
+            elif event.message.type in _LATE_KEPT and host in self.slots and self.slots[host].peer is event.peer:
                 self._on_message(self.slots[host], event.message)  # late output and uploads are kept
 
     # --- the inbox ------------------------------------------------------------------------------------
@@ -418,6 +424,10 @@ class RunEngine:
             if fh is not None:
                 fh.close()
         data = {k: msg.get(k) for k in ("code", "signal", "action", "rule") if msg.get(k) is not None}
+        if msg.get("action") not in (None, "success", "stopped"):
+            tail = _tail(self.rundir.log(slot.name, path, instance, "stderr"))
+            if tail:
+                data["stderr_tail"] = tail
         self.bus.emit("process.exited", host=slot.name, block=path, instance=instance, data=data)
 
     def _on_output(self, slot: HostSlot, msg: Message) -> None:
@@ -604,6 +614,23 @@ async def _agents_exited(launcher: LocalLauncher, within: float) -> None:
     if agents:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(a.wait() for a in agents)), within)
+
+
+#: what is still recorded from an agent after the run decided to stop: output, uploads, exits, block states
+_LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.started", "block", "log"})
+
+
+def _tail(path: Path, lines: int = 10, limit: int = 4096) -> str:
+    """The last ``lines`` lines (at most ``limit`` bytes) of a log file; empty when there is none."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _env_name(name: str) -> str:

@@ -45,13 +45,15 @@ class Event:
         return out
 
     def describe(self) -> str:
-        """A one-line human form: ``host block name k=v``."""
+        """A one-line human form: ``name host block k=v`` (multi-line values such as stderr tails left out)."""
         parts = [self.name]
         if self.host:
             parts.append(self.host)
         if self.block:
             parts.append(self.block + (f"#{self.instance}" if self.instance is not None else ""))
-        parts.extend(f"{k}={v}" for k, v in self.data.items())
+        parts.extend(
+            f"{k}={v}" for k, v in self.data.items() if not (isinstance(v, str) and "\n" in v) and k != "stderr_tail"
+        )
         return " ".join(parts)
 
 

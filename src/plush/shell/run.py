@@ -116,7 +116,10 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
     if o.ok:
         click.echo(f"plush: run {result.rundir.run_id} completed in {took:.2f}s", err=True)
         return 0
+    if result.report is not None and result.report.entries and not interrupts:
+        click.echo(result.report.render_text(), err=True)
     click.echo(f"plush: run {result.rundir.run_id} FAILED: {o.reason}", err=True)
+    click.echo(f"plush: failure report in {result.rundir.root / 'report.txt'}", err=True)
     return 130 if interrupts else 1
 
 
