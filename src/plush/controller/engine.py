@@ -251,8 +251,7 @@ class RunEngine:
         """Send ``stop`` to every connected agent and wait (bounded) until each replied or went away."""
         live = [s for s in self.slots.values() if s.peer is not None and not s.peer.closed]
         for slot in live:
-            assert slot.peer is not None
-            slot.peer.send(Message.of("stop", grace=self.settings.stop_grace, reason="the run is over"))
+            self._send(slot.name, Message.of("stop", grace=self.settings.stop_grace, reason="the run is over"))
         deadline = time.monotonic() + self.settings.stop_grace + 5.0
         waiting = {s.name for s in live}
         while waiting and time.monotonic() < deadline:
@@ -303,7 +302,8 @@ class RunEngine:
         peer.send(Message.of("welcome", host=slot.name))
         assert self._catalog is not None
         s = self.settings
-        peer.send(
+        self._send(
+            slot.name,
             Message.of(
                 "prepare",
                 spec=to_dict(self.project),
@@ -322,7 +322,7 @@ class RunEngine:
                     "restart_backoff_initial": s.restart_backoff_initial,
                     "restart_backoff_max": s.restart_backoff_max,
                 },
-            )
+            ),
         )
         self.bus.emit("host.joined", host=slot.name, data={"component": slot.component})
         if all(s.state != "starting" for s in self.slots.values()):
@@ -347,7 +347,7 @@ class RunEngine:
         slot.state = "installing"
         self.bus.emit("host.prepared", host=slot.name)
         assert slot.peer is not None
-        slot.peer.send(Message.of("go", stage="install"))
+        self._send(slot.name, Message.of("go", stage="install"))
 
     def _on_installed(self, slot: HostSlot, msg: Message) -> None:
         slot.state = "installed"
@@ -363,7 +363,7 @@ class RunEngine:
         for slot in slots:
             slot.state = "running"
             assert slot.peer is not None
-            slot.peer.send(Message.of("go", stage="execute"))
+            self._send(slot.name, Message.of("go", stage="execute"))
 
     def _on_install_failed(self, slot: HostSlot, msg: Message) -> None:
         slot.state = "failed"
@@ -381,7 +381,7 @@ class RunEngine:
         assert peer is not None and self._catalog is not None
         entry = self._catalog.entries.get(key)
         if entry is None or entry.path is None:
-            peer.send(Message.of("file.error", req=req, reason=f"no file known as {key!r}"))
+            self._send(slot.name, Message.of("file.error", req=req, reason=f"no file known as {key!r}"))
             return
         digest = hashlib.sha256()
         size = 0
@@ -389,12 +389,12 @@ class RunEngine:
             for chunk in self._catalog.open_chunks(key):
                 digest.update(chunk)
                 size += len(chunk)
-                peer.send(Message.binary("file.data", chunk, req=req))
+                self._send(slot.name, Message.binary("file.data", chunk, req=req))
                 await peer.drain()
         except OSError as exc:
-            peer.send(Message.of("file.error", req=req, reason=str(exc)))
+            self._send(slot.name, Message.of("file.error", req=req, reason=str(exc)))
             return
-        peer.send(Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
+        self._send(slot.name, Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
         self.bus.emit("file.sent", host=slot.name, data={"key": key, "size": size})
 
     # --- execution ------------------------------------------------------------------------------------
@@ -483,9 +483,14 @@ class RunEngine:
         self.bus.emit("agent.log", host=slot.name, data={"level": msg["level"], "text": msg["text"]})
 
     def _host_lost(self, slot: HostSlot, reason: str) -> None:
+        """The connection to ``slot``'s agent is gone (closed, broken, or declared dead by liveness)."""
         if slot.state in ("finished", "stopped", "failed") or self.finished:
             slot.state = "stopped" if slot.state == "finished" else slot.state
             return
+        self._host_failed(slot, reason)
+
+    def _host_failed(self, slot: HostSlot, reason: str) -> None:
+        """``slot``'s host has failed: it is no longer expected anywhere; then the failure ladder decides."""
         slot.state = "failed"
         self.bus.emit("host.failed", host=slot.name, data={"reason": reason})
         self._apply_barrier_events(self.barriers.host_failed(slot.name, time.monotonic()))
@@ -545,6 +550,7 @@ class RunEngine:
         self._apply_barrier_events(self.barriers.handle_timer(time.monotonic()))
 
     def _send(self, host: str, msg: Message) -> None:
+        """Every message to an agent after ``welcome`` goes through here."""
         slot = self.slots.get(host)
         if slot is not None and slot.peer is not None and not slot.peer.closed:
             slot.peer.send(msg)
