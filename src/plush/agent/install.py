@@ -22,7 +22,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
 
 from plush.errors import PlushError
@@ -79,6 +78,8 @@ def _is_web(path: str) -> bool:
 
 
 def _download(url: str, dest: str, timeout: float) -> None:
+    import urllib.request  # only agents that download pay for importing it (~20 ms)
+
     with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:  # noqa: S310
         shutil.copyfileobj(response, out, 1 << 20)
 
