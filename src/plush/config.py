@@ -72,6 +72,8 @@ class Settings:
     output_buffer_bytes: int = 256 * 1024 * 1024
     #: seconds an agent keeps running without its controller before it stops its processes and exits
     agent_grace: float = 60.0
+    #: seconds the controller waits for a host whose link broke (its agent still running) to reconnect
+    reconnect_window: float = 10.0
     #: restart back-off: first delay, cap (seconds)
     restart_backoff_initial: float = 0.5
     restart_backoff_max: float = 30.0
@@ -79,6 +81,10 @@ class Settings:
     max_application_restarts: int = 3
     #: seconds between host monitor reports
     hostmon_interval: float = 5.0
+    #: how many times a failed host's agent is restarted in place before the host is replaced (rematch)
+    host_restarts: int = 1
+    #: consecutive host monitor samples over a component's max_load / min_free_mem that fail the host
+    limit_samples: int = 3
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -36,3 +36,12 @@ def test_dead_host_is_ignored_and_revive_clears() -> None:
     lad.revive("b1")
     assert lad.live("b") == ["b1"]
     assert lad.host_failed("zz", "?", spares=1).kind == "ignore"
+
+
+def test_restart_false_skips_the_restart_rung() -> None:
+    lad = ladder(host_restarts=1)
+    step = lad.host_failed("a1", "over limits", spares=1, restart=False)
+    assert step.kind == "rematch" and "again" not in step.message
+    assert lad.restarts == {}  # the restart budget of a1 was not spent
+    assert lad.host_failed("b1", "marked failed", spares=0, restart=False).kind == "abort"
+    assert lad.component_names() == ["a", "b"]

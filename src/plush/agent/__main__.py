@@ -5,8 +5,13 @@
 The token is read from a file (0600, written by the launcher) or from stdin with ``--token-file -``; it is
 never a command-line argument and never logged. The agent dials the controller with TLS trusting only
 ``--ca``, joins, waits for ``prepare``, replies ``prepared`` and runs the runtime until it returns (a clean
-stop: exit 0) or the link closes (exit 1; for now the agent exits at once when its controller goes away --
-the grace period and reconnection come later). The runtime is imported and built BEFORE the agent dials, so
+stop: exit 0) or its channel ends (exit 1). Before ``prepared`` a lost link ends the agent at once; after
+it, the runtime talks to an :class:`~plush.agent.session.AgentSession`, which outlives broken connections:
+processes keep running, their output is kept (in RAM, then in a spool next to the working directory, up to
+``output_buffer_bytes``), the agent redials with back-off and resumes, and only a controller that stays
+away for ``agent_grace`` seconds (both from ``prepare``'s settings) or rejects the agent makes it stop its
+processes and exit 1. The minimal runtime keeps the bare link (it tests the overlay alone). The runtime is
+imported and built BEFORE the agent dials, so
 its event loop is never blocked by an import once the controller expects answers and heartbeats; after
 ``stopped`` the agent exits promptly (it does not wait for the controller's half of the TLS close).
 Local agents are usually not started by this command but forked by :mod:`plush.agent.zygote`, which
@@ -31,10 +36,12 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from plush import __version__
-from plush.agent.link import AgentLink, LinkClosed, Runtime, client_ssl_context
+from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl_context
+from plush.agent.outbox import SpoolOutbox
+from plush.agent.session import AgentSession
 from plush.errors import PlushError, ProtocolError
 from plush.processes.tree import enable_subreaper, reap_all_descendants
 from plush.protocol.messages import Message
@@ -44,6 +51,10 @@ log = logging.getLogger("plush.agent")
 
 #: seconds the agent waits for the TLS close to complete before it exits
 _CLOSE_WAIT = 0.25
+#: the agent pings a controller it has not heard for max(floor, 2 x the controller's own silence timeout)
+#: seconds and gives the link up after max(floor, 2 x ping_timeout) more; generous, since the controller
+#: is the busy side and a false alarm costs a reconnection
+_SILENCE_FLOOR = 10.0
 
 
 def _may_have_children() -> bool:
@@ -62,7 +73,7 @@ class MinimalRuntime:
     """The runtime used until the real one exists: ``go install`` -> ``installed []``, ``go execute`` ->
     ``finished ok``, ``stop`` -> ``stopped`` and return. Everything else is logged and ignored."""
 
-    async def run(self, link: AgentLink, prepare: Message) -> None:
+    async def run(self, link: Channel, prepare: Message) -> None:
         async for msg in link:
             if msg.type == "stop":
                 link.send(Message.of("stopped"))
@@ -137,11 +148,13 @@ async def serve(args: argparse.Namespace) -> int:
     # import and build the runtime BEFORE joining: once the link is up, the controller expects answers and
     # heartbeats, and a long import would block the event loop (a loaded machine could take seconds)
     runtime = load_runtime(args.host, workdir, args.runtime)
+    ssl_context = client_ssl_context(args.ca.read_bytes())
+    token = read_token(args.token_file)
     link = await AgentLink.connect(
         host,
         port,
-        ssl_context=client_ssl_context(args.ca.read_bytes()),
-        token=read_token(args.token_file),
+        ssl_context=ssl_context,
+        token=token,
         join=join,
         server_hostname=args.server_name,
         connect_timeout=args.connect_timeout,
@@ -155,12 +168,49 @@ async def serve(args: argparse.Namespace) -> int:
         if first.type != "prepare":
             raise ProtocolError("expected 'prepare', got {!r}".format(first.type))
         link.send(Message.of("prepared"))
-        await runtime.run(link, first)
+        if isinstance(runtime, MinimalRuntime):
+            await runtime.run(link, first)
+            return 0
+        settings: Dict[str, Any] = first["settings"]
+        heartbeat = _number(settings, "heartbeat_interval", 1.0)
+        silence = max(_SILENCE_FLOOR, 2 * _number(settings, "silence_timeout", 2.0))
+        ping = max(_SILENCE_FLOOR, 2 * _number(settings, "ping_timeout", 1.0))
+        link.watch_silence(silence, ping)
+
+        async def redial(extra: Dict[str, Any]) -> AgentLink:
+            return await AgentLink.connect(
+                host,
+                port,
+                ssl_context=ssl_context,
+                token=token,
+                join=dict(join, **extra),
+                server_hostname=args.server_name,
+                connect_timeout=min(args.connect_timeout, 10.0),
+                heartbeat_interval=heartbeat,
+                silence_timeout=silence,
+                ping_timeout=ping,
+            )
+
+        outbox = SpoolOutbox(
+            int(_number(settings, "output_buffer_bytes", 256 * 1024 * 1024)), spool_dir=str(workdir.parent)
+        )
+        session = AgentSession(link, redial=redial, outbox=outbox, grace=_number(settings, "agent_grace", 60.0))
+        try:
+            await runtime.run(session, first)
+        finally:
+            await session.close(timeout=_CLOSE_WAIT)
         return 0
     finally:
         # after ``stopped`` (or an error) nothing more is expected: start the TLS close and do not linger
         # for the controller's answer -- at the end of a big run it is busy, and our exit closes the socket
         await link.close(timeout=_CLOSE_WAIT)
+
+
+def _number(settings: Dict[str, Any], name: str, default: float) -> float:
+    value = settings.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return default
+    return float(value)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -14,10 +14,13 @@ let ``agent`` import ``protocol`` but not ``fabric``). It only moves bytes and a
   room, so a slow consumer never makes the agent buffer without limit;
 - heartbeats and ping answers come from the Connection, written by the single timer callback;
 - when the stream ends or breaks, :meth:`recv` raises :class:`LinkClosed` (after the messages already
-  received). Reconnection with back-off will wrap :meth:`connect`; nothing here assumes one connection
-  per process.
+  received); a ``reject`` raises its subclass :class:`Rejected`. Nothing here assumes one connection per
+  process: :class:`plush.agent.session.AgentSession` redials with :meth:`connect` after a break, replays
+  frames kept by the outbox with :meth:`send_encoded`, and turns on the agent's own silence detection
+  (:meth:`watch_silence`) so that a silent controller (a partition without a reset) is noticed too.
 
-The plug-in point for the agent's execution runtime is :class:`Runtime` (see ``plush.agent.__main__``).
+The plug-in point for the agent's execution runtime is :class:`Runtime` (see ``plush.agent.__main__``); what
+it talks to is a :class:`Channel`: this link, or the reconnecting session that wraps it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ try:  # Python 3.8 has typing.Protocol
 except ImportError:  # pragma: no cover
     Protocol = object  # type: ignore[assignment]
 
-__all__ = ["AgentLink", "LinkClosed", "Runtime", "client_ssl_context"]
+__all__ = ["AgentLink", "Channel", "LinkClosed", "Rejected", "Runtime", "client_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +57,35 @@ class LinkClosed(EOFError):
         self.reason = reason
 
 
+class Rejected(LinkClosed):
+    """The controller answered ``reject``: the run is over or this host was given up; do not come back."""
+
+
+class Channel(Protocol):
+    """What a runtime talks to: an :class:`AgentLink`, or the reconnecting session around one."""
+
+    def send(self, msg: Message) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def send_binary(self, msg: Message) -> None: ...
+
+    async def recv(self) -> Message: ...
+
+    def __aiter__(self) -> "Channel": ...
+
+    async def __anext__(self) -> Message: ...
+
+
 class Runtime(Protocol):
     """What runs on the agent once it is prepared. ``run`` returns when the agent should exit.
 
     It owns the conversation after ``prepared``: it answers ``go``/``stop``/... and must reply ``stopped``
     to ``stop``. ``run`` returns normally after a clean stop; :class:`LinkClosed` escapes it when the
-    controller goes away.
+    controller goes away for good.
     """
 
-    async def run(self, link: "AgentLink", prepare: Message) -> None: ...
+    async def run(self, link: Channel, prepare: Message) -> None: ...
 
 
 def client_ssl_context(ca_pem: Union[bytes, str]) -> ssl.SSLContext:
@@ -112,12 +135,15 @@ class AgentLink:
         server_hostname: Optional[str] = None,
         connect_timeout: float = 30.0,
         heartbeat_interval: float = 1.0,
+        silence_timeout: float = 0.0,
+        ping_timeout: float = 1.0,
     ) -> "AgentLink":
         """Dial ``host:port`` with TLS, complete invite -> join -> welcome, and return the link.
 
         ``join`` holds the join fields except the token. Raises :class:`LinkClosed` if the controller
-        rejects the agent or closes the stream, ``ssl.SSLError``/``OSError`` if it cannot be reached or is
-        not who it claims, and ``asyncio.TimeoutError`` after ``connect_timeout`` seconds.
+        rejects the agent (:class:`Rejected`) or closes the stream, ``ssl.SSLError``/``OSError`` if it cannot
+        be reached or is not who it claims, and ``asyncio.TimeoutError`` after ``connect_timeout`` seconds.
+        ``silence_timeout`` (0: off) makes the agent ping a controller it has not heard for that long.
         """
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
@@ -127,7 +153,13 @@ class AgentLink:
         )
         loop = asyncio.get_running_loop()
         conn = Connection(
-            "agent", token, loop.time(), peer="{}:{}".format(host, port), heartbeat_interval=heartbeat_interval
+            "agent",
+            token,
+            loop.time(),
+            peer="{}:{}".format(host, port),
+            heartbeat_interval=heartbeat_interval,
+            silence_timeout=silence_timeout,
+            ping_timeout=ping_timeout,
         )
         link = cls(reader, writer, conn)
         try:
@@ -142,7 +174,7 @@ class AgentLink:
         self.send(Message("join", dict(join)))
         reply = await self.recv()
         if reply.type == "reject":
-            raise LinkClosed("the controller rejected this agent: " + str(reply.get("reason")))
+            raise Rejected("the controller rejected this agent: " + str(reply.get("reason")))
         if reply.type != "welcome":  # the Connection allows nothing else here
             raise ProtocolError("expected 'welcome', got {!r}".format(reply.type))
         self.welcome = reply
@@ -203,10 +235,22 @@ class AgentLink:
 
     def send(self, msg: Message) -> None:
         """Send ``msg`` now (non-blocking). Raises :class:`LinkClosed` if the link is closed."""
-        if self._closed_reason is not None:
-            raise LinkClosed(self._closed_reason)
+        self._check_open()
         self._writer.write(self.conn.send(msg, self._loop.time()))
         self._flush_outbox()
+
+    def send_encoded(self, mtype: str, frame: bytes) -> None:
+        """Send ``frame``, the frame of a message of type ``mtype`` encoded earlier (a kept, numbered message);
+        the state machine checks that the type may be sent now. Raises :class:`LinkClosed` when closed."""
+        self._check_open()
+        self._writer.write(self.conn.send(Message(mtype), self._loop.time(), encoded=frame))
+        self._flush_outbox()
+
+    def _check_open(self) -> None:
+        if self._closed_reason is not None:
+            raise LinkClosed(self._closed_reason)
+        if self._writer.transport.is_closing():  # lost, and the reader has not seen it yet: do not write
+            raise LinkClosed("connection lost")
 
     async def drain(self) -> None:
         """Wait while more than the high-water mark of bytes waits to be written."""
@@ -225,6 +269,13 @@ class AgentLink:
             self._writer.write(data)
 
     # -- timer --------------------------------------------------------------------------------------------
+
+    def watch_silence(self, silence_timeout: float, ping_timeout: float) -> None:
+        """Ping the controller after ``silence_timeout`` seconds without a byte from it; the link closes (as
+        broken) when nothing answers within ``ping_timeout``. 0 turns it off."""
+        self.conn.silence_timeout = silence_timeout if silence_timeout > 0 else None
+        self.conn.ping_timeout = ping_timeout
+        self._arm()
 
     def _arm(self) -> None:
         when = self.conn.get_timer()

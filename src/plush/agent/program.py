@@ -102,6 +102,7 @@ class HostProgram:
         runner: ProcessRunner,
         default_action: str = "abort",
         backoff: Optional[Backoff] = None,
+        first_instances: Optional[Mapping[str, int]] = None,
     ) -> None:
         self.root = BlockPath.of(app_name, cblock.name)
         self.cblock = cblock
@@ -112,7 +113,9 @@ class HostProgram:
         self.default_action = default_action
         self.backoff = backoff or Backoff()
         self.states: Dict[str, str] = {b.name: "waiting" for b in cblock.blocks}
-        self.instances: Dict[str, int] = {}
+        #: the last instance number of each process path; ``first_instances`` carries a restarted host's or
+        #: application's numbers over, so that numbers keep growing across restarts
+        self.instances: Dict[str, int] = {str(k): int(v) for k, v in (first_instances or {}).items()}
         self.failure: Optional[BlockFailed] = None
         self._done: Dict[str, asyncio.Event] = {b.name: asyncio.Event() for b in cblock.blocks}
         self._held: Set[str] = set()  # semaphores this host holds

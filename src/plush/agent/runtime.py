@@ -9,14 +9,21 @@ name, component, environment and the packages it may need) and then serves one l
   component, in parallel; when all have ended, sends ``finished`` with ``ok``;
 - answers addressed to a waiting program — ``barrier.release``, ``work.item``/``work.none``, ``file.data``/
   ``file.end``/``file.error`` — resolve the matching future;
+- ``reset`` (the application restarts): ends the execution and its process trees, keeps the link and the
+  installed software, replies ``reset.done``; the next ``go execute`` numbers instances on from its
+  ``instances`` field;
 - ``stop``: stops every process tree (SIGTERM, grace, SIGKILL; each stopped process still reports its
   exit), then every orphan the agent adopted as subreaper, replies ``stopped`` and returns.
 
 The runtime is also the programs' :class:`~plush.agent.program.Uplink`: every report becomes one message,
-process output and uploads travel in binary frames and wait for the link to drain (backpressure from the
-controller reaches the process's pipe). When the link closes, every process is stopped and
-:class:`~plush.agent.link.LinkClosed` propagates (the agent exits; nothing is left behind).
-Standard library only, Python 3.8.
+process output and uploads travel in binary frames and wait for the channel (backpressure from the
+controller, or a full outbox while it is away, reaches the process's pipe).
+
+The channel is normally an :class:`~plush.agent.session.AgentSession`: a broken connection is not the end
+(the session reconnects and replays; processes keep running and nothing they write is lost). Only when the
+channel itself ends -- the controller stayed away past ``agent_grace`` or rejected the agent -- does the
+runtime stop every process and let :class:`~plush.agent.link.LinkClosed` propagate (the agent exits
+non-zero; nothing is left behind). Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional
 
 from plush.agent.install import InstallError, install_component
-from plush.agent.link import AgentLink, LinkClosed
+from plush.agent.link import Channel, LinkClosed
 from plush.agent.program import HostProgram, Uplink
 from plush.hostmon.sample import sample
 from plush.processes.policy import Backoff, ExitStatus
@@ -81,17 +88,18 @@ class AgentRuntime(Uplink):
     def __init__(self, host: str, workdir: Path) -> None:
         self.host = host
         self.workdir = workdir
-        self.link: Optional[AgentLink] = None
+        self.link: Optional[Channel] = None
         self.runner = ProcessRunner()
         self._barriers: Dict[str, asyncio.Future[None]] = {}
         self._work: Dict[str, Deque[asyncio.Future[Optional[str]]]] = {}
         self._fetches: Dict[int, _Fetch] = {}
         self._next_req = 0
         self._tasks: List[asyncio.Future[Any]] = []
+        self._executions: List[asyncio.Future[Any]] = []  # ``go execute`` tasks (what ``reset`` ends)
 
     # --- the conversation ---------------------------------------------------------------------------
 
-    async def run(self, link: AgentLink, prepare: Message) -> None:
+    async def run(self, link: Channel, prepare: Message) -> None:
         self.link = link
         project: Project = from_dict(prepare["spec"])
         host: Dict[str, Any] = prepare["host"]
@@ -118,7 +126,11 @@ class AgentRuntime(Uplink):
             if msg["stage"] == "install":
                 self._spawn(self._install(project, host))
             else:
-                self._spawn(self._execute(project, host, settings))
+                seeds = dict(host, instances=msg.get("instances") or {})
+                self._spawn(self._execute(project, seeds, settings))
+                self._executions.append(self._tasks[-1])
+        elif t == "reset":
+            self._spawn(self._reset(float(settings.get("stop_grace", 5.0))))
         elif t == "barrier.release":
             fut = self._barriers.get(msg["name"])
             if fut is not None and not fut.done():
@@ -142,6 +154,19 @@ class AgentRuntime(Uplink):
             log.info("kill %s", msg["path"])
         else:
             log.debug("ignored %r", t)
+
+    async def _reset(self, grace: float) -> None:
+        """``reset`` (the application restarts): end the execution and its processes, keep the link and the
+        installed software, answer ``reset.done`` (after every report of the ended execution)."""
+        runs, self._executions = self._executions, []
+        for task in runs:
+            task.cancel()
+        if runs:
+            await asyncio.wait(runs)
+        await self.runner.stop_all(grace)
+        self._barriers.clear()
+        self._work.clear()
+        self._send("reset.done")
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
@@ -187,6 +212,7 @@ class AgentRuntime(Uplink):
                 runner=self.runner,
                 default_action=app.failure_action,
                 backoff=backoff,
+                first_instances=host.get("instances"),
             )
             for cb in app.component_blocks
             if cb.component == host["component"]

@@ -3,7 +3,7 @@ this and nothing else.
 
 A :class:`Controller` holds the settings, the event bus, and at most one application run at a time, as in
 Plush. ``load`` parses and validates a spec; ``run`` executes it and returns a :class:`RunResult`;
-``abort``, ``release_barrier`` and ``subscribe`` steer and watch the run in progress.
+``abort``, ``fail_host``, ``release_barrier`` and ``subscribe`` steer and watch the run in progress.
 """
 
 from __future__ import annotations
@@ -109,6 +109,13 @@ class Controller:
     def abort(self, reason: str = "aborted by the user") -> None:
         if self.engine is not None:
             self.engine.abort(reason)
+
+    def fail_host(self, host: str) -> None:
+        """Mark ``host`` of the run in progress failed (the ``fail`` command): the failure ladder replaces it
+        (rematch), goes on without it while its component keeps its min, or aborts the run."""
+        if self.engine is None or self.engine.finished:
+            raise PlushError("no application is running")
+        self.engine.fail_host(host)
 
     def release_barrier(self, name: str) -> None:
         if self.engine is None:

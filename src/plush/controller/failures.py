@@ -8,8 +8,10 @@ failed host (the paper's 48 of 50).
 
 :class:`FailureLadder` holds no clock and does no I/O: the engine reports failures and spare capacity and
 carries out the returned :class:`LadderStep`. Invariants: a host is restarted at most ``host_restarts``
-times; a host given up on (rematched or dropped) is never used again in this run; the abort message names
-the component and the numbers.
+times; a host given up on (rematched or dropped) is not used again unless :meth:`FailureLadder.revive`
+clears its mark (service mode); the abort message names the component and the numbers. A failure reported
+with ``restart=False`` (a host over its limits, or one the user marked failed: the host itself is bad, a
+new agent there would not help) skips the restart rung.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class FailureLadder:
         self.restarts: dict[str, int] = {}
         self.dead: set[str] = set()
 
+    def component_names(self) -> list[str]:
+        return sorted(set(self.component_of.values()) | set(self.minimum))
+
     def live(self, component: str) -> list[str]:
         return sorted(h for h, c in self.component_of.items() if c == component and h not in self.dead)
 
@@ -62,13 +67,14 @@ class FailureLadder:
         self.dead.discard(host)
         self.restarts.pop(host, None)
 
-    def host_failed(self, host: str, reason: str, *, spares: int) -> LadderStep:
-        """``host`` failed for ``reason``; ``spares`` hosts of the pool could replace it now."""
+    def host_failed(self, host: str, reason: str, *, spares: int, restart: bool = True) -> LadderStep:
+        """``host`` failed for ``reason``; ``spares`` hosts of the pool could replace it now; ``restart=False``
+        skips the restart rung (the host itself is bad)."""
         component = self.component_of.get(host)
         if component is None or host in self.dead:
             return LadderStep("ignore", host, component or "?", f"{host} is not a live host of this run")
         done = self.restarts.get(host, 0)
-        if done < self.host_restarts:
+        if restart and done < self.host_restarts:
             self.restarts[host] = done + 1
             return LadderStep(
                 "restart",
@@ -78,8 +84,9 @@ class FailureLadder:
             )
         self.dead.add(host)
         if spares > 0:
+            again = "again " if done else ""
             return LadderStep(
-                "rematch", host, component, f"{host} failed again ({reason}); replacing it with a spare host"
+                "rematch", host, component, f"{host} failed {again}({reason}); replacing it with a spare host"
             )
         live = len(self.live(component))
         need = self.minimum.get(component, 1)

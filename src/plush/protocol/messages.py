@@ -149,7 +149,7 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("prepare", C2A, HANDSHAKE, {"spec": DICT, "host": DICT, "settings": DICT}),
         _spec("prepared", A2C, HANDSHAKE),
         _spec("resume", C2A, HANDSHAKE, {"received": INT}),
-        _spec("go", C2A, HANDSHAKE, {"stage": ("install", "execute")}),
+        _spec("go", C2A, HANDSHAKE, {"stage": ("install", "execute")}, {"instances": DICT}),
         # software installation and files
         _spec("installed", A2C, RUN, {"software": LIST}),
         _spec("install.failed", A2C, RUN, {"software": STR, "reason": STR}),
@@ -174,6 +174,8 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("finished", A2C, RUN, {"ok": BOOL}),
         _spec("restart_process", C2A, RUN, {"path": STR}, {"instance": INT}),
         _spec("kill", C2A, RUN, {"path": STR}, {"instance": INT}),
+        _spec("reset", C2A, RUN, {"reason": STR}),
+        _spec("reset.done", A2C, RUN),
         # control
         _spec("stop", C2A, CONTROL, {"grace": NUM, "reason": STR}),
         _spec("stopped", A2C, CONTROL),
