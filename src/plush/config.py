@@ -61,9 +61,9 @@ class Settings:
     #: seconds between heartbeats from an agent
     heartbeat_interval: float = 1.0
     #: seconds of silence after which the controller pings an agent
-    silence_timeout: float = 2.0
+    silence_timeout: float = 1.25
     #: seconds to wait for a pong before declaring the host failed
-    ping_timeout: float = 1.0
+    ping_timeout: float = 0.5
     #: seconds an agent may take to start and join
     join_timeout: float = 30.0
     #: seconds to wait for processes to stop after SIGTERM before SIGKILL
