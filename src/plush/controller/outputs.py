@@ -1,0 +1,116 @@
+"""Process output and uploads of the run engine: log files, the output callback, collected output files.
+
+Role. :class:`OutputsMixin` records what agents report of their processes: ``proc.started`` (the last
+instance number per host and process, so a restarted host's instances go on), ``proc.exited`` (with the
+tail of stderr when the exit was not a success), ``output`` (appended to the run's log files and handed
+to ``on_output``) and ``upload``/``upload.end`` (written under the run's outputs, checked against the
+agent's size and SHA-256).
+
+Invariants: at most one open file per (host, process, instance, stream) log and per upload; a process's
+log files are closed when it exits; every file is closed by :meth:`OutputsMixin._close_files` when the
+run ends; an upload whose name would leave the host's output directory is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from plush.controller.runstate import EngineState, HostSlot
+from plush.protocol.messages import Message
+
+__all__ = ["OutputsMixin"]
+
+log = logging.getLogger(__name__)
+
+
+class _Upload:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.file = path.open("wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+
+class OutputsMixin(EngineState):
+    """Process reports, log files and uploads of :class:`~plush.controller.engine.RunEngine`."""
+
+    def _on_proc_started(self, slot: HostSlot, msg: Message) -> None:
+        key = (slot.name, msg["path"])
+        self._instances[key] = max(self._instances.get(key, 0), int(msg["instance"]))
+        self.bus.emit(
+            "process.started", host=slot.name, block=msg["path"], instance=msg["instance"], data={"pid": msg["pid"]}
+        )
+
+    def _on_proc_exited(self, slot: HostSlot, msg: Message) -> None:
+        path, instance = msg["path"], msg["instance"]
+        for stream in ("stdout", "stderr"):
+            fh = self._logs.pop((slot.name, path, instance, stream), None)
+            if fh is not None:
+                fh.close()
+        data = {k: msg.get(k) for k in ("code", "signal", "action", "rule") if msg.get(k) is not None}
+        if msg.get("action") not in (None, "success", "stopped"):
+            tail = _tail(self.rundir.log(slot.name, path, instance, "stderr"))
+            if tail:
+                data["stderr_tail"] = tail
+        self.bus.emit("process.exited", host=slot.name, block=path, instance=instance, data=data)
+
+    def _on_output(self, slot: HostSlot, msg: Message) -> None:
+        path, instance, stream = msg["path"], msg["instance"], msg["stream"]
+        key = (slot.name, path, instance, stream)
+        fh = self._logs.get(key)
+        if fh is None:
+            target = self.rundir.log(slot.name, path, instance, stream)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fh = self._logs[key] = target.open("ab")
+        data = msg.payload or b""
+        fh.write(data)
+        if self.on_output is not None:
+            self.on_output(slot.name, path, instance, stream, data)
+
+    def _on_upload(self, slot: HostSlot, msg: Message) -> None:
+        key = (slot.name, msg["path"], msg["name"])
+        up = self._uploads.get(key)
+        if up is None:
+            try:
+                up = self._uploads[key] = _Upload(self.rundir.output(slot.name, msg["name"]))
+            except ValueError as exc:
+                log.warning("%s: refused upload: %s", slot.name, exc)
+                return
+        data = msg.payload or b""
+        up.file.write(data)
+        up.digest.update(data)
+        up.size += len(data)
+
+    def _on_upload_end(self, slot: HostSlot, msg: Message) -> None:
+        up = self._uploads.pop((slot.name, msg["path"], msg["name"]), None)
+        if up is None:
+            return
+        up.file.close()
+        ok = up.size == msg["size"] and up.digest.hexdigest() == msg["sha256"]
+        self.bus.emit(
+            "output.collected", host=slot.name, block=msg["path"], data={"name": msg["name"], "size": up.size, "ok": ok}
+        )
+
+    def _close_files(self) -> None:
+        for fh in self._logs.values():
+            fh.close()
+        self._logs.clear()
+        for up in self._uploads.values():
+            up.file.close()
+        self._uploads.clear()
+
+
+def _tail(path: Path, lines: int = 10, limit: int = 4096) -> str:
+    """The last ``lines`` lines (at most ``limit`` bytes) of a log file; empty when there is none."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
