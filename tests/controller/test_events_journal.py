@@ -39,3 +39,13 @@ def test_event_describe() -> None:
     e = Event(name="process.exited", host="h", block="/a/b", instance=2, data={"code": 1})
     assert e.describe() == "process.exited h /a/b#2 code=1"
     assert e.to_dict()["instance"] == 2
+
+
+def test_journal_flushes_by_time_so_readers_see_a_running_run(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path, flush_every=1000, flush_interval=1.0)
+    journal(Event(name="a", at=journal._flushed_at))
+    assert read_events(path) == []  # batched
+    journal(Event(name="b", at=journal._flushed_at + 2.0))  # comes 2 s later: flushed with it
+    assert [e.name for e in read_events(path)] == ["a", "b"]
+    journal.close()

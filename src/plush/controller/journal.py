@@ -1,7 +1,8 @@
 """The run journal: every event of a run, with timestamps, in SQLite (``<run dir>/journal.sqlite``).
 
 The journal is a reliable sink of the :class:`~plush.controller.events.EventBus`: it sees every event in
-order. Writes are batched (one transaction per ``flush_every`` events or on :meth:`flush`), and
+order. Writes are batched (one transaction per ``flush_every`` events, when an event comes ``flush_interval``
+seconds after the last flush, or on :meth:`flush`), and
 :meth:`close` flushes, so a run that ends, aborts or is interrupted keeps every event it published.
 Reading back (:func:`read_events`) serves reports, the re-attach of a restarted controller and tests.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 class Journal:
     """Appends events to a SQLite file."""
 
-    def __init__(self, path: Path, *, flush_every: int = 200) -> None:
+    def __init__(self, path: Path, *, flush_every: int = 200, flush_interval: float = 1.0) -> None:
         self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -43,6 +45,9 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._pending: list[tuple[Any, ...]] = []
         self._flush_every = flush_every
+        #: a reader (``plush report`` during a run) sees events at most this many seconds late, while any come
+        self._flush_interval = flush_interval
+        self._flushed_at = time.time()
         self.count = 0
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -61,10 +66,11 @@ class Journal:
             )
         )
         self.count += 1
-        if len(self._pending) >= self._flush_every:
+        if len(self._pending) >= self._flush_every or event.at - self._flushed_at >= self._flush_interval:
             self.flush()
 
     def flush(self) -> None:
+        self._flushed_at = time.time()
         if not self._pending:
             return
         self._db.execute("BEGIN")
