@@ -43,7 +43,7 @@ from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl
 from plush.agent.outbox import SpoolOutbox
 from plush.agent.session import AgentSession
 from plush.errors import PlushError, ProtocolError
-from plush.processes.tree import enable_subreaper, reap_all_descendants
+from plush.processes.tree import enable_subreaper, has_children, reap_all_descendants
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
@@ -55,18 +55,6 @@ _CLOSE_WAIT = 0.25
 #: seconds and gives the link up after max(floor, 2 x ping_timeout) more; generous, since the controller
 #: is the busy side and a false alarm costs a reconnection
 _SILENCE_FLOOR = 10.0
-
-
-def _may_have_children() -> bool:
-    """False only when this process has no child at all, live or zombie (then no descendant is left:
-    orphans of our descendants re-parent to us, the subreaper). True when it cannot tell."""
-    try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaps nothing
-    except ChildProcessError:
-        return False
-    except (AttributeError, OSError):  # no waitid (not POSIX): walk to be sure
-        return True
-    return True
 
 
 class MinimalRuntime:
@@ -235,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         # nothing this agent started may outlive it, whatever ended it (the /proc walk only when we have
         # children: every descendant left hangs below a child of ours, since orphans re-parent to us)
-        if _may_have_children():
+        if has_children():
             reap_all_descendants(signal.SIGKILL)
 
 

@@ -43,7 +43,7 @@ from plush.agent.program import HostProgram, Uplink
 from plush.hostmon.sample import sample
 from plush.processes.policy import Backoff, ExitStatus
 from plush.processes.runner import ProcessRunner
-from plush.processes.tree import descendants, enable_subreaper, reap_all_descendants
+from plush.processes.tree import descendants, enable_subreaper, has_children, reap_all_descendants
 from plush.protocol.messages import Message
 from plush.spec.model import Project, from_dict
 
@@ -314,8 +314,8 @@ async def _end_orphans(grace: float) -> None:
     Called once every process tree was stopped, so every live descendant is such an orphan; it must not
     outlive the runtime (the entry point's last-moment sweep can be cut short by the launcher's SIGTERM).
     """
-    if not reap_all_descendants(signal.SIGTERM):
-        return
+    if not has_children() or not reap_all_descendants(signal.SIGTERM):
+        return  # the usual case: nothing adopted, so no /proc walk on the way out
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     while descendants(os.getpid()) and loop.time() < deadline:  # noqa: ASYNC110 (no event for adopted orphans)

@@ -35,6 +35,7 @@ __all__ = [
     "descendants",
     "enable_subreaper",
     "find_tagged",
+    "has_children",
     "kill_tree",
     "proc_available",
     "reap_all_descendants",
@@ -222,6 +223,18 @@ def reap_all_descendants(sig: int = signal.SIGKILL, exclude: Collection[int] = (
         signalled.extend(batch)
     reap_zombies(exclude)
     return signalled
+
+
+def has_children() -> bool:
+    """False only when this process has no child at all, live or zombie (then, as a subreaper, it has no
+    descendant left either: orphans of its descendants re-parent to it). True when it cannot tell."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaps nothing
+    except ChildProcessError:
+        return False
+    except (AttributeError, OSError):  # no waitid (not POSIX): walk to be sure
+        return True
+    return True
 
 
 def enable_subreaper() -> bool:
