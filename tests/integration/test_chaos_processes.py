@@ -78,6 +78,9 @@ async def test_a_hung_process_is_killed_by_its_liveness_check_and_restarted(tmp_
     assert exits[0].data["signal"] is not None and exits[0].data["action"] == "restart_process"
     assert exits[1].data.get("code") == 0
     assert result.rundir.log("local-1", "/hung/w/stuck/stuck", 2, "stdout").read_text() == "unstuck\n"
+    killed = events(result.rundir.root, "process.liveness_failed")
+    assert [(e.block, e.instance) for e in killed] == [("/hung/w/stuck/stuck", 1)]
+    assert killed[0].data["reason"].startswith("liveness")
 
 
 CRASH_LOOP = """\

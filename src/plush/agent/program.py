@@ -117,6 +117,7 @@ class HostProgram:
         #: application's numbers over, so that numbers keep growing across restarts
         self.instances: Dict[str, int] = {str(k): int(v) for k, v in (first_instances or {}).items()}
         self.failure: Optional[BlockFailed] = None
+        self._liveness: Dict[str, str] = {}  # process path -> why its liveness check killed it
         self._done: Dict[str, asyncio.Event] = {b.name: asyncio.Event() for b in cblock.blocks}
         self._held: Set[str] = set()  # semaphores this host holds
 
@@ -218,7 +219,10 @@ class HostProgram:
             self.instances[path] = instance
             status = await self._run_instance(path, block, model, instance)
             decision = decide(block.exit_policies, status, restarts, self.default_action)
-            await self.uplink.process_exited(path, instance, status, action=decision.action, rule=decision.rule)
+            extra = {"liveness": self._liveness.pop(path)} if path in self._liveness else {}
+            await self.uplink.process_exited(
+                path, instance, status, action=decision.action, rule=decision.rule, **extra
+            )
             if decision.completes_block:
                 return
             if decision.action == "restart_process":
@@ -245,7 +249,11 @@ class HostProgram:
         if block.liveness is not None:
             watcher = asyncio.ensure_future(watch_liveness_model(handle, block.liveness))
         try:
-            return await handle.wait()
+            status = await handle.wait()
+            reason = handle.kill_reason or ""
+            if reason.startswith("liveness"):
+                self._liveness[path] = reason  # reported with the exit: the liveness check killed it
+            return status
         except asyncio.CancelledError:
             # stopped from outside (the run ends, a sibling failed): the tree is stopped and its exit reported
             # (one report per start), even if this task is cancelled again meanwhile

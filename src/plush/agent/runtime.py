@@ -253,6 +253,7 @@ class AgentRuntime(Uplink):
             signal=status.signal,
             action=fields.get("action"),
             rule=fields.get("rule"),
+            **({"liveness": fields["liveness"]} if fields.get("liveness") else {}),
         )
 
     async def output(self, path: str, instance: int, stream: str, data: bytes) -> None:

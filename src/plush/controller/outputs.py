@@ -55,6 +55,14 @@ class OutputsMixin(EngineState):
             tail = _tail(self.rundir.log(slot.name, path, instance, "stderr"))
             if tail:
                 data["stderr_tail"] = tail
+        if msg.get("liveness"):
+            self.bus.emit(
+                "process.liveness_failed",
+                host=slot.name,
+                block=path,
+                instance=instance,
+                data={"reason": msg["liveness"]},
+            )
         self.bus.emit("process.exited", host=slot.name, block=path, instance=instance, data=data)
 
     def _on_output(self, slot: HostSlot, msg: Message) -> None:
