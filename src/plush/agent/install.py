@@ -25,9 +25,10 @@ import tempfile
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
 
 from plush.errors import PlushError
+from plush.protocol.messages import package_key
 from plush.spec.model import Package, Project
 
-__all__ = ["InstallError", "cache_dir", "install_component", "package_key", "safe_extract"]
+__all__ = ["InstallError", "cache_dir", "install_component", "safe_extract"]
 
 #: ``await fetch(key, dest)`` brings the file the controller knows as ``key`` to ``dest``
 Fetch = Callable[[str, str], Awaitable[None]]
@@ -40,10 +41,6 @@ class InstallError(PlushError):
         super().__init__("cannot install software {!r}: {}".format(software, reason))
         self.software = software
         self.reason = reason
-
-
-def package_key(software: str, package: str) -> str:
-    return "pkg:{}/{}".format(software, package)
 
 
 def cache_dir() -> str:

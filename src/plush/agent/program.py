@@ -32,6 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Set
 from plush.processes.liveness import watch_liveness_model
 from plush.processes.policy import Backoff, ExitStatus, decide
 from plush.processes.runner import ProcessRunner, ProcessStartError
+from plush.protocol.messages import data_key
 from plush.spec.model import BarrierBlock, Block, ComponentBlock, Process, ProcessBlock, WorkflowBlock
 from plush.spec.paths import BlockPath
 
@@ -185,7 +186,7 @@ class HostProgram:
             if item is None:
                 return
             name = os.path.basename(item)
-            await self.uplink.fetch("data:" + item, os.path.join(self.workdir, name))
+            await self.uplink.fetch(data_key(item), os.path.join(self.workdir, name))
             try:
                 await self._run_process_block(task_path, block.task, (name,))
             except BlockFailed:

@@ -8,6 +8,7 @@ Plush. ``load`` parses and validates a spec; ``run`` executes it and returns a :
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class Controller:
         *,
         hosts: dict[str, int] | None = None,
         on_output: OutputCallback | None = None,
-        on_start: object = None,
+        on_start: Callable[[RunDir], None] | None = None,
     ) -> RunResult:
         """Run ``project`` on local sandbox hosts (``hosts``: component → count, default each ``min``)."""
         if self.engine is not None and not self.engine.finished:
@@ -74,12 +75,12 @@ class Controller:
         self.engine = RunEngine(
             project, settings=self.settings, rundir=rundir, bus=self.bus, hosts=counts, on_output=on_output
         )
-        if callable(on_start):
+        if on_start is not None:
             on_start(rundir)
         try:
             outcome = await self.engine.run()
         finally:
-            self.bus._sinks.remove(journal)
+            self.bus.remove_sink(journal)
             journal.close()
         report = load_report(rundir.journal)
         write_report(rundir.root, report)

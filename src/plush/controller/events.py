@@ -121,6 +121,9 @@ class EventBus:
         """A reliable synchronous consumer (journal, log writer): sees every event, in order."""
         self._sinks.append(sink)
 
+    def remove_sink(self, sink: Callable[[Event], None]) -> None:
+        self._sinks.remove(sink)
+
     def subscribe(self, *, maxlen: int | None = None, names: Callable[[str], bool] | None = None) -> Subscription:
         sub = Subscription(self, maxlen=maxlen, names=names)
         self._subs.append(sub)

@@ -22,15 +22,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from plush.errors import SpecError, SpecProblem
-from plush.spec.model import Project, WorkflowBlock
+from plush.protocol.messages import data_key, package_key
+from plush.spec.model import Project, Where, WorkflowBlock
 
-__all__ = ["CatalogEntry", "FileCatalog", "package_key"]
+__all__ = ["CatalogEntry", "FileCatalog"]
 
 CHUNK = 256 * 1024
-
-
-def package_key(software: str, package: str) -> str:
-    return f"pkg:{software}/{package}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +55,17 @@ def _sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _missing(project: Project, where: Where | None, message: str, element: str) -> SpecProblem:
+    """A spec problem for a file the spec names but that is not there."""
+    return SpecProblem(
+        message,
+        file=where.file if where else project.source,
+        line=where.line if where else None,
+        element=element,
+        hint="paths are relative to the spec file's directory",
+    )
+
+
 class FileCatalog:
     """Every file of a project that agents may fetch. Build with :meth:`for_project`, then :meth:`hash_all`."""
 
@@ -77,14 +85,12 @@ class FileCatalog:
                     continue
                 path = Path(unquote(urlparse(pkg.path).path)) if pkg.path.startswith("file://") else base / pkg.path
                 if not path.is_file():
-                    where = pkg.where
                     problems.append(
-                        SpecProblem(
+                        _missing(
+                            project,
+                            pkg.where,
                             f"package {pkg.name!r} of software {software.name!r}: no file at {path}",
-                            file=where.file if where else project.source,
-                            line=where.line if where else None,
-                            element="package",
-                            hint="paths are relative to the spec file's directory",
+                            "package",
                         )
                     )
                     continue
@@ -94,17 +100,10 @@ class FileCatalog:
                 for item in block.data_files:
                     path = base / item
                     if not path.is_file():
-                        where = block.where
-                        problems.append(
-                            SpecProblem(
-                                f"workflow {block.name!r}: data file {item!r} not found at {path}",
-                                file=where.file if where else project.source,
-                                line=where.line if where else None,
-                                element="data_file",
-                            )
-                        )
+                        message = f"workflow {block.name!r}: data file {item!r} not found at {path}"
+                        problems.append(_missing(project, block.where, message, "data_file"))
                         continue
-                    entries[f"data:{item}"] = CatalogEntry(f"data:{item}", path)
+                    entries[data_key(item)] = CatalogEntry(data_key(item), path)
         if problems:
             raise SpecError(problems)
         return cls(entries)

@@ -33,6 +33,8 @@ __all__ = [
     "SCHEMA",
     "Message",
     "MessageSpec",
+    "data_key",
+    "package_key",
     "validate",
 ]
 
@@ -107,6 +109,16 @@ class Message:
         extra = "" if self.payload is None else ", payload=<{} bytes>".format(len(self.payload))
         shown = {k: ("***" if k == "token" else v) for k, v in self.fields.items()}
         return "Message({!r}, {!r}{})".format(self.type, shown, extra)
+
+
+def package_key(software: str, package: str) -> str:
+    """The ``fetch`` key of a software package: ``pkg:<software>/<package>``."""
+    return "pkg:{}/{}".format(software, package)
+
+
+def data_key(item: str) -> str:
+    """The ``fetch`` key of a workflow data file: ``data:<item>`` (the item as written in the spec)."""
+    return "data:" + item
 
 
 def _spec(
