@@ -58,9 +58,10 @@ class ConfigError(PlushError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, source: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, source: Optional[str] = None, setting: Optional[str] = None) -> None:
         super().__init__(message)
         self.source = source
+        self.setting = setting
 
 
 @dataclass(frozen=True)

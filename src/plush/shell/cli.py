@@ -10,14 +10,36 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from plush import __version__
 from plush.errors import PlushError
 
+if TYPE_CHECKING:
+    from plush.config import Settings
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr: ``plush: warning: …``."""
+    click.echo(f"plush: warning: {message}", err=True)
+
+
+def notice(message: str) -> None:
+    """One notice line on stderr: ``plush: notice: …`` (something the user should know, not a problem)."""
+    click.echo(f"plush: notice: {message}", err=True)
+
+
+def load_cli_settings(flags: dict[str, Any]) -> Settings:
+    """The settings of a command: its flags over the environment, the files and the defaults. Unknown
+    ``PLUSH_*`` variables are warned about; a refused value raises ConfigError (exit 2)."""
+    from plush.config import load_settings
+
+    settings, _ = load_settings(flags, warn=warn)
+    return settings
 
 
 def reports_errors(func: F) -> F:
@@ -51,7 +73,7 @@ def config_show() -> None:
     """Print every setting, its value and where it came from."""
     from plush.config import load_settings
 
-    settings, sources = load_settings()
+    settings, sources = load_settings(warn=warn)
     for name, source in sources.items():
         click.echo(f"{name:<26} {getattr(settings, name)!r:<24} ({source})")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from plush.errors import PlushError
-from plush.shell.cli import cli, reports_errors
+from plush.shell.cli import cli, load_cli_settings, reports_errors
 
 
 def find_run(run: str | None, runs_dir: str) -> Path:
@@ -37,10 +37,9 @@ def find_run(run: str | None, runs_dir: str) -> Path:
 @reports_errors
 def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None:
     """Print the failure report of RUN (default: the newest run)."""
-    from plush.config import load_settings
     from plush.controller.report import load_report
 
-    settings, _ = load_settings({"runs_dir": runs_dir})
+    settings = load_cli_settings({"runs_dir": runs_dir})
     rundir = find_run(run, settings.runs_dir)
     report = load_report(rundir / "journal.sqlite")
     if as_json:

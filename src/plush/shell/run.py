@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from plush.shell.cli import cli, reports_errors
+from plush.shell.cli import cli, load_cli_settings, reports_errors
 
 
 class LineWriter:
@@ -67,10 +67,9 @@ def parse_hosts(values: tuple[str, ...]) -> dict[str, int]:
 @reports_errors
 def run_command(spec: str, hosts: tuple[str, ...], runs_dir: str | None, quiet: bool) -> None:
     """Run the application of SPEC on local sandbox hosts."""
-    from plush.config import load_settings
     from plush.controller.api import Controller
 
-    settings, _ = load_settings({"runs_dir": runs_dir})
+    settings = load_cli_settings({"runs_dir": runs_dir})
     controller = Controller(settings)
     project = controller.load(spec)
     writer = LineWriter()
