@@ -129,7 +129,9 @@ class ResourceError(PlushError):
 
 
 class MatchError(ResourceError):
-    """A component's requirements cannot be met by the pool."""
+    """A component's requirements cannot be met by the pool: the run is refused before it starts."""
+
+    exit_code = 2
 
     def __init__(self, message: str, *, component: str, wanted: int, available: int) -> None:
         super().__init__(message)

@@ -4,10 +4,15 @@ this and nothing else.
 A :class:`Controller` holds the settings, the event bus, and at most one application run at a time, as in
 Plush. ``load`` parses and validates a spec; ``run`` executes it and returns a :class:`RunResult`;
 ``abort``, ``fail_host``, ``release_barrier`` and ``subscribe`` steer and watch the run in progress.
+
+Runs use local sandbox hosts (:mod:`plush.resources.sandbox`): a component whose ``require`` this machine
+does not meet is refused before anything starts, and components whose spec names other resources are
+announced through ``on_notice``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +24,12 @@ from plush.controller.journal import Journal
 from plush.controller.report import FailureReport, load_report, write_report
 from plush.controller.rundir import RunDir
 from plush.errors import PlushError
+from plush.resources.sandbox import check_requirements, local_properties, sandbox_notice
 from plush.spec.model import Project
 
 __all__ = ["Controller", "RunResult"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,11 +69,17 @@ class Controller:
         hosts: dict[str, int] | None = None,
         on_output: OutputCallback | None = None,
         on_start: Callable[[RunDir], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> RunResult:
-        """Run ``project`` on local sandbox hosts (``hosts``: component → count, default each ``min``)."""
+        """Run ``project`` on local sandbox hosts (``hosts``: component → count, default each ``min``).
+        Raises MatchError when a component's requirements are not met by this machine; ``on_notice`` (default:
+        this module's logger) hears, after ``on_start``, which components run here instead of the resources
+        their spec names."""
         if self.engine is not None and not self.engine.finished:
             raise PlushError("an application is already running on this controller; abort it first")
         counts = self._host_counts(project, hosts or {})
+        check_requirements(project, counts, local_properties())
+        notice = sandbox_notice(project, counts)
         rundir = RunDir.create(self.settings.runs_dir)
         rundir.save_spec(project)
         journal = Journal(rundir.journal)
@@ -77,6 +91,8 @@ class Controller:
         )
         if on_start is not None:
             on_start(rundir)
+        if notice is not None:
+            (on_notice or log.warning)(notice)
         try:
             outcome = await self.engine.run()
         finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from plush.shell.cli import cli, load_cli_settings, reports_errors
+from plush.shell.cli import cli, load_cli_settings, notice, reports_errors
 
 
 class LineWriter:
@@ -101,7 +101,7 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
         click.echo(f"plush: run {rundir.run_id}: results in {rundir.root}", err=True)
 
     try:
-        result = await controller.run(project, hosts=hosts, on_output=writer, on_start=started)
+        result = await controller.run(project, hosts=hosts, on_output=writer, on_start=started, on_notice=notice)
     except asyncio.CancelledError:
         click.echo("plush: forced stop", err=True)
         return 130
