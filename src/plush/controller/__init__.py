@@ -1,3 +1,4 @@
-"""The controller: the one public async API (load, connect, run, info, shell, fail_host,
-release_barrier, abort, quit, subscribe), the run engine, the failure manager, events and the journal.
+"""The controller: the one public API (``Controller``: load, run, subscribe, abort, fail_host,
+release_barrier; connect, info, shell and quit come with the terminal), the run engine, the failure manager,
+events and the journal.
 """

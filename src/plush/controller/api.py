@@ -128,7 +128,7 @@ class Controller:
             self.engine.abort(reason)
 
     def fail_host(self, host: str) -> None:
-        """Mark ``host`` of the run in progress failed (the ``fail`` command): the failure ladder replaces it
+        """Mark ``host`` of the run in progress failed (the terminal's ``fail``, coming): the ladder replaces it
         (rematch), goes on without it while its component keeps its min, or aborts the run."""
         if self.engine is None or self.engine.finished:
             raise PlushError("no application is running")
