@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -88,8 +89,13 @@ def test_license_is_an_spdx_expression_with_its_file() -> None:
 
 @pytest.mark.slow
 def test_wheel_builds_without_warnings_from_our_configuration(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # a copy: the build leaves nothing in the work tree
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, project / name)
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), str(project)],
         capture_output=True,
         text=True,
         timeout=600,
