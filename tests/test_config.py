@@ -220,3 +220,10 @@ def test_settings_made_in_code_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="setting 'max_local_hosts'"):
         Settings(max_local_hosts=True)
     assert Settings(stop_grace=2).stop_grace == 2
+
+
+def test_a_path_flag_is_taken_as_its_text(tmp_path: Path) -> None:
+    loaded, _ = load_settings(
+        {"runs_dir": tmp_path / "runs"}, env={}, user_file=tmp_path / "n", system_file=tmp_path / "n"
+    )
+    assert loaded.runs_dir == str(tmp_path / "runs")

@@ -248,6 +248,8 @@ def _show(value: Any, limit: int = 60) -> str:
 
 def _parse(kind: type, value: Any, *, from_text: bool) -> Any:
     """``value`` as ``kind``; text is parsed only when ``from_text``. Raises ValueError when it is not one."""
+    if kind is str and isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, str) and kind is not str:
         if not from_text:
             raise ValueError
