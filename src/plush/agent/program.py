@@ -104,6 +104,7 @@ class HostProgram:
         default_action: str = "abort",
         backoff: Optional[Backoff] = None,
         first_instances: Optional[Mapping[str, int]] = None,
+        stop_grace: float = 5.0,
     ) -> None:
         self.root = BlockPath.of(app_name, cblock.name)
         self.cblock = cblock
@@ -113,6 +114,8 @@ class HostProgram:
         self.runner = runner
         self.default_action = default_action
         self.backoff = backoff or Backoff()
+        #: seconds a stopped process tree gets between SIGTERM and SIGKILL (the ``stop_grace`` setting)
+        self.stop_grace = stop_grace
         self.states: Dict[str, str] = {b.name: "waiting" for b in cblock.blocks}
         #: the last instance number of each process path; ``first_instances`` carries a restarted host's or
         #: application's numbers over, so that numbers keep growing across restarts
@@ -265,7 +268,7 @@ class HostProgram:
                 watcher.cancel()
 
     async def _stopped(self, path: str, handle: Any, instance: int) -> None:
-        status = await handle.stop(grace=1.0)
+        status = await handle.stop(grace=self.stop_grace)
         await self.uplink.process_exited(path, instance, status, action="stopped", rule="stopped by plush")
 
 

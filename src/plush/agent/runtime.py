@@ -213,6 +213,7 @@ class AgentRuntime(Uplink):
                 default_action=app.failure_action,
                 backoff=backoff,
                 first_instances=host.get("instances"),
+                stop_grace=float(settings.get("stop_grace", 5.0)),
             )
             for cb in app.component_blocks
             if cb.component == host["component"]

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: seconds agents get to exit on their own after the run's ``stop`` before the launcher signals them
 AGENT_EXIT_WAIT = 2.0
+#: seconds beyond ``stop_grace`` that agents get to answer ``stop``: a tree's SIGKILL rounds (up to 5 s),
+#: the adopted orphans (1 s), the last reports
+STOP_MARGIN = 10.0
 
 
 class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
@@ -260,7 +263,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         live = [s for s in self.slots.values() if s.peer is not None and not s.peer.closed and not s.disconnected]
         for each in live:
             self._send(each.name, Message.of("stop", grace=self.settings.stop_grace, reason="the run is over"))
-        deadline = time.monotonic() + self.settings.stop_grace + 5.0
+        deadline = time.monotonic() + self.settings.stop_grace + STOP_MARGIN
         waiting = {s.name for s in live}
         try:
             while waiting and time.monotonic() < deadline:
