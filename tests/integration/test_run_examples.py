@@ -84,8 +84,8 @@ def test_service_runs_until_interrupted(name: str, tmp_path: Path) -> None:
     assert "process.exited" not in err  # processes stopped at the user's request are not reported as failures
     assert run_processes(root.name, root) == []
     evs = events(root)
-    assert evs[-1].name == "run.finished" and evs[-1].data["ok"] is False
-    assert "interrupted" in evs[-1].data["reason"]
+    assert evs[-1].name == "run.finished" and evs[-1].data["ok"] is False and evs[-1].data["stopped"] is True
+    assert evs[-1].data["reason"] == "stopped by request (SIGINT)"
     started = [e for e in evs if e.name == "process.started"]
     exited = [e for e in evs if e.name == "process.exited"]
     assert len(started) == 2

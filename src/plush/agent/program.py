@@ -9,7 +9,9 @@ completed, each in its own task, and reports each block's state through its :cla
   on this host after a back-off, ``ignore`` counts it as done, ``abort`` / ``restart_application`` fail the
   block and the program (the controller decides what happens next). A liveness monitor kills a hung process
   tree; the exit then counts as a signal exit. When all processes are done the block's ``outputs`` are
-  uploaded and the block completes.
+  uploaded and the block completes. The outputs of a process block that started but did not complete
+  (stopped, or failed) are uploaded by :meth:`HostProgram.upload_unsent` once the program has ended, when the
+  run stops (the agent calls it on the controller's ``stop``).
 - a **barrier block** asks the controller to enter and waits for the release. A **semaphore** waits for
   admission and gives its place back when its ``until`` block completes (or the program ends).
 - a **workflow block** takes items from the controller until there are none left; each item's data file is
@@ -124,6 +126,8 @@ class HostProgram:
         self._liveness: Dict[str, str] = {}  # process path -> why its liveness check killed it
         self._done: Dict[str, asyncio.Event] = {b.name: asyncio.Event() for b in cblock.blocks}
         self._held: Set[str] = set()  # semaphores this host holds
+        #: process blocks (path -> block) started whose outputs were not uploaded yet
+        self._unsent: Dict[str, ProcessBlock] = {}
 
     # --- the DAG ------------------------------------------------------------------------------------
 
@@ -200,6 +204,8 @@ class HostProgram:
     # --- processes ----------------------------------------------------------------------------------
 
     async def _run_process_block(self, path: str, block: ProcessBlock, extra_args: Any) -> None:
+        if block.outputs:
+            self._unsent[path] = block
         runs = [asyncio.ensure_future(self._run_process(path, block, p, tuple(extra_args))) for p in block.processes]
         try:
             await asyncio.gather(*runs)
@@ -209,10 +215,25 @@ class HostProgram:
         except BaseException:
             await _cancel_and_wait(runs)
             raise
+        self._unsent.pop(path, None)
+        await self._upload_outputs(path, block)
+
+    async def _upload_outputs(self, path: str, block: ProcessBlock) -> None:
         for pattern in block.outputs:
             for source in sorted(glob.glob(os.path.join(self.workdir, pattern), recursive=True)):
                 if os.path.isfile(source):
                     await self.uplink.upload(path, os.path.relpath(source, self.workdir), source)
+
+    async def upload_unsent(self) -> None:
+        """Upload the outputs of the process blocks that started but did not complete (stopped or failed);
+        call it once :meth:`run` has ended. A failed upload is logged and the others go on."""
+        while self._unsent:
+            path = min(self._unsent)
+            block = self._unsent.pop(path)
+            try:
+                await self._upload_outputs(path, block)
+            except (OSError, ValueError) as exc:
+                log.warning("%s: outputs not collected: %s", path, exc)
 
     async def _run_process(self, block_path: str, block: ProcessBlock, proc: Process, extra: Any) -> None:
         path = block_path + "/" + proc.name

@@ -13,7 +13,8 @@ name, component, environment and the packages it may need) and then serves one l
   installed software, replies ``reset.done``; the next ``go execute`` numbers instances on from its
   ``instances`` field;
 - ``stop``: stops every process tree (SIGTERM, grace, SIGKILL; each stopped process still reports its
-  exit), then every orphan the agent adopted as subreaper, replies ``stopped`` and returns.
+  exit), then every orphan the agent adopted as subreaper, uploads the outputs of the process blocks that
+  did not complete (:meth:`~plush.agent.program.HostProgram.upload_unsent`), replies ``stopped`` and returns.
 
 The runtime is also the programs' :class:`~plush.agent.program.Uplink`: every report becomes one message,
 process output and uploads travel in binary frames and wait for the channel (backpressure from the
@@ -96,6 +97,7 @@ class AgentRuntime(Uplink):
         self._next_req = 0
         self._tasks: List[asyncio.Future[Any]] = []
         self._executions: List[asyncio.Future[Any]] = []  # ``go execute`` tasks (what ``reset`` ends)
+        self._programs: List[HostProgram] = []  # of the current execution: their outputs are collected at stop
 
     # --- the conversation ---------------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ class AgentRuntime(Uplink):
         try:
             async for msg in link:
                 if msg.type == "stop":
-                    await self._stop(float(msg["grace"]))
+                    await self._stop(float(msg["grace"]), collect=True)
                     link.send(Message.of("stopped"))
                     await link.drain()
                     return
@@ -159,6 +161,7 @@ class AgentRuntime(Uplink):
         """``reset`` (the application restarts): end the execution and its processes, keep the link and the
         installed software, answer ``reset.done`` (after every report of the ended execution)."""
         runs, self._executions = self._executions, []
+        self._programs = []  # the application restarts: what the ended execution made is not collected
         for task in runs:
             task.cancel()
         if runs:
@@ -171,7 +174,9 @@ class AgentRuntime(Uplink):
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
 
-    async def _stop(self, grace: float) -> None:
+    async def _stop(self, grace: float, *, collect: bool = False) -> None:
+        """End every task and process tree; with ``collect``, then upload the outputs of the blocks that did
+        not complete (the controller's ``stop``; not when the controller is gone)."""
         for task in self._tasks:
             if not task.done():
                 task.cancel()
@@ -180,6 +185,10 @@ class AgentRuntime(Uplink):
         self._tasks = []
         await self.runner.stop_all(grace)
         await _end_orphans(min(grace, ORPHAN_GRACE))
+        programs, self._programs = self._programs, []
+        if collect:
+            for program in programs:
+                await program.upload_unsent()
 
     def _send(self, mtype: str, **fields: Any) -> None:
         assert self.link is not None
@@ -218,6 +227,7 @@ class AgentRuntime(Uplink):
             for cb in app.component_blocks
             if cb.component == host["component"]
         ]
+        self._programs = programs
         runs = [asyncio.ensure_future(p.run()) for p in programs]
         try:
             results = await asyncio.gather(*runs)

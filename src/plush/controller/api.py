@@ -3,7 +3,8 @@ this and nothing else.
 
 A :class:`Controller` holds the settings, the event bus, and at most one application run at a time, as in
 Plush. ``load`` parses and validates a spec; ``run`` executes it and returns a :class:`RunResult`;
-``abort``, ``fail_host``, ``release_barrier`` and ``subscribe`` steer and watch the run in progress.
+``stop`` (a requested, normal end), ``abort`` (a failure), ``fail_host``, ``release_barrier`` and ``subscribe``
+steer and watch the run in progress.
 
 Runs use local sandbox hosts (:mod:`plush.resources.sandbox`): a component whose ``require`` this machine
 does not meet is refused before anything starts, and components whose spec names other resources are
@@ -124,8 +125,16 @@ class Controller:
         return counts
 
     def abort(self, reason: str = "aborted by the user") -> None:
+        """End the run in progress as failed (its report names ``reason`` as the root cause)."""
         if self.engine is not None:
             self.engine.abort(reason)
+
+    def stop(self, reason: str = "stopped by request") -> None:
+        """End the run in progress on request, cleanly: processes stopped (SIGTERM, ``stop_grace``, SIGKILL),
+        outputs collected, agents stopped; its outcome and report say *stopped*, not failed. The path of
+        Ctrl-C and of ``quit``."""
+        if self.engine is not None:
+            self.engine.stop(reason)
 
     def fail_host(self, host: str) -> None:
         """Mark ``host`` of the run in progress failed (the terminal's ``fail``, coming): the ladder replaces it

@@ -14,8 +14,10 @@ Theory of operation. :class:`RunEngine` owns every part of one run and drives it
    link whose agent still runs first gets ``reconnect_window`` seconds to resume
    (:mod:`~plush.controller.links`, which also carries every message to and from agents).
 5. **finish**: when every live host reported ``finished`` the run succeeded; a failed block whose policy
-   says ``abort``, a ladder abort, an install failure or :meth:`abort` end it as failed. Either way every agent
-   is sent ``stop`` (processes stopped, outputs flushed), then the launcher stops the agents.
+   says ``abort``, a ladder abort, an install failure or :meth:`abort` end it as failed; :meth:`stop` ends it
+   as *stopped* on request (``app.stopped``; a service's normal end). Either way every agent is sent ``stop``
+   (processes stopped, the outputs of blocks that did not complete uploaded, output flushed), then the
+   launcher stops the agents.
 
 This module keeps the lifecycle (run, handshake, prepare, install, files, completion, stop) and the message
 dispatch table; each other concern is a mixin over :class:`~plush.controller.runstate.EngineState`, which
@@ -218,11 +220,14 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                     kill_host_processes(self.rundir.run_id, None)  # what a killed or hung agent left behind
                     self._close_files()
                     self._mark("stopped")
-        outcome = RunOutcome(outcome.ok, outcome.reason, outcome.host, outcome.block, dict(self.timings))
+        outcome = RunOutcome(
+            outcome.ok, outcome.reason, outcome.host, outcome.block, dict(self.timings), stopped=outcome.stopped
+        )
         self.bus.emit(
             "run.finished",
             data={
                 "ok": outcome.ok,
+                "stopped": outcome.stopped,
                 "reason": outcome.reason,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
             },
@@ -231,6 +236,15 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
 
     def abort(self, reason: str = "aborted by the user") -> None:
         self._finish(RunOutcome(False, reason))
+
+    def stop(self, reason: str = "stopped by request") -> None:
+        """End the run on request: processes stopped, outputs collected, agents stopped; the run's status is
+        *stopped* (``app.stopped``, then ``run.finished`` with ``stopped``), not a failure. No-op once the
+        run's end is decided."""
+        if self._outcome is None or self.finished:
+            return
+        self.bus.emit("app.stopped", data={"reason": reason})
+        self._finish(RunOutcome(False, reason, stopped=True))
 
     def _finish(self, outcome: RunOutcome) -> None:
         if self._outcome is not None and not self._outcome.done():
@@ -255,6 +269,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
     async def _stop_everything(self, listener: ControllerListener) -> None:
         """Send ``stop`` to every connected agent and wait (bounded) until each replied or went away.
 
+        The wait is ``stop_grace`` + :data:`STOP_MARGIN`, and at least :data:`STOP_MARGIN` after the last
+        upload received (agents upload the outputs of the blocks that did not complete before they reply).
         An agent that comes back meanwhile (a resuming join) is rejected: the run is over, it stops."""
         for each in self.slots.values():
             if each.reconnect_timer is not None:
@@ -283,6 +299,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                         waiting.discard(host)
                 elif msg.type in _LATE_KEPT and slot is not None and current and self._accept(slot, msg):
                     self._on_message(slot, msg)  # late output and uploads are kept
+                    if msg.type in ("upload", "upload.end"):
+                        deadline = max(deadline, time.monotonic() + STOP_MARGIN)
         finally:
             self.sessions.close()
 

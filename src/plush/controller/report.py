@@ -22,7 +22,9 @@
    one :class:`FailureEntry` with a :class:`~plush.resources.hostset.HostSet`, like ClusterShell's MsgTree.
 
 Invariants: :func:`build_report` is pure (no clock, no I/O) and total over any event sequence; a run whose
-``run.finished`` says ok is ``ok`` whatever the entries (ignored and recovered failures stay listed);
+``run.finished`` says ok is ``ok`` whatever the entries (ignored and recovered failures stay listed); a run
+stopped on request (``app.stopped``, ``run.finished`` with ``stopped``) is ``stopped``, has no root cause, and
+what its stop killed is cascade;
 ``FailureReport.from_dict(r.to_dict()) == r`` and ``to_dict()`` is JSON-ready.
 
 The module is longer than most (~650 lines) because the passes, the hints and the text rendering share
@@ -160,6 +162,8 @@ class FailureReport:
     ok: bool
     finished: bool
     reason: str | None = None
+    #: the run was stopped on request (Ctrl-C, ``quit``): its normal end, not a failure
+    stopped: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     app_restarts: int = 0
@@ -170,6 +174,8 @@ class FailureReport:
     def outcome(self) -> str:
         if not self.finished:
             return "unfinished"
+        if self.stopped and not self.ok:
+            return "stopped"
         return "ok" if self.ok else "failed"
 
     @property
@@ -183,6 +189,7 @@ class FailureReport:
             "run": self.run_id,
             "ok": self.ok,
             "finished": self.finished,
+            "stopped": self.stopped,
             "outcome": self.outcome,
             "reason": self.reason,
             "started_at": self.started_at,
@@ -200,6 +207,7 @@ class FailureReport:
             run_id=data.get("run"),
             ok=data["ok"],
             finished=data.get("finished", True),
+            stopped=data.get("stopped", False),
             reason=data.get("reason"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
@@ -503,6 +511,8 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
     aborted = next((i for i, e in enumerate(events) if e.name == "app.aborted"), None)
     app_restarts = [i for i, e in enumerate(events) if e.name == "app.restarted"]
     run_ok = finished is not None and bool(finished.data.get("ok")) and aborted is None
+    run_stopped = finished is not None and bool(finished.data.get("stopped")) and aborted is None
+    requested = next((i for i, e in enumerate(events) if e.name == "app.stopped"), None)
 
     occs, successes = _collect(events)
     occs = _merge_block_failures(occs)
@@ -515,7 +525,7 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
         return any(i > occ.index for i in app_restarts)
 
     root: _Occ | None = None
-    if not run_ok:
+    if not run_ok and not run_stopped:
         root = next(
             (
                 o
@@ -528,7 +538,7 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
         if root is not None:
             root.action = "abort"  # what Plush did, whatever was asked (a lost host, an unhonoured restart)
 
-    decisions = [i for i in (root.index if root else None, aborted) if i is not None]
+    decisions = [i for i in (root.index if root else None, aborted, requested) if i is not None]
     decided = min(decisions) if decisions else None  # events after it are late
     stopped = _stop_index(events, started, finished)  # events from it on are late
     windows = [
@@ -552,7 +562,7 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
     entries = [_entry(group, rundir_root) for group in groups.values()]
     root_entry = next((e for e, g in zip(entries, groups.values(), strict=True) if root in g), None)
 
-    if root_entry is None and not run_ok and (finished is not None or aborted is not None):
+    if root_entry is None and not run_ok and not run_stopped and (finished is not None or aborted is not None):
         index = aborted if aborted is not None else max(i for i, e in enumerate(events) if e is finished)
         source = events[index]
         host, block = source.data.get("host"), source.data.get("block")
@@ -566,6 +576,7 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
         run_id=str(started.data["run"]) if started is not None and "run" in started.data else None,
         ok=run_ok,
         finished=finished is not None,
+        stopped=run_stopped,
         reason=str(finished.data.get("reason") or "") or None if finished is not None else None,
         started_at=started.at if started is not None else None,
         finished_at=finished.at if finished is not None else None,

@@ -67,13 +67,15 @@ class HostSlot:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended: ``ok``; otherwise ``reason`` names the root cause, with its host and block."""
+    """How a run ended: ``ok``; otherwise ``reason`` names the root cause, with its host and block, or --
+    ``stopped`` -- the run was stopped on request (its normal end for a service; not a failure)."""
 
     ok: bool
     reason: str = ""
     host: str | None = None
     block: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False
 
 
 class EngineState:

@@ -1,9 +1,10 @@
 """``plush run SPEC``: run an application on local sandbox hosts and stream its output.
 
 Output lines are prefixed with host and process path (``[local-3 /filedist/senders/serve/srv] ...``);
-stderr lines go to stderr. The first Ctrl-C stops the run gracefully (processes stopped, logs collected,
-agents stopped); a second one forces. Exit status: 0 when the application completed, 1 when it failed or
-aborted, 2 when the spec was rejected, 130 after Ctrl-C.
+stderr lines go to stderr. The first Ctrl-C (or SIGTERM) stops the run on request (:meth:`Controller.stop`:
+processes stopped, outputs and logs collected, agents stopped; the report says STOPPED); a second one forces.
+Exit status: 0 when the application completed, 1 when it failed or aborted, 2 when the spec was rejected,
+130 after Ctrl-C or SIGTERM (stopped by request).
 """
 
 from __future__ import annotations
@@ -145,17 +146,17 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
     task = asyncio.current_task()
     interrupts = 0
 
-    def on_signal() -> None:
+    def on_signal(sig: int) -> None:
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
             click.echo("plush: stopping (Ctrl-C again to force)", err=True)
-            controller.abort("interrupted by the user")
+            controller.stop(f"stopped by request ({signal.Signals(sig).name})")
         elif task is not None:
             task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     events = controller.subscribe()
     printer = asyncio.create_task(_print_events(events))
 
@@ -177,6 +178,9 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
     if o.ok:
         click.echo(f"plush: run {result.rundir.run_id} completed in {took:.2f}s", err=True)
         return 0
+    if o.stopped:
+        click.echo(f"plush: run {result.rundir.run_id} STOPPED after {took:.2f}s: {o.reason}", err=True)
+        return 130 if interrupts else 0
     if result.report is not None and result.report.entries and not interrupts:
         click.echo(result.report.render_text(), err=True)
     click.echo(f"plush: run {result.rundir.run_id} FAILED: {o.reason}", err=True)
