@@ -11,7 +11,9 @@
   until the replacement budget is spent; then the run aborts;
 - a workflow item held by a killed agent goes back to the queue and is done exactly once;
 - ``fail_host`` on a host without a spare: the application goes on with its min; in service mode the
-  pool refresh (every ``reconnect_interval``) restarts the failed host and adds new hosts up to max.
+  pool refresh (every ``reconnect_interval``) restarts the failed host;
+- the refresh never invents hosts: a service started on 2 sandbox hosts (max 800) keeps 2 live agents,
+  across refreshes and a rematch.
 """
 
 from __future__ import annotations
@@ -206,27 +208,71 @@ application:
 """
 
 
-async def test_a_service_refills_its_pool_after_fail_host(tmp_path: Path) -> None:
+async def test_a_service_revives_a_failed_host_at_its_refresh(tmp_path: Path) -> None:
     async def script(w: Watch) -> None:
-        await w.each("process.started", {"local-1", "local-2", "local-3"})
-        refills = [e.data for e in w.seen if e.name == "pool.refreshed" and e.data["added"]]
-        assert refills[0] == {"revived": [], "added": ["local-3"], "live": 3}  # filled up to max
+        await w.each("process.started", {"local-1", "local-2"})
         w.controller.fail_host("local-1")
-        dropped = await w.event("host.dropped", host="local-1")
-        assert "goes on with 2 live" in dropped.data["reason"]
+        dropped = await w.event("host.dropped", host="local-1")  # max_local_hosts=2: no spare
+        assert "goes on with 1 live" in dropped.data["reason"]
         revived = await w.until(
             lambda e: e.name == "pool.refreshed" and e.data["revived"] == ["local-1"], "local-1 revived"
         )
-        assert revived.data["added"] == []  # max_local_hosts: no new host beyond the 3 started
+        assert revived.data["added"] == []
         again = await w.event("process.started", host="local-1")
         assert again.instance == 2
-        w.controller.abort("the service was refilled")
+        w.controller.stop("the service was refilled")
 
-    result = await run_chaos(SERVICE, tmp_path, script, hosts={"w": 2}, max_local_hosts=3)
-    assert result.outcome.reason == "the service was refilled"
+    result = await run_chaos(SERVICE, tmp_path, script, hosts={"w": 2}, max_local_hosts=2)
+    assert result.outcome.stopped and result.outcome.reason == "the service was refilled"
     evs = events(result.rundir.root)
     failed = [e for e in evs if e.name == "host.failed"]
     assert [(e.host, e.data["reason"]) for e in failed] == [("local-1", "marked failed by the user")]
+    assert all(e.data["live"] <= 2 for e in evs if e.name == "pool.refreshed")
+    assert run_processes(result.rundir.run_id, result.rundir.root) == []
+
+
+#: the SWORD example's shape: a service whose component allows far more hosts than the run started with
+WIDE_SERVICE = """\
+project: sword
+components:
+  servers:
+    hosts: 2..800
+application:
+  service: true
+  reconnect_interval: 0.3
+  execution:
+    servers:
+      blocks:
+        - process: daemon
+          run: [sleep, '300']
+"""
+
+
+async def test_a_service_refresh_never_adds_hosts_beyond_those_it_started_with(tmp_path: Path) -> None:
+    live_agents: list[int] = []
+
+    async def refreshes(w: Watch, count: int) -> None:
+        for _ in range(count):
+            refreshed = await w.event("pool.refreshed")
+            live_agents.append(len(w.engine._launcher.alive()))
+            assert refreshed.data["added"] == [] and refreshed.data["live"] == 2, refreshed.data
+
+    async def script(w: Watch) -> None:
+        await w.each("process.started", {"local-1", "local-2"})
+        await refreshes(w, 3)
+        w.controller.fail_host("local-1")
+        rematched = await w.event("host.rematched", host="local-1")  # a replacement keeps the count
+        await w.event("process.started", host=rematched.data["replacement"])
+        await refreshes(w, 3)  # local-1 is not revived: the pool has its 2 hosts
+        w.controller.stop()
+
+    # max_local_hosts bounds what the old refresh would fork (it filled up to max: 798 agents here)
+    result = await run_chaos(WIDE_SERVICE, tmp_path, script, max_local_hosts=6)
+    assert result.outcome.stopped, result.outcome
+    evs = events(result.rundir.root)
+    assert sorted({e.host or "" for e in evs if e.name == "host.joined"}) == ["local-1", "local-2", "local-3"]
+    assert max(live_agents) <= 2, live_agents
+    assert not [e for e in evs if e.name == "pool.refreshed" and (e.data["added"] or e.data["revived"])]
     assert run_processes(result.rundir.run_id, result.rundir.root) == []
 
 

@@ -90,9 +90,11 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         self.bus = bus
         self.on_output = on_output
         self.slots: dict[str, HostSlot] = {}
+        #: the hosts each component's pool really has: on the local sandbox, the count the run started with
+        self.pool_size = {c.name: hosts.get(c.name, c.num_hosts.min) for c in project.components}
         k = 0
         for comp in project.components:
-            for i in range(hosts.get(comp.name, comp.num_hosts.min)):
+            for i in range(self.pool_size[comp.name]):
                 k += 1
                 self.slots[f"local-{k}"] = HostSlot(f"local-{k}", comp.name, i)
         self.barriers = BarrierManager()

@@ -15,7 +15,9 @@ decides: restart the agent in place, rematch to a new local host ``local-<n>``, 
 component keeps its min, or abort. A restarted or replacement host rejoins, installs (cached) and executes
 its component blocks from the start (instance numbers go on), passing released barriers late. A block failed
 with ``restart_application`` restarts every host's execution from the top (``reset``; at most
-``max_application_restarts`` times). A service refills its pool every ``reconnect_interval``.
+``max_application_restarts`` times). A service refreshes its pool every ``reconnect_interval``: it revives
+failed hosts, then replaces, never beyond the hosts the pool has (``pool_size``: on the local sandbox, the
+count each component started with; the component's ``max`` is a bound, not a number of hosts to invent).
 
 Invariants: a host fails at most once per life (``state == "failed"`` until restarted); every recovery
 task is owned by the engine (``_recovery_tasks``) and cancelled when the run ends; nothing is restarted or
@@ -315,8 +317,9 @@ class HealingMixin(EngineState):
             self._refresh_timer = loop.call_later(app.reconnect_interval, self._refresh_pool)
 
     def _refresh_pool(self) -> None:
-        """Clear failed marks and refill each component up to its max: failed hosts first (their agents are
-        started again), then new local hosts. Emits ``pool.refreshed``."""
+        """Clear failed marks and refill each component up to its pool's size (never beyond its max): failed
+        hosts first (their agents are started again), then new local hosts if room is left. Emits
+        ``pool.refreshed``."""
         self._refresh_timer = None
         if self.finished:
             return
@@ -347,11 +350,11 @@ class HealingMixin(EngineState):
         self._arm_refresh()
 
     def _room(self, component: str, *, new: bool) -> int:
-        """Hosts ``component`` may still get: up to its max live hosts; a ``new`` one also only while the run
-        has started fewer than ``max_local_hosts`` local hosts in all."""
+        """Hosts ``component`` may still get: up to the size of its pool (within its max) live hosts; a ``new``
+        one also only while the run has started fewer than ``max_local_hosts`` local hosts in all."""
         comp = next(c for c in self.project.components if c.name == component)
         in_comp = sum(1 for s in self._live_slots() if s.component == component)
-        room = comp.num_hosts.max - in_comp
+        room = min(self.pool_size[component], comp.num_hosts.max) - in_comp
         return max(0, min(room, self.settings.max_local_hosts - len(self.slots)) if new else room)
 
     @staticmethod

@@ -87,6 +87,7 @@ class EngineState:
     bus: EventBus
     on_output: OutputCallback | None
     slots: dict[str, HostSlot]
+    pool_size: dict[str, int]
     barriers: BarrierManager
     queues: dict[str, WorkQueue]
     sessions: SessionTable
