@@ -18,7 +18,7 @@ from pathlib import Path
 from chaos_support import Watch, run_chaos
 from integration_support import events, interrupt, kill_session, only_run, start_cli, wait_until, write_spec
 
-#: after SIGTERM it says so, works for 3 s, writes "finished cleanly" and exits 0
+#: after SIGTERM it says so, works for {work} s, writes "finished cleanly" and exits 0
 TRAPPER = """\
 project: trapper
 components:
@@ -37,7 +37,7 @@ application:
               shared = os.environ["PLUSH_RUN_DIR"]
               def on_term(sig, frame):
                   open(os.path.join(shared, "got-term"), "w").close()
-                  time.sleep(3)
+                  time.sleep({work})
                   with open(os.path.join(shared, "finished"), "w") as f:
                       f.write("finished cleanly")
                   sys.exit(0)
@@ -64,7 +64,7 @@ async def _stop_once_ready(watch: Watch) -> None:
 
 
 async def test_stop_grace_lets_a_process_that_traps_term_finish(tmp_path: Path) -> None:
-    result = await run_chaos(TRAPPER.format(py=sys.executable), tmp_path, _stop_once_ready, stop_grace=60.0)
+    result = await run_chaos(TRAPPER.format(py=sys.executable, work=3), tmp_path, _stop_once_ready, stop_grace=60.0)
     shared = result.rundir.shared
     assert (shared / "got-term").exists()
     assert (shared / "finished").read_text() == "finished cleanly"
@@ -73,7 +73,7 @@ async def test_stop_grace_lets_a_process_that_traps_term_finish(tmp_path: Path) 
 
 
 async def test_a_short_stop_grace_kills_a_process_that_traps_term(tmp_path: Path) -> None:
-    result = await run_chaos(TRAPPER.format(py=sys.executable), tmp_path, _stop_once_ready, stop_grace=0.5)
+    result = await run_chaos(TRAPPER.format(py=sys.executable, work=60), tmp_path, _stop_once_ready, stop_grace=0.5)
     shared = result.rundir.shared
     assert (shared / "got-term").exists()
     assert not (shared / "finished").exists()
