@@ -10,8 +10,8 @@ comes from:
   asks the controller only on a miss. Data are verified against the sha256 before entering the cache;
 - an ``http(s)://`` package is downloaded by the agent itself (urllib), into the cache by its sha256 too.
 
-Unpacking refuses members that would land outside the working directory (absolute paths, ``..``, links
-pointing out), device files and the like. Standard library only, Python 3.8.
+Archives are unpacked by :mod:`plush.agent.unpack`, which refuses members that would land outside the working
+directory by any route. Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import tarfile
 import tempfile
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
 
+from plush.agent.unpack import safe_extract
 from plush.errors import PlushError
 from plush.protocol.messages import package_key
 from plush.spec.model import Package, Project
 
-__all__ = ["InstallError", "cache_dir", "install_component", "safe_extract"]
+__all__ = ["InstallError", "cache_dir", "install_component"]
 
 #: ``await fetch(key, dest)`` brings the file the controller knows as ``key`` to ``dest``
 Fetch = Callable[[str, str], Awaitable[None]]
@@ -79,33 +80,6 @@ def _download(url: str, dest: str, timeout: float) -> None:
 
     with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:  # noqa: S310
         shutil.copyfileobj(response, out, 1 << 20)
-
-
-def safe_extract(archive: str, dest: str) -> List[str]:
-    """Unpack a tar archive into ``dest``; refuses members that would escape it. The names unpacked."""
-    root = os.path.realpath(dest)
-    names = []
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for m in members:
-            target = os.path.realpath(os.path.join(root, m.name))
-            if os.path.commonpath([root, target]) != root:
-                raise ValueError("archive member {!r} would land outside the working directory".format(m.name))
-            if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-                raise ValueError("archive member {!r} is not a file, directory or link".format(m.name))
-            if m.issym() or m.islnk():
-                link = os.path.realpath(os.path.join(os.path.dirname(target), m.linkname))
-                if m.islnk():
-                    link = os.path.realpath(os.path.join(root, m.linkname))
-                if os.path.commonpath([root, link]) != root:
-                    raise ValueError("archive link {!r} points outside the working directory".format(m.name))
-            names.append(m.name)
-        for m in members:
-            m.mode = m.mode & 0o755 if m.isfile() else m.mode & 0o777
-            m.uid = m.gid = os.getuid()
-            m.uname = m.gname = ""
-        tar.extractall(root, members=members)  # noqa: S202 (members checked above)
-    return names
 
 
 async def _install_package(
