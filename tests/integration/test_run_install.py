@@ -142,3 +142,82 @@ def test_missing_http_package_fails_the_install_naming_the_software(tmp_path: Pa
     failed = events(root, "host.install_failed")
     assert failed and failed[0].data["software"] == "tool"
     assert events(root, "process.started") == []  # the start barrier never released
+
+
+MODES_SPEC = """\
+project: modes
+software:
+  tools:
+    packages: [pkgs/tool.sh]
+  app:
+    type: tar
+    packages: [pkgs/app.tar.gz]
+components:
+  c:
+    hosts: 1
+    software: [tools, app]
+application:
+  execution:
+    c:
+      blocks:
+        - process: tool
+          run: [./tool.sh]
+"""
+
+
+def test_a_shipped_executable_keeps_its_mode_and_runs_directly(tmp_path: Path) -> None:
+    """A package with mode 0755 and an archive member with mode 0755 are executed as commands (they
+    arrived 0600 once, and the process failed with exit status 126)."""
+    (tmp_path / "pkgs").mkdir()
+    tool = tmp_path / "pkgs" / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool ok\nexec app/bin/run\n")
+    tool.chmod(0o755)
+    with tarfile.open(tmp_path / "pkgs" / "app.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("app/bin/run")
+        data = b"#!/bin/sh\necho run ok\n"
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+    spec = write_spec(tmp_path, MODES_SPEC)
+    result = run_cli(spec, tmp_path / "runs", "-q")
+    assert result.returncode == 0, result.stderr
+    root = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    work = root / "hosts" / "local-1" / "work"
+    assert (work / "tool.sh").stat().st_mode & 0o777 == 0o755
+    assert (work / "app" / "bin" / "run").stat().st_mode & 0o777 == 0o755
+    assert (root / "hosts" / "local-1" / "logs" / "c.tool.tool.1.stdout").read_text() == "tool ok\nrun ok\n"
+
+
+APPEND_SPEC = """\
+project: poison
+software:
+  data:
+    packages: [pkgs/data.txt]
+components:
+  c:
+    hosts: 1
+    software: [data]
+application:
+  execution:
+    c:
+      blocks:
+        - process: append
+          run: [sh, -c, 'cat data.txt; echo poison >> data.txt']
+"""
+
+
+def test_a_process_appending_to_its_installed_package_leaves_the_next_run_pristine(tmp_path: Path) -> None:
+    """Installed files were hard links to the agents' content cache: what a process appended reached the
+    cache, hence the next run and every other host of the machine."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "data.txt").write_text("pristine\n")
+    spec = write_spec(tmp_path, APPEND_SPEC)
+    runs = tmp_path / "runs"
+    for _ in range(2):
+        result = run_cli(spec, runs, "-q")
+        assert result.returncode == 0, result.stderr
+    roots = sorted(p for p in runs.iterdir() if p.is_dir())
+    assert len(roots) == 2
+    for root in roots:
+        assert (root / "hosts" / "local-1" / "logs" / "c.append.append.1.stdout").read_text() == "pristine\n"
+        assert (root / "hosts" / "local-1" / "work" / "data.txt").read_text() == "pristine\npoison\n"
+    assert sorted(bool(events(root, "file.sent")) for root in roots) == [False, True]  # one came from the cache

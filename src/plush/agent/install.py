@@ -5,34 +5,41 @@ For every software bundle its component names, each package lands in the host's 
 comes from:
 
 - a package the controller serves (a path relative to the spec, or ``file://``) is known by a key
-  ``pkg:<software>/<package>`` and its sha256, sent in ``prepare``; the agent looks in its content cache
-  (``$PLUSH_CACHE_DIR``, default ``~/.cache/plush/content/<sha256>``, shared by every agent of a machine) and
-  asks the controller only on a miss. Data are verified against the sha256 before entering the cache;
+  ``pkg:<software>/<package>``, its sha256 and mode, sent in ``prepare``; the agent looks in its content
+  cache (:mod:`plush.agent.cache`, shared by every agent of a machine) and asks the controller only on a
+  miss. Data are verified against the sha256 before entering the cache;
 - an ``http(s)://`` package is downloaded by the agent itself (urllib), into the cache by its sha256 too.
 
-Archives are unpacked by :mod:`plush.agent.unpack`, which refuses members that would land outside the working
-directory by any route. Standard library only, Python 3.8.
+Invariants: ``dest`` is a plain relative path inside the working directory (:func:`~plush.agent.paths.dest_parts`;
+checked here too, whatever the controller validated); an installed file is the host's own copy of the
+cache entry, never a link to it, with the source's mode (``mode`` from ``prepare``; 0644 for downloads)
+without setuid/setgid/sticky; it is placed without following any link (:class:`~plush.agent.tree.Tree`),
+and archives are unpacked by :mod:`plush.agent.unpack`. Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
 
-from plush.agent.unpack import safe_extract
+from plush.agent.cache import ContentCache, cache_dir, copy_into
+from plush.agent.paths import Parts, dest_parts
+from plush.agent.tree import Tree
+from plush.agent.unpack import extract_tar
 from plush.errors import PlushError
 from plush.protocol.messages import package_key
 from plush.spec.model import Package, Project
 
-__all__ = ["InstallError", "cache_dir", "install_component"]
+__all__ = ["DEFAULT_MODE", "InstallError", "cache_dir", "install_component"]
 
 #: ``await fetch(key, dest)`` brings the file the controller knows as ``key`` to ``dest``
 Fetch = Callable[[str, str], Awaitable[None]]
+
+#: mode of an installed package whose source mode is unknown (downloaded from a URL)
+DEFAULT_MODE = 0o644
 
 
 class InstallError(PlushError):
@@ -42,33 +49,6 @@ class InstallError(PlushError):
         super().__init__("cannot install software {!r}: {}".format(software, reason))
         self.software = software
         self.reason = reason
-
-
-def cache_dir() -> str:
-    base = os.environ.get("PLUSH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "plush", "content"
-    )
-    os.makedirs(base, exist_ok=True)
-    return base
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _link_or_copy(source: str, dest: str) -> None:
-    tmp = dest + ".plush-tmp"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, dest)
 
 
 def _is_web(path: str) -> bool:
@@ -82,32 +62,54 @@ def _download(url: str, dest: str, timeout: float) -> None:
         shutil.copyfileobj(response, out, 1 << 20)
 
 
+def _mode(info: Mapping[str, Any]) -> int:
+    mode = info.get("mode")
+    return mode & 0o777 if isinstance(mode, int) and not isinstance(mode, bool) else DEFAULT_MODE
+
+
+def _place(tree: Tree, parts: Parts, source: str, mode: int) -> None:
+    def fill(fd: int) -> None:
+        copy_into(source, fd)
+
+    tree.write_file(parts, fill, mode)
+
+
+def _unpack(tree: Tree, parts: Parts, workdir: str) -> List[str]:
+    fd = tree.open_file(parts)
+    with open(fd, "rb") as fh:
+        return extract_tar(fh, workdir)
+
+
 async def _install_package(
-    software: str, pkg: Package, info: Mapping[str, Any], workdir: str, fetch: Fetch, timeout: float
-) -> str:
-    dest = os.path.join(workdir, pkg.dest or os.path.basename(pkg.path.rstrip("/")))
-    cache = cache_dir()
+    software: str,
+    pkg: Package,
+    info: Mapping[str, Any],
+    tree: Tree,
+    cache: ContentCache,
+    fetch: Fetch,
+    timeout: float,
+) -> Parts:
+    parts = dest_parts(pkg.dest or os.path.basename(pkg.path.rstrip("/")))
     sha = info.get("sha256")
-    if sha and os.path.isfile(os.path.join(cache, sha)):
-        _link_or_copy(os.path.join(cache, sha), dest)
-        return dest
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".incoming-")
-    os.close(fd)
-    try:
-        if _is_web(pkg.path) and not info.get("served"):
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, _download, pkg.path, tmp, timeout)
-        else:
-            await fetch(package_key(software, pkg.name), tmp)
-        got = sha256_of(tmp)
-        if sha and got != sha:
-            raise InstallError(software, "package {!r} arrived corrupted (sha256 {} != {})".format(pkg.name, got, sha))
-        os.replace(tmp, os.path.join(cache, got))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _link_or_copy(os.path.join(cache, got), dest)
-    return dest
+    loop = asyncio.get_running_loop()
+    source = await loop.run_in_executor(None, cache.lookup, sha) if isinstance(sha, str) and sha else None
+    if source is None:
+        tmp = cache.incoming()
+        try:
+            if _is_web(pkg.path) and not info.get("served"):
+                await loop.run_in_executor(None, _download, pkg.path, tmp, timeout)
+            else:
+                await fetch(package_key(software, pkg.name), tmp)
+            try:
+                got = await loop.run_in_executor(None, cache.store, tmp, sha)
+            except ValueError as exc:
+                raise InstallError(software, "package {!r} arrived corrupted ({})".format(pkg.name, exc)) from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        source = cache.entry(got)
+    await loop.run_in_executor(None, _place, tree, parts, source, _mode(info))
+    return parts
 
 
 async def install_component(
@@ -120,24 +122,27 @@ async def install_component(
 ) -> List[str]:
     """Install every software bundle of ``component`` into ``workdir``; the names installed, in order.
 
-    ``packages`` maps package keys to what the controller knows of them (``sha256``, ``size``, ``served``).
+    ``packages`` maps package keys to what the controller knows of them (``sha256``, ``size``, ``mode``,
+    ``served``).
     Raises :class:`InstallError` naming the bundle on any failure.
     """
     done = []
     known: Dict[str, Mapping[str, Any]] = dict(packages or {})
-    for name in project.component(component).software:
-        software = project.software_bundle(name)
-        try:
-            for pkg in software.packages:
-                dest = await _install_package(
-                    software.name, pkg, known.get(package_key(software.name, pkg.name), {}), workdir, fetch, timeout
-                )
-                if software.type == "tar":
-                    loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(None, safe_extract, dest, workdir)
-        except InstallError:
-            raise
-        except (OSError, ValueError, tarfile.TarError, PlushError) as exc:
-            raise InstallError(software.name, str(exc)) from exc
-        done.append(software.name)
+    loop = asyncio.get_running_loop()
+    software = None
+    try:
+        cache = ContentCache()
+        with Tree(workdir) as tree:
+            for name in project.component(component).software:
+                software = project.software_bundle(name)
+                for pkg in software.packages:
+                    key = package_key(software.name, pkg.name)
+                    parts = await _install_package(software.name, pkg, known.get(key, {}), tree, cache, fetch, timeout)
+                    if software.type == "tar":
+                        await loop.run_in_executor(None, _unpack, tree, parts, workdir)
+                done.append(software.name)
+    except InstallError:
+        raise
+    except (OSError, ValueError, EOFError, tarfile.TarError, PlushError) as exc:
+        raise InstallError(software.name if software else component, str(exc)) from exc
     return done

@@ -8,13 +8,16 @@ Keys are the ones agents ask for in ``fetch``:
 
 Nothing outside these keys can be fetched: an agent cannot read arbitrary controller files. Hashes
 (sha256) and sizes are computed once, off the event loop, and sent to agents in ``prepare`` so that an
-agent whose content cache already holds a file never asks for it (a second run transfers nothing).
+agent whose content cache already holds a file never asks for it (a second run transfers nothing); so are
+packages' permission bits (``mode``, without setuid/setgid/sticky), which installed copies keep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,22 +40,27 @@ class CatalogEntry:
     url: str | None = None
     sha256: str | None = None
     size: int | None = None
+    mode: int | None = None  # permission bits (0o777 at most): agents give them to the installed file
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {"served": self.path is not None}
         if self.sha256 is not None:
             out.update(sha256=self.sha256, size=self.size)
+        if self.mode is not None:
+            out["mode"] = self.mode
         return out
 
 
-def _sha256(path: Path) -> tuple[str, int]:
+def _sha256(path: Path) -> tuple[str, int, int]:
+    """sha256, size and permission bits (without setuid/setgid/sticky) of the file at ``path``."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as fh:
+        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode) & 0o777
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, mode
 
 
 def _missing(project: Project, where: Where | None, message: str, element: str) -> SpecProblem:
@@ -112,11 +120,11 @@ class FileCatalog:
         """Compute every served file's sha256 and size (in a thread)."""
         for key, entry in list(self.entries.items()):
             if entry.path is not None and entry.sha256 is None:
-                sha, size = await asyncio.to_thread(_sha256, entry.path)
-                self.entries[key] = CatalogEntry(key, entry.path, entry.url, sha, size)
+                sha, size, mode = await asyncio.to_thread(_sha256, entry.path)
+                self.entries[key] = CatalogEntry(key, entry.path, entry.url, sha, size, mode)
 
     def packages_info(self) -> dict[str, dict[str, Any]]:
-        """What agents learn in ``prepare``: for each package key, served?, sha256, size."""
+        """What agents learn in ``prepare``: for each package key, served?, sha256, size, mode."""
         return {k: e.info() for k, e in self.entries.items() if k.startswith("pkg:")}
 
     def open_chunks(self, key: str) -> Iterator[bytes]:
