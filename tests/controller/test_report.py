@@ -453,3 +453,37 @@ def test_any_event_sequence_gives_a_consistent_report(raw: list[tuple[Any, ...]]
     assert [e.first_at for e in report.entries] == sorted(e.first_at for e in report.entries)
     assert all(e.count >= 1 and e.first_at <= e.last_at for e in report.entries)
     assert report.render_text().startswith("Plush run ")
+
+
+def test_over_limits_failures_and_their_rematches_are_each_listed() -> None:
+    """Regression (issue 7, item 11): host.over_limits + host.failed of one host are one failure, and each
+    keeps its rematch; the last one (no spare) is the root cause."""
+    run = Run(hosts=1)
+    for old, new in (("local-1", "local-2"), ("local-2", "local-3"), ("local-3", None)):
+        reason = f"free memory 5 MB < min_free_mem 9 MB ({old})"
+        run.add("host.over_limits", host=old, data={"reasons": [reason]})
+        run.add("host.failed", host=old, data={"reason": "over its limits: " + reason, "component": "workers"})
+        if new is not None:
+            run.add("host.rematched", host=old, data={"replacement": new, "component": "workers"})
+    run.add("app.aborted", data={"reason": "no spare host is left", "host": "local-3"})
+    run.finish(False, "no spare host is left")
+    report = build_report(run.events)
+    assert sorted(h for e in report.entries for h in e.hosts) == ["local-1", "local-2", "local-3"]
+    assert sorted(p for e in report.entries for p in e.replacements) == [("local-1", "local-2"), ("local-2", "local-3")]
+    assert report.root_cause is not None and str(report.root_cause.hosts) == "local-3"
+    assert {e.kind for e in report.entries} == {"limits"}
+
+
+def test_an_exit_by_itself_during_the_stop_is_its_own_failure() -> None:
+    """Regression (issue 7, item 11): ``unhandled`` exits are never cascade, nor "stopped by plush"."""
+    run = Run(hosts=1)
+    run.exit("local-1", 1, code=1, action="abort", rule="application on_failure")
+    run.add(
+        "process.exited", host="local-1", block=BLOCK + "/other", instance=1, data={"code": 3, "action": "unhandled"}
+    )
+    run.add("block.failed", host="local-1", block=BLOCK, data={"reason": "exit 1", "action": "abort"})
+    run.finish(False, "aborted")
+    report = build_report(run.events)
+    assert report.root_cause is not None and report.root_cause.block == PROC
+    (other,) = [e for e in report.entries if e.block == BLOCK + "/other"]
+    assert other.status == "exit 3" and "exited by itself" in other.did

@@ -32,7 +32,7 @@ import os
 from typing import Any, Dict, Mapping, Optional, Sequence, Set
 
 from plush.processes.liveness import watch_liveness_model
-from plush.processes.policy import Backoff, ExitStatus, decide
+from plush.processes.policy import STOPPED, SUCCESS, UNHANDLED, Backoff, ExitStatus, decide
 from plush.processes.runner import ProcessRunner, ProcessStartError
 from plush.protocol.messages import data_key
 from plush.spec.model import BarrierBlock, Block, ComponentBlock, Process, ProcessBlock, WorkflowBlock
@@ -290,7 +290,14 @@ class HostProgram:
 
     async def _stopped(self, path: str, handle: Any, instance: int) -> None:
         status = await handle.stop(grace=self.stop_grace)
-        await self.uplink.process_exited(path, instance, status, action="stopped", rule="stopped by plush")
+        if handle.kill_reason is None:  # it had exited by itself before the stop reached it: say so
+            action, rule = (SUCCESS, "exit code 0 is success") if status.success else (UNHANDLED, _BY_ITSELF)
+            await self.uplink.process_exited(path, instance, status, action=action, rule=rule)
+            return
+        await self.uplink.process_exited(path, instance, status, action=STOPPED, rule="stopped by plush")
+
+
+_BY_ITSELF = "exited by itself while its block was being stopped"
 
 
 async def _cancel_and_wait(tasks: "Sequence[asyncio.Future[Any]]") -> None:

@@ -5,6 +5,11 @@ Every state change of a run is an :class:`Event` with a stable dotted name (``pr
 hands each event to every subscriber in order: the journal stores them, the terminal renders them, the APIs
 stream them. Publishing never blocks and never drops for *reliable* subscribers (the journal); a slow *lossy*
 subscriber (a remote UI) loses its oldest events first and is told how many it missed.
+
+Event names are a documented interface (the journal's table in docs/operations.md). The names that code
+*reads* (the failure report, the CLI) are the constants below, so that a renamed event breaks a test
+(``tests/controller/test_event_names.py`` checks that each is one some emitter produces); the full typed
+catalogue comes later.
 """
 
 from __future__ import annotations
@@ -17,7 +22,44 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus", "Subscription"]
+__all__ = [
+    "APP_ABORTED",
+    "APP_RESTARTED",
+    "BLOCK_COMPLETED",
+    "BLOCK_FAILED",
+    "HOST_FAILED",
+    "HOST_INSTALL_FAILED",
+    "HOST_OVER_LIMITS",
+    "HOST_REMATCHED",
+    "HOST_RESTARTED",
+    "PROCESS_EXITED",
+    "PROCESS_LIVENESS_FAILED",
+    "RUN_FINISHED",
+    "RUN_STARTED",
+    "RUN_STORAGE_FAILED",
+    "WORK_FAILED",
+    "Event",
+    "EventBus",
+    "Subscription",
+]
+
+# --- event names that readers depend on (see the module docstring) ---
+RUN_STARTED = "run.started"
+RUN_FINISHED = "run.finished"
+#: the run directory could not be written (disk full, read-only): the run stops
+RUN_STORAGE_FAILED = "run.storage_failed"
+APP_ABORTED = "app.aborted"
+APP_RESTARTED = "app.restarted"
+BLOCK_COMPLETED = "block.completed"
+BLOCK_FAILED = "block.failed"
+PROCESS_EXITED = "process.exited"
+PROCESS_LIVENESS_FAILED = "process.liveness_failed"
+HOST_FAILED = "host.failed"
+HOST_OVER_LIMITS = "host.over_limits"
+HOST_INSTALL_FAILED = "host.install_failed"
+HOST_REMATCHED = "host.rematched"
+HOST_RESTARTED = "host.restarted"
+WORK_FAILED = "work.failed"
 
 _seq = itertools.count(1)
 

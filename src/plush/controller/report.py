@@ -7,12 +7,14 @@
 1. **Occurrences.** Each failure event becomes one occurrence: a process exit that is not a success (kind
    ``exit`` or ``signal``; ``liveness`` when a ``process.liveness_failed`` for the same process came first),
    ``block.failed`` (kind ``block``; dropped when it only repeats a process exit of that block on that host),
-   ``host.failed`` (``host``), ``host.over_limits`` (``limits``), ``host.install_failed`` (``install``) and
-   ``work.failed`` (``work``). A later ``host.restarted`` / ``host.rematched`` gives a host failure its action.
+   ``host.failed`` (``host``), ``host.over_limits`` (``limits``; the ``host.failed`` that follows it is the
+   same failure), ``host.install_failed`` (``install``) and ``work.failed`` (``work``). A later
+   ``host.restarted`` / ``host.rematched`` gives a host failure its action (and its replacement).
 2. **Root cause.** The first occurrence that decides an abort (an exit whose action is ``abort``, a failed
    block, a failed install, or -- in a run that failed -- a lost host that was not replaced) is the root cause.
    Without one, an ``app.aborted`` or a failed ``run.finished`` supplies a synthetic root (kind ``run``).
-3. **Cascade.** Exits whose action is ``stopped`` (Plush stopped the process) are never failures. After the
+3. **Cascade.** Exits whose action is ``stopped`` (Plush stopped the process) are never failures; exits whose
+   action is ``unhandled`` (the process exited by itself while Plush stopped its block) always are. After the
    abort decision (or the ``stopping`` mark of ``run.finished`` timings) the stop kills processes and hosts go
    away: signal exits, exits with no action, host losses, block and work failures that come later are the
    cascade and are left out. The same holds inside a ``restart_application`` window (from the decision to
@@ -42,12 +44,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from plush.controller.events import Event
+from plush.controller.events import (
+    APP_ABORTED,
+    APP_RESTARTED,
+    BLOCK_COMPLETED,
+    BLOCK_FAILED,
+    HOST_FAILED,
+    HOST_INSTALL_FAILED,
+    HOST_OVER_LIMITS,
+    HOST_REMATCHED,
+    HOST_RESTARTED,
+    PROCESS_EXITED,
+    PROCESS_LIVENESS_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    WORK_FAILED,
+    Event,
+)
 from plush.controller.journal import read_events
 from plush.controller.rundir import RunDir
+from plush.processes.policy import STOPPED, SUCCESS, UNHANDLED
 from plush.resources.hostset import HostSet
 
-__all__ = ["FailureEntry", "FailureReport", "build_report", "load_report", "write_report"]
+__all__ = ["READS", "FailureEntry", "FailureReport", "build_report", "load_report", "write_report"]
 
 #: how many lines of a process's stderr an entry keeps
 STDERR_LINES = 10
@@ -60,13 +79,31 @@ DID = {
     "ignore": "ignored the failure",
     "rematch": "replaced the host",
     "restart_host": "restarted the host's agent",
+    UNHANDLED: "nothing: it exited by itself while Plush was stopping its block",
 }
-#: the action of a process exit that Plush caused by stopping the process (never a failure)
-STOPPED = "stopped"
 _PROCESS_KINDS = ("exit", "signal", "liveness")
 #: per host, the (block path, event index) of every success: a process exit 0 or a completed block
 _Successes = dict[str | None, list[tuple[str | None, int]]]
 _RESTARTS = ("restart_process", "restart_application")
+
+#: every event the report reads, with the ``data`` fields it reads of it (tests/controller/test_event_names.py
+#: checks that some emitter produces each, so a renamed event or field breaks a test, not the report)
+READS: dict[str, tuple[str, ...]] = {
+    RUN_STARTED: ("run",),
+    RUN_FINISHED: ("ok", "reason", "timings"),
+    APP_ABORTED: ("reason", "host", "block"),
+    APP_RESTARTED: (),
+    PROCESS_EXITED: ("code", "signal", "action", "rule", "stderr_tail"),
+    PROCESS_LIVENESS_FAILED: ("reason",),
+    BLOCK_COMPLETED: (),
+    BLOCK_FAILED: ("reason", "action"),
+    HOST_FAILED: ("reason",),
+    HOST_OVER_LIMITS: ("reasons",),
+    HOST_INSTALL_FAILED: ("software", "reason"),
+    HOST_REMATCHED: ("replacement",),
+    HOST_RESTARTED: (),
+    WORK_FAILED: ("item",),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,11 +334,12 @@ def _collect(events: Sequence[Event]) -> tuple[list[_Occ], _Successes]:
     occs: list[_Occ] = []
     successes: _Successes = {}
     liveness: dict[tuple[str | None, str | None], _Occ] = {}
+    over_limits: dict[str | None, _Occ] = {}  # per host: an over-limits failure whose host.failed is to come
     for i, ev in enumerate(events):
         d = ev.data
-        if ev.name == "process.exited":
+        if ev.name == PROCESS_EXITED:
             code, sig, action = d.get("code"), d.get("signal"), d.get("action")
-            if action == "success" or (code == 0 and sig is None and action is None):
+            if action == SUCCESS or (code == 0 and sig is None and action is None):
                 successes.setdefault(ev.host, []).append((ev.block, i))
                 continue
             if action == STOPPED:  # Plush stopped it (the run ended, a sibling failed): not a failure
@@ -313,22 +351,27 @@ def _collect(events: Sequence[Event]) -> tuple[list[_Occ], _Successes]:
             if probe is not None and probe.instance in (None, ev.instance):
                 occ.kind, occ.reason = "liveness", probe.reason
             occs.append(occ)
-        elif ev.name == "process.liveness_failed":
+        elif ev.name == PROCESS_LIVENESS_FAILED:
             liveness[(ev.host, ev.block)] = _Occ(i, "liveness", ev.at, ev.host, ev.block, ev.instance)
             liveness[(ev.host, ev.block)].reason = d.get("reason")
-        elif ev.name == "block.completed":
+        elif ev.name == BLOCK_COMPLETED:
             successes.setdefault(ev.host, []).append((ev.block, i))
-        elif ev.name == "block.failed":
+        elif ev.name == BLOCK_FAILED:
             occs.append(_Occ(i, "block", ev.at, ev.host, ev.block, reason=d.get("reason"), action=d.get("action")))
-        elif ev.name == "host.failed":
+        elif ev.name == HOST_FAILED:
+            over = over_limits.pop(ev.host, None)
+            if over is not None:  # the failure that host.over_limits announced: one failure, not two
+                over.extra["failed_at"] = i
+                continue
             occs.append(_Occ(i, "host", ev.at, ev.host, None, reason=d.get("reason")))
-        elif ev.name == "host.over_limits":
+        elif ev.name == HOST_OVER_LIMITS:
             reasons = d.get("reasons")
             text = ", ".join(map(str, reasons)) if isinstance(reasons, list) else reasons
-            occs.append(_Occ(i, "limits", ev.at, ev.host, None, reason=text))
-        elif ev.name == "host.install_failed":
+            over_limits[ev.host] = _Occ(i, "limits", ev.at, ev.host, None, reason=text)
+            occs.append(over_limits[ev.host])
+        elif ev.name == HOST_INSTALL_FAILED:
             occs.append(_Occ(i, "install", ev.at, ev.host, None, reason=d.get("reason"), software=d.get("software")))
-        elif ev.name == "work.failed":
+        elif ev.name == WORK_FAILED:
             occs.append(_Occ(i, "work", ev.at, ev.host, ev.block, item=str(d.get("item"))))
     # liveness failures never followed by an exit still count
     occs.extend(liveness.values())
@@ -341,7 +384,7 @@ def _merge_block_failures(occs: list[_Occ]) -> list[_Occ]:
     kept: list[_Occ] = []
     open_failures: dict[str | None, list[_Occ]] = {}  # per host: process failures no block.failed claimed yet
     for occ in occs:
-        if occ.kind in _PROCESS_KINDS and occ.action not in ("ignore", "restart_process"):
+        if occ.kind in _PROCESS_KINDS and occ.action not in ("ignore", "restart_process", UNHANDLED):
             open_failures.setdefault(occ.host, []).append(occ)
         elif occ.kind == "block":
             pending = open_failures.get(occ.host, [])
@@ -357,21 +400,21 @@ def _host_actions(occs: list[_Occ], events: Sequence[Event]) -> None:
     """Pass 1c: a lost host is restarted or rematched by a later ``host.restarted`` / ``host.rematched``."""
     per_host: dict[str | None, list[tuple[int, Event]]] = {}
     for i, ev in enumerate(events):
-        if ev.name in ("host.rematched", "host.restarted", "host.failed", "host.over_limits"):
+        if ev.name in (HOST_REMATCHED, HOST_RESTARTED, HOST_FAILED, HOST_OVER_LIMITS):
             per_host.setdefault(ev.host, []).append((i, ev))
     for occ in occs:
         if occ.kind not in ("host", "limits") or occ.action is not None:
             continue
         for i, ev in per_host.get(occ.host, ()):
-            if i <= occ.index:
+            if i <= occ.index or i == occ.extra.get("failed_at"):
                 continue
-            if ev.name == "host.rematched":
+            if ev.name == HOST_REMATCHED:
                 occ.action, occ.replacement = "rematch", str(ev.data.get("replacement", "?"))
                 break
-            if ev.name == "host.restarted":
+            if ev.name == HOST_RESTARTED:
                 occ.action = "restart_host"
                 break
-            if ev.name in ("host.failed", "host.over_limits"):
+            if ev.name in (HOST_FAILED, HOST_OVER_LIMITS):
                 break
 
 
@@ -389,6 +432,8 @@ def _decides_abort(occ: _Occ, run_failed: bool) -> bool:
 
 def _is_cascade(occ: _Occ, *, in_restart_window: bool) -> bool:
     """Would this occurrence, coming after a stop decision, be a consequence of the stop?"""
+    if occ.action == UNHANDLED:  # it exited by itself, not because of the stop
+        return False
     if occ.kind in ("exit", "signal"):
         return occ.signal is not None or occ.action is None
     if occ.kind == "block":
@@ -405,7 +450,7 @@ def _stop_index(events: Sequence[Event], started: Event | None, finished: Event 
     if not isinstance(stopping, int | float):
         return None
     stop_at = started.at + stopping
-    return next((i for i, ev in enumerate(events) if ev.at >= stop_at and ev.name != "run.finished"), None)
+    return next((i for i, ev in enumerate(events) if ev.at >= stop_at and ev.name != RUN_FINISHED), None)
 
 
 def _recovered(occ: _Occ, successes: _Successes) -> bool:
@@ -506,10 +551,10 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
     ``rundir_root`` makes the log paths of the hints absolute; without it they are relative to the run
     directory (``hosts/<host>/logs/...``).
     """
-    started = next((e for e in events if e.name == "run.started"), None)
-    finished = next((e for e in reversed(events) if e.name == "run.finished"), None)
-    aborted = next((i for i, e in enumerate(events) if e.name == "app.aborted"), None)
-    app_restarts = [i for i, e in enumerate(events) if e.name == "app.restarted"]
+    started = next((e for e in events if e.name == RUN_STARTED), None)
+    finished = next((e for e in reversed(events) if e.name == RUN_FINISHED), None)
+    aborted = next((i for i, e in enumerate(events) if e.name == APP_ABORTED), None)
+    app_restarts = [i for i, e in enumerate(events) if e.name == APP_RESTARTED]
     run_ok = finished is not None and bool(finished.data.get("ok")) and aborted is None
     run_stopped = finished is not None and bool(finished.data.get("stopped")) and aborted is None
     requested = next((i for i, e in enumerate(events) if e.name == "app.stopped"), None)

@@ -34,7 +34,9 @@ from plush.spec.model import ACTIONS, ExitPolicy
 
 __all__ = [
     "RESTART_ACTIONS",
+    "STOPPED",
     "SUCCESS",
+    "UNHANDLED",
     "Backoff",
     "Decision",
     "ExitStatus",
@@ -44,6 +46,11 @@ __all__ = [
 
 #: the action of a successful exit (the block may complete)
 SUCCESS = "success"
+#: the action reported for a process that Plush stopped (the run ended, a sibling failed): never a failure
+STOPPED = "stopped"
+#: the action reported for a process that exited by itself while Plush was stopping its block: no policy
+#: applied (nothing is restarted any more), but its exit is its own and is reported as it was
+UNHANDLED = "unhandled"
 #: actions that run something again and therefore may loop
 RESTART_ACTIONS = frozenset({"restart_process", "restart_application"})
 
