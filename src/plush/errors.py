@@ -14,7 +14,8 @@ happened, where, and what to do next. The CLI turns each into one line and an ex
     │   └── AuthenticationError  a peer did not authenticate; nothing it sent was acted on
     ├── LaunchError              an agent could not be started (``.host``, ``.stderr_tail``)
     ├── RunError                 the run itself failed
-    │   └── ApplicationAborted   the application aborted (``.reason``, ``.host``, ``.block``, ``.exit_status``)
+    │   ├── ApplicationAborted   the application aborted (``.reason``, ``.host``, ``.block``, ``.exit_status``)
+    │   └── StorageError         the run directory could not be written: disk full, read-only (``.path``)
     │
     │   defined beside the code that raises them:
     ├── barriers.BarrierError    an illegal barrier transition (``.event``, ``.barrier``, ``.host``, ``.state``)
@@ -43,6 +44,7 @@ __all__ = [
     "RunError",
     "SpecError",
     "SpecProblem",
+    "StorageError",
 ]
 
 
@@ -193,3 +195,12 @@ class ApplicationAborted(RunError):
         self.host = host
         self.block = block
         self.exit_status = exit_status
+
+
+class StorageError(RunError):
+    """The run directory could not be written (disk full, read-only, gone): the run stops; what was written
+    before stays readable. ``.path`` names the file."""
+
+    def __init__(self, message: str, *, path: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.path = path

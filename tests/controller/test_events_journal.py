@@ -1,7 +1,16 @@
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from plush.controller.events import Event, EventBus
-from plush.controller.journal import Journal, read_events
+from plush.controller.journal import SCHEMA_VERSION, Journal, JournalError, read_events
+from plush.errors import StorageError
 
 
 async def test_subscribers_see_events_in_order_and_lossy_ones_count_missed() -> None:
@@ -41,11 +50,110 @@ def test_event_describe() -> None:
     assert e.to_dict()["instance"] == 2
 
 
-def test_journal_flushes_by_time_so_readers_see_a_running_run(tmp_path: Path) -> None:
+def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def test_an_event_reaches_disk_although_no_other_event_follows(tmp_path: Path) -> None:
+    """Regression (issue 7, item 10): a quiet run's last events were written only when another one came."""
     path = tmp_path / "journal.sqlite"
-    journal = Journal(path, flush_every=1000, flush_interval=1.0)
-    journal(Event(name="a", at=journal._flushed_at))
-    assert read_events(path) == []  # batched
-    journal(Event(name="b", at=journal._flushed_at + 2.0))  # comes 2 s later: flushed with it
-    assert [e.name for e in read_events(path)] == ["a", "b"]
+    journal = Journal(path)
+    journal(Event(name="process.started", host="local-1"))
+    _wait_for(lambda: read_events(path), "the event on disk")  # no further event, no flush() call
+    assert [e.name for e in read_events(path)] == ["process.started"]
     journal.close()
+
+
+def test_flush_waits_for_what_was_queued(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path, flush_interval=60.0)
+    for i in range(3):
+        journal(Event(name=f"e.{i}"))
+    assert journal.flush(timeout=30.0)
+    assert [e.name for e in read_events(path)] == ["e.0", "e.1", "e.2"]
+    assert journal.close() is None
+
+
+def test_the_schema_version_is_stored_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="schema version 2"):
+        read_events(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a database at all\n" * 100, b"SQLite format 3\x00" + b"\x00" * 50, "truncated"],
+    ids=["empty", "text", "header-only", "truncated"],
+)
+def test_a_corrupt_or_truncated_journal_is_one_clear_error(tmp_path: Path, content: bytes | str) -> None:
+    path = tmp_path / "journal.sqlite"
+    if content == "truncated":
+        journal = Journal(path)
+        for i in range(2000):
+            journal(Event(name="e", data={"i": i, "pad": "x" * 100}))
+        journal.close()
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    with pytest.raises(JournalError) as info:
+        read_events(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_journal_from_before_versioning_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE events (seq INTEGER, at REAL, name TEXT, host TEXT, block TEXT, instance INTEGER, data TEXT)"
+    )
+    db.execute("INSERT INTO events VALUES (1, 2.0, 'run.started', NULL, NULL, NULL, '{\"run\": \"x\"}')")
+    db.commit()
+    db.close()
+    assert [(e.name, e.data) for e in read_events(path)] == [("run.started", {"run": "x"})]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = tmp_path / "small"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=False, capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_failed_write_is_reported_at_once_and_the_journal_stays_readable(small_disk: Path) -> None:
+    path = small_disk / "journal.sqlite"
+    errors: list[StorageError] = []
+    journal = Journal(path, on_error=errors.append)
+    n = 0
+    while not errors:
+        journal(Event(name="e", data={"i": n, "pad": "x" * 1000}))
+        n += 1
+        if n % 100 == 0:
+            journal.flush(timeout=30.0)
+        assert n < 100_000, "the disk never filled"
+    assert "disk is full" in str(errors[0]) or "No space" in str(errors[0])
+    journal(Event(name="after"))  # dropped: nothing is written after a failure
+    assert journal.close() is errors[0]
+    kept = read_events(path)
+    assert 0 < len(kept) < n
+    assert [e.data["i"] for e in kept] == list(range(len(kept)))  # a prefix, in order, nothing torn

@@ -48,7 +48,7 @@ def test_invalid_spec_prints_each_problem_and_exits_2(tmp_path: Path) -> None:
     assert lines == [
         f"{path}:{b_line}:1: barrier threshold 2.0 is outside (0, 1] [/app/cb/b]",
         f"{path}:{x_line}:1: predecessor 'firts' names no block [/app/cb/x]; did you mean block 'first'?",
-        f"{path}: 2 problems",
+        f"plush: error: {path}: 2 problems",
     ]
     assert result.stdout == ""
 

@@ -13,6 +13,8 @@ announced through ``on_notice``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ from pathlib import Path
 from plush.config import Settings
 from plush.controller.engine import OutputCallback, RunEngine, RunOutcome
 from plush.controller.events import EventBus, Subscription
-from plush.controller.journal import Journal
-from plush.controller.report import FailureReport, load_report, write_report
+from plush.controller.journal import Journal, JournalError
+from plush.controller.report import FailureReport, build_report, load_report, write_report
 from plush.controller.rundir import RunDir
-from plush.errors import PlushError
+from plush.controller.runstatus import RunStatus
+from plush.errors import PlushError, StorageError
 from plush.resources.sandbox import check_requirements, local_properties, sandbox_notice
 from plush.spec.model import Project
 
@@ -40,6 +43,8 @@ class RunResult:
     outcome: RunOutcome
     rundir: RunDir
     report: FailureReport | None = None
+    #: the run directory could not be written (disk full, ...): the run was stopped because of it
+    error: StorageError | None = None
 
     @property
     def ok(self) -> bool:
@@ -82,26 +87,70 @@ class Controller:
         check_requirements(project, counts, local_properties())
         notice = sandbox_notice(project, counts)
         rundir = RunDir.create(self.settings.runs_dir)
+        # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
+        status = RunStatus.create(rundir.root, rundir.run_id)
+
+        def started(rundir: RunDir) -> None:
+            if on_start is not None:
+                on_start(rundir)
+            if notice is not None:
+                (on_notice or log.warning)(notice)
+
+        try:
+            return await self._run(project, rundir, status, counts, on_output, started)
+        except BaseException as exc:  # interrupted, or could not start: the status says so, not "running"
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                status.update("failed", "interrupted by the user (forced stop)")
+            else:
+                status.update("failed", str(exc) if isinstance(exc, PlushError) else f"internal error: {exc!r}")
+            raise
+        finally:
+            status.close()
+
+    async def _run(
+        self,
+        project: Project,
+        rundir: RunDir,
+        status: RunStatus,
+        counts: dict[str, int],
+        on_output: OutputCallback | None,
+        on_start: Callable[[RunDir], None],
+    ) -> RunResult:
         rundir.save_spec(project)
-        journal = Journal(rundir.journal)
+        loop = asyncio.get_running_loop()
+        journal = Journal(rundir.journal, on_error=lambda error: loop.call_soon_threadsafe(self._storage_failed, error))
         journal.set_meta("run_id", rundir.run_id)
         journal.set_meta("spec", project.source)
         self.bus.add_sink(journal)
         self.engine = RunEngine(
             project, settings=self.settings, rundir=rundir, bus=self.bus, hosts=counts, on_output=on_output
         )
-        if on_start is not None:
-            on_start(rundir)
-        if notice is not None:
-            (on_notice or log.warning)(notice)
+        on_start(rundir)
         try:
             outcome = await self.engine.run()
         finally:
             self.bus.remove_sink(journal)
-            journal.close()
-        report = load_report(rundir.journal)
-        write_report(rundir.root, report)
-        return RunResult(outcome, rundir, report)
+            journal_error = await asyncio.to_thread(journal.close)
+        error = self.engine.storage_error or journal_error
+        if error is not None and outcome.ok:
+            outcome = RunOutcome(False, str(error), timings=outcome.timings)
+        status.update("completed" if outcome.ok else "stopped" if outcome.stopped else "failed", outcome.reason)
+        try:
+            report = load_report(rundir.journal)
+        except JournalError:  # the journal is unreadable (its writes failed): report from the events in memory
+            report = build_report(list(self.bus.history()), rundir_root=rundir.root)
+        try:
+            write_report(rundir.root, report)
+        except OSError as exc:  # the disk is full (the error that stopped the run says so): no half report
+            log.info("cannot write the failure report: %s", exc)
+            for name in ("report.txt", "report.json"):
+                with contextlib.suppress(OSError):
+                    (rundir.root / name).unlink()
+        return RunResult(outcome, rundir, report, error)
+
+    def _storage_failed(self, error: StorageError) -> None:
+        if self.engine is not None:
+            self.engine.storage_failed(error)
 
     def _host_counts(self, project: Project, wanted: dict[str, int]) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -42,7 +42,7 @@ from plush.barriers.rules import BarrierRule
 from plush.barriers.workqueue import WorkQueue
 from plush.config import Settings, state_dir
 from plush.controller.coordination import CoordinationMixin
-from plush.controller.events import EventBus
+from plush.controller.events import RUN_STORAGE_FAILED, EventBus
 from plush.controller.failures import FailureLadder
 from plush.controller.healing import HealingMixin
 from plush.controller.links import LinksMixin
@@ -51,6 +51,7 @@ from plush.controller.recovery import HostLimits, kill_host_processes
 from plush.controller.rundir import RunDir
 from plush.controller.runstate import HostSlot, OutputCallback, RunOutcome
 from plush.controller.sessions import SessionTable
+from plush.errors import StorageError
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
 from plush.files.catalog import FileCatalog
@@ -135,6 +136,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         self._join_timers: list[asyncio.TimerHandle] = []
         self._sweep_hosts: set[str] = set()  # hosts whose processes the next /proc pass kills
         self._sweep_pass: asyncio.Task[None] | None = None
+        #: the first failed write to the run directory (the run stopped because of it)
+        self.storage_error: StorageError | None = None
 
     # --- set-up ---------------------------------------------------------------------------------------
 
@@ -220,8 +223,13 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                 finally:
                     await launcher.stop_all()
                     kill_host_processes(self.rundir.run_id, None)  # what a killed or hung agent left behind
-                    self._close_files()
+                    try:
+                        self._close_files()
+                    except OSError as exc:
+                        self._write_failed(exc)
                     self._mark("stopped")
+        if self.storage_error is not None and outcome.ok:
+            outcome = RunOutcome(False, str(self.storage_error))
         outcome = RunOutcome(
             outcome.ok, outcome.reason, outcome.host, outcome.block, dict(self.timings), stopped=outcome.stopped
         )
@@ -247,6 +255,19 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
             return
         self.bus.emit("app.stopped", data={"reason": reason})
         self._finish(RunOutcome(False, reason, stopped=True))
+
+    def storage_failed(self, error: StorageError) -> None:
+        """The run directory cannot be written (disk full, read-only): say so at once and stop the run."""
+        first = self.storage_error is None
+        if first:
+            self.storage_error = error
+            self.bus.emit(RUN_STORAGE_FAILED, data={"path": error.path, "error": str(error)})
+        self._abort(str(error), None, None)
+
+    def _write_failed(self, exc: OSError) -> None:
+        where = exc.filename or self.rundir.root
+        what = str(where) if exc.filename else f"the run directory {where}"
+        self.storage_failed(StorageError(f"cannot write {what}: {exc.strerror or exc}", path=str(where)))
 
     def _finish(self, outcome: RunOutcome) -> None:
         if self._outcome is not None and not self._outcome.done():
@@ -300,7 +321,10 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                     if current or slot is None:
                         waiting.discard(host)
                 elif msg.type in _LATE_KEPT and slot is not None and current and self._accept(slot, msg):
-                    self._on_message(slot, msg)  # late output and uploads are kept
+                    try:
+                        self._on_message(slot, msg)  # late output and uploads are kept
+                    except OSError as exc:
+                        self._write_failed(exc)
                     if msg.type in ("upload", "upload.end"):
                         deadline = max(deadline, time.monotonic() + STOP_MARGIN)
         finally:
@@ -313,6 +337,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
             event = await listener.next_event()
             try:
                 self._on_event(event)
+            except OSError as exc:  # a log or an output file could not be written: the run cannot go on
+                self._write_failed(exc)
             except Exception as exc:  # a bug or a hostile agent must not hang the run
                 log.exception("error handling %r", event.message)
                 self._finish(RunOutcome(False, f"internal error handling a message from {event.peer.host}: {exc}"))

@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "APP_ABORTED",
     "APP_RESTARTED",
+    "APP_STOPPED",
     "BLOCK_COMPLETED",
     "BLOCK_FAILED",
     "HOST_FAILED",
@@ -50,6 +51,8 @@ RUN_FINISHED = "run.finished"
 RUN_STORAGE_FAILED = "run.storage_failed"
 APP_ABORTED = "app.aborted"
 APP_RESTARTED = "app.restarted"
+#: the run was stopped on request (its normal end, not a failure)
+APP_STOPPED = "app.stopped"
 BLOCK_COMPLETED = "block.completed"
 BLOCK_FAILED = "block.failed"
 PROCESS_EXITED = "process.exited"

@@ -103,12 +103,17 @@ class OutputsMixin(EngineState):
         )
 
     def _close_files(self) -> None:
-        for fh in self._logs.values():
-            fh.close()
+        """Close every file; the first error (a write that failed on close) is raised once all are closed."""
+        errors: list[OSError] = []
+        for fh in [*self._logs.values(), *(up.file for up in self._uploads.values())]:
+            try:
+                fh.close()
+            except OSError as exc:
+                errors.append(exc)
         self._logs.clear()
-        for up in self._uploads.values():
-            up.file.close()
         self._uploads.clear()
+        if errors:
+            raise errors[0]
 
 
 def _tail(path: Path, lines: int = 10, limit: int = 4096) -> str:

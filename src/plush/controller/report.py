@@ -47,6 +47,7 @@ from typing import Any
 from plush.controller.events import (
     APP_ABORTED,
     APP_RESTARTED,
+    APP_STOPPED,
     BLOCK_COMPLETED,
     BLOCK_FAILED,
     HOST_FAILED,
@@ -63,10 +64,11 @@ from plush.controller.events import (
 )
 from plush.controller.journal import read_events
 from plush.controller.rundir import RunDir
+from plush.controller.runstatus import read_status
 from plush.processes.policy import STOPPED, SUCCESS, UNHANDLED
 from plush.resources.hostset import HostSet
 
-__all__ = ["READS", "FailureEntry", "FailureReport", "build_report", "load_report", "write_report"]
+__all__ = ["EXIT_STATUS", "READS", "FailureEntry", "FailureReport", "build_report", "load_report", "write_report"]
 
 #: how many lines of a process's stderr an entry keeps
 STDERR_LINES = 10
@@ -90,9 +92,10 @@ _RESTARTS = ("restart_process", "restart_application")
 #: checks that some emitter produces each, so a renamed event or field breaks a test, not the report)
 READS: dict[str, tuple[str, ...]] = {
     RUN_STARTED: ("run",),
-    RUN_FINISHED: ("ok", "reason", "timings"),
+    RUN_FINISHED: ("ok", "stopped", "reason", "timings"),
     APP_ABORTED: ("reason", "host", "block"),
     APP_RESTARTED: (),
+    APP_STOPPED: (),
     PROCESS_EXITED: ("code", "signal", "action", "rule", "stderr_tail"),
     PROCESS_LIVENESS_FAILED: ("reason",),
     BLOCK_COMPLETED: (),
@@ -206,14 +209,25 @@ class FailureReport:
     app_restarts: int = 0
     root_cause: FailureEntry | None = None
     entries: tuple[FailureEntry, ...] = ()
+    #: for a run that has not finished: True while its controller holds it, False once it is gone (dead),
+    #: None when unknown (a report built from events alone)
+    live: bool | None = None
+    #: the controller's process id, when known
+    pid: int | None = None
 
     @property
     def outcome(self) -> str:
+        """``ok`` | ``failed`` | ``running`` | ``dead`` (controller gone before the end) | ``unfinished``."""
         if not self.finished:
-            return "unfinished"
+            return "unfinished" if self.live is None else "running" if self.live else "dead"
         if self.stopped and not self.ok:
             return "stopped"
         return "ok" if self.ok else "failed"
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status of ``plush report`` for this run (docs/commands.md)."""
+        return EXIT_STATUS[self.outcome]
 
     @property
     def duration(self) -> float | None:
@@ -233,6 +247,8 @@ class FailureReport:
             "finished_at": self.finished_at,
             "duration": self.duration,
             "app_restarts": self.app_restarts,
+            "live": self.live,
+            "pid": self.pid,
             "root_cause": self.root_cause.to_dict() if self.root_cause is not None else None,
             "entries": [entry.to_dict() for entry in self.entries],
         }
@@ -249,6 +265,8 @@ class FailureReport:
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             app_restarts=data.get("app_restarts", 0),
+            live=data.get("live"),
+            pid=data.get("pid"),
             root_cause=FailureEntry.from_dict(root) if root is not None else None,
             entries=tuple(FailureEntry.from_dict(e) for e in data.get("entries", ())),
         )
@@ -557,7 +575,7 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
     app_restarts = [i for i, e in enumerate(events) if e.name == APP_RESTARTED]
     run_ok = finished is not None and bool(finished.data.get("ok")) and aborted is None
     run_stopped = finished is not None and bool(finished.data.get("stopped")) and aborted is None
-    requested = next((i for i, e in enumerate(events) if e.name == "app.stopped"), None)
+    requested = next((i for i, e in enumerate(events) if e.name == APP_STOPPED), None)
 
     occs, successes = _collect(events)
     occs = _merge_block_failures(occs)
@@ -633,6 +651,15 @@ def build_report(events: Sequence[Event], *, rundir_root: Path | None = None) ->
 
 # --- text ---------------------------------------------------------------------------------------------
 
+#: ``plush report``'s exit status per outcome (docs/commands.md); 2 is for errors (no such run, bad journal)
+EXIT_STATUS = {"ok": 0, "stopped": 0, "failed": 1, "running": 3, "dead": 4, "unfinished": 4}
+
+_UNFINISHED = {
+    "running": "The run has not finished: its controller (pid {pid}) is still running it.",
+    "dead": "The run did not finish: its controller (pid {pid}) is gone; the journal ends where it stopped.",
+    "unfinished": "The run has not finished (the journal has no end).",
+}
+
 
 def _int_ranges(numbers: Sequence[int]) -> str:
     """``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
@@ -698,12 +725,15 @@ def _render(report: FailureReport, width: int) -> str:
     if report.root_cause is not None:
         lines += ["", "Root cause:"]
         lines += _entry_lines(report.root_cause, report.started_at, width, "  ")
+    if not report.finished:
+        lines += ["", _UNFINISHED[report.outcome].format(pid=report.pid or "?")]
     if not report.entries:
-        lines += ["", "No failures."]
+        lines += ["", "No failures." if report.finished else "Nothing has failed so far."]
     else:
         recovered = sum(1 for e in report.entries if e.recovered)
         note = f", {recovered} recovered" if recovered else ""
-        lines += ["", f"Failures ({len(report.entries)}{note}), by time:"]
+        so_far = "" if report.finished else " so far"
+        lines += ["", f"Failures{so_far} ({len(report.entries)}{note}), by time:"]
         for number, entry in enumerate(report.entries, 1):
             body = _entry_lines(entry, report.started_at, width, " " * 5)
             lines.append(f"{number:>3}. " + body[0][5:])
@@ -726,5 +756,23 @@ def write_report(rundir_root: Path, report: FailureReport) -> tuple[Path, Path]:
 
 
 def load_report(journal_path: Path) -> FailureReport:
-    """The report of the run whose journal is ``journal_path`` (log paths under the journal's directory)."""
-    return build_report(read_events(journal_path), rundir_root=journal_path.parent)
+    """The report of the run whose journal is ``journal_path`` (log paths under the journal's directory).
+
+    The run's status file completes the journal: a run whose journal ends early (its last writes failed)
+    but whose status says how it ended is finished; one that did not finish is ``running`` while its
+    controller holds the status file's lock and ``dead`` once nobody does."""
+    root = journal_path.parent
+    events = read_events(journal_path)
+    status = read_status(root)
+    if status.state in _ENDED and not any(e.name == RUN_FINISHED for e in events):
+        at = status.at if status.at is not None else (events[-1].at if events else 0.0)
+        ok, stopped = status.state == "completed", status.state == "stopped"
+        events.append(Event(name=RUN_FINISHED, at=at, data={"ok": ok, "stopped": stopped, "reason": status.reason}))
+    report = build_report(events, rundir_root=root)
+    if report.finished:
+        return report
+    return replace(report, live=status.held is True, pid=status.pid)
+
+
+#: states of the status file that end a run
+_ENDED = ("completed", "failed", "stopped")

@@ -144,7 +144,8 @@ def check(specs: tuple[str, ...], as_json: bool) -> None:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             click.echo(
-                "{}: {} problem{}".format(spec, len(exc.problems), "" if len(exc.problems) == 1 else "s"), err=True
+                "plush: error: {}: {} problem{}".format(spec, len(exc.problems), "" if len(exc.problems) == 1 else "s"),
+                err=True,
             )
             continue
         if as_json:

@@ -1,16 +1,20 @@
 """The ``plush`` command line: one subcommand per operation, each a thin call into the library.
 
-Errors from the library (:class:`~plush.errors.PlushError`) become one line on stderr and the error's exit
-code; nothing below this module calls ``sys.exit``. Heavy imports happen inside the commands, so that
+Errors are turned into one line, ``plush: error: …``, and an exit status in **one place**:
+:meth:`PlushGroup.main`, which wraps every command (:func:`error_status` is the table, documented in
+docs/commands.md). A :class:`~plush.errors.PlushError` gives its own ``exit_code``; a usage error (a bad option
+or argument), a file or directory Plush cannot read or write (``OSError``) and a database it cannot read
+(``sqlite3.Error``) give 2; Ctrl-C gives 130. Anything else is a bug and keeps its traceback. Nothing below
+this module calls ``sys.exit`` for an error. Heavy imports happen inside the commands, so that
 ``plush --help`` and commands that only talk to a running controller start fast.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +24,10 @@ from plush.errors import PlushError
 if TYPE_CHECKING:
     from plush.config import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: exit status for a command line or environment the command cannot work with (docs/commands.md)
+USAGE = 2
+#: exit status after Ctrl-C
+INTERRUPTED = 130
 
 
 def warn(message: str) -> None:
@@ -42,21 +49,70 @@ def load_cli_settings(flags: dict[str, Any]) -> Settings:
     return settings
 
 
-def reports_errors(func: F) -> F:
-    """Turn a PlushError raised by a command into one line on stderr and its exit code."""
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc``: its first line, further lines indented below it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+        if exc.filename2:
+            text += f" -> {exc.filename2}"
+    else:
+        text = str(exc) or type(exc).__name__
+    first, *rest = text.splitlines() or [""]
+    return "\n".join([first, *("  " + line for line in rest)])
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+def error_status(exc: BaseException) -> tuple[str | None, int] | None:
+    """The message and exit status of ``exc`` for the CLI, or None when it is not a user's error (a bug)."""
+    if isinstance(exc, click.exceptions.Exit):
+        return None, exc.exit_code
+    if isinstance(exc, click.Abort | KeyboardInterrupt):
+        return "interrupted", INTERRUPTED
+    if isinstance(exc, click.UsageError):
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        return exc.format_message() + hint, USAGE
+    if isinstance(exc, click.ClickException):
+        return exc.format_message(), USAGE
+    if isinstance(exc, PlushError):
+        return _one_line(exc), exc.exit_code
+    if isinstance(exc, OSError):
+        return _one_line(exc), USAGE
+    if isinstance(exc, sqlite3.Error):
+        return f"database error: {_one_line(exc)}", USAGE
+    return None
+
+
+class PlushGroup(click.Group):
+    """The ``plush`` group: every error of every command becomes one line and an exit status here."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            return func(*args, **kwargs)
-        except PlushError as exc:
-            click.echo(f"plush: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Exception as exc:
+            handled = error_status(exc)
+            if handled is None:
+                raise
+            message, code = handled
+            if message is not None:
+                click.echo(f"plush: error: {message}", err=True)
+            sys.exit(code)
+        except KeyboardInterrupt:
+            click.echo("plush: error: interrupted", err=True)
+            sys.exit(INTERRUPTED)
+        sys.exit(result if isinstance(result, int) else 0)
 
-    return wrapper  # type: ignore[return-value]
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PlushGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="plush")
 def cli() -> None:
     """Plush: run, watch and steer a distributed application."""
@@ -68,7 +124,6 @@ def config() -> None:
 
 
 @config.command("show")
-@reports_errors
 def config_show() -> None:
     """Print every setting, its value and where it came from."""
     from plush.config import load_settings

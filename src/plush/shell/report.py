@@ -1,8 +1,13 @@
-"""``plush report [RUN]``: the failure report of a run, finished or still running.
+"""``plush report [RUN]``: the failure report of a run, finished, still running, or dead.
 
-RUN is a run directory or a run id under the runs directory (default: the newest run there). The report is
-rebuilt from the run's journal, so it also works on demand while the run goes on (the journal is written in
-batches: the last second or so of events may not be in it yet). ``--json`` prints the JSON form.
+RUN is a run directory's path or a run id under the runs directory (default: the newest run there). The
+report is rebuilt from the run's journal (an event is in it within about a second), completed by the run's
+status file (``status.json``: how the run ended, and whether its controller still holds it). ``--json``
+prints the JSON form.
+
+Exit status (docs/commands.md): 0 the run completed (or was stopped on request); 1 it failed; 3 it is still
+running; 4 it is dead (its controller is gone and it never finished); 2 no such run, or its journal cannot be
+read.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ from pathlib import Path
 import click
 
 from plush.errors import PlushError
-from plush.shell.cli import cli, load_cli_settings, reports_errors
+from plush.shell.cli import cli, load_cli_settings
+
+__all__ = ["NoSuchRun", "find_run"]
+
+
+class NoSuchRun(PlushError):
+    """The run named on the command line (or any run, when none is named) cannot be found."""
+
+    exit_code = 2
 
 
 def find_run(run: str | None, runs_dir: str) -> Path:
@@ -23,10 +36,13 @@ def find_run(run: str | None, runs_dir: str) -> Path:
         for candidate in (Path(run), Path(runs_dir) / run):
             if (candidate / "journal.sqlite").is_file():
                 return candidate
-        raise PlushError(f"no run {run!r}: expected a run directory or a run id under {runs_dir}/")
-    runs = sorted(p for p in Path(runs_dir).glob("*") if (p / "journal.sqlite").is_file())
+        raise NoSuchRun(f"no run {run!r}: expected a run directory or a run id under {runs_dir}/")
+    base = Path(runs_dir)
+    if base.exists() and not base.is_dir():
+        raise NoSuchRun(f"the runs directory {runs_dir} is not a directory")
+    runs = sorted(p for p in base.glob("*") if (p / "journal.sqlite").is_file())
     if not runs:
-        raise PlushError(f"no run found under {runs_dir}/ (give a run directory or --runs-dir)")
+        raise NoSuchRun(f"no run found under {runs_dir}/ (give a run directory or --runs-dir)")
     return runs[-1]
 
 
@@ -34,9 +50,11 @@ def find_run(run: str | None, runs_dir: str) -> Path:
 @click.argument("run", required=False)
 @click.option("--runs-dir", default=None, help="Where runs are (default: ./plush-runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@reports_errors
 def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None:
-    """Print the failure report of RUN (default: the newest run)."""
+    """Print the failure report of RUN (default: the newest run).
+
+    Exit status: 0 completed or stopped on request, 1 failed, 3 still running, 4 dead (controller gone),
+    2 no such run."""
     from plush.controller.report import load_report
 
     settings = load_cli_settings({"runs_dir": runs_dir})
@@ -46,4 +64,4 @@ def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         click.echo(report.render_text())
-    sys.exit(0 if report.ok or not report.finished else 1)
+    sys.exit(report.exit_status)

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import click
 
-from plush.shell.cli import cli, load_cli_settings, notice, reports_errors
+from plush.shell.cli import cli, load_cli_settings, notice
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -127,7 +127,6 @@ def parse_hosts(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Local hosts per component.")
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream process output (it is still logged).")
-@reports_errors
 def run_command(spec: str, hosts: tuple[str, ...], runs_dir: str | None, quiet: bool) -> None:
     """Run the application of SPEC on local sandbox hosts."""
     from plush.controller.api import Controller
@@ -173,6 +172,8 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
         await printer
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if result.error is not None:  # the run directory could not be written: the run was stopped (one line)
+        raise result.error
     o = result.outcome
     took = o.timings.get("stopped", 0.0)
     if o.ok:
