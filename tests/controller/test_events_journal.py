@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from plush.controller.events import Event, EventBus
 from plush.controller.journal import SCHEMA_VERSION, Journal, JournalError, read_events
+from plush.controller.runstatus import read_status
 from plush.errors import StorageError
 
 
@@ -157,3 +160,44 @@ def test_a_failed_write_is_reported_at_once_and_the_journal_stays_readable(small
     kept = read_events(path)
     assert 0 < len(kept) < n
     assert [e.data["i"] for e in kept] == list(range(len(kept)))  # a prefix, in order, nothing torn
+
+
+@pytest.fixture(scope="module")
+def good_journal(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("good") / "journal.sqlite"
+    journal = Journal(path)
+    for i in range(300):
+        journal(Event(name="e", host="local-1", data={"i": i, "pad": "y" * 50}))
+    journal.close()
+    return path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.integers(min_value=0, max_value=1 << 20),
+    flips=st.lists(st.tuples(st.integers(min_value=0, max_value=1 << 20), st.integers(0, 255)), max_size=8),
+)
+def test_any_damaged_journal_reads_or_is_one_journal_error(
+    tmp_path: Path, good_journal: bytes, cut: int, flips: list[tuple[int, int]]
+) -> None:
+    """Boundary: whatever the bytes of a journal file, reading it gives events or a JournalError, nothing else."""
+    data = bytearray(good_journal[: cut % (len(good_journal) + 1)])
+    for where, value in flips:
+        if data:
+            data[where % len(data)] = value
+    path = tmp_path / f"damaged-{cut}-{len(flips)}.sqlite"
+    path.write_bytes(bytes(data))
+    try:
+        events = read_events(path)
+    except JournalError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert all(isinstance(e, Event) for e in events)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=5000))
+def test_any_status_file_reads_without_error(tmp_path: Path, raw: bytes) -> None:
+    (tmp_path / "status.json").write_bytes(raw)
+    state = read_status(tmp_path)
+    assert isinstance(state.state, str) and state.held is False
