@@ -13,6 +13,11 @@ property test checks it). A frame longer than ``max_frame`` is refused *from its
 body is buffered, so a peer cannot make us hold more than ``max_frame`` bytes. After a
 :class:`~plush.errors.ProtocolError` the decoder is broken and refuses further input.
 
+Hostile input: whatever the bytes, :meth:`FrameDecoder.feed` returns messages or raises
+:class:`~plush.errors.ProtocolError`, never anything else. JSON nested deeper than :data:`MAX_DEPTH` levels
+(which would otherwise raise ``RecursionError`` here or in whoever walks the message later) and non-finite
+numbers (``NaN``, ``Infinity``, ``1e999``, which :func:`encode` never writes) are protocol errors.
+
 Pure: standard library only, Python 3.8 syntax, no asyncio (ships to agents).
 """
 
@@ -25,17 +30,49 @@ from typing import Any, Dict, List, Optional
 from plush.errors import ProtocolError
 from plush.protocol.messages import PROTOCOL_VERSION, Message, validate
 
-__all__ = ["KIND_BINARY", "KIND_JSON", "MAX_FRAME", "FrameDecoder", "encode"]
+__all__ = ["KIND_BINARY", "KIND_JSON", "MAX_DEPTH", "MAX_FRAME", "FrameDecoder", "encode"]
 
 KIND_JSON = 0x01
 KIND_BINARY = 0x02
 #: the largest frame (kind byte + body) either side accepts
 MAX_FRAME = 16 * 1024 * 1024
+#: the deepest nesting of JSON arrays and objects a frame may hold (its own object is level 1)
+MAX_DEPTH = 100
 _PREFIX = struct.Struct(">IB")
 _HLEN = struct.Struct(">H")
 _MAX_HEADER = 0xFFFF
 _RESERVED = ("t", "v")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _constant(text: str) -> Any:
+    raise _NotFinite("{} is not a finite number".format(text))
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf or nan
+        raise _NotFinite("{} is not a finite number".format(text))
+    return value
+
+
+_loads = json.JSONDecoder(parse_constant=_constant, parse_float=_float).decode
+
+
+def _too_deep(obj: Any, limit: int) -> bool:
+    """Whether ``obj`` nests arrays/objects more than ``limit`` levels (iterative: no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _header(msg: Message) -> bytes:
@@ -140,11 +177,18 @@ class FrameDecoder:
                     raise ProtocolError("binary frame header length {} overruns the frame".format(hlen), peer=self.peer)
                 header = body[_HLEN.size : _HLEN.size + hlen]
                 payload = bytes(body[_HLEN.size + hlen :])
-            obj = json.loads(bytes(header).decode("utf-8"))
+            raw = bytes(header)
+            obj = _loads(raw.decode("utf-8"))
+        except _NotFinite as exc:
+            raise ProtocolError("frame holds a number that is not finite: {}".format(exc), peer=self.peer) from None
+        except RecursionError:
+            raise ProtocolError("frame nests deeper than {} levels".format(MAX_DEPTH), peer=self.peer) from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise ProtocolError("frame is not valid UTF-8 JSON: {}".format(exc), peer=self.peer) from None
         if not isinstance(obj, dict):
             raise ProtocolError("frame header is not a JSON object", peer=self.peer)
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(obj, MAX_DEPTH):
+            raise ProtocolError("frame nests deeper than {} levels".format(MAX_DEPTH), peer=self.peer)
         mtype = obj.pop("t", None)
         version = obj.pop("v", None)
         if not isinstance(mtype, str):
