@@ -175,6 +175,12 @@ class Settings:
     host_restarts: int = setting(1, Check(min=0, max=1_000_000))
     #: consecutive host monitor samples over a component's max_load / min_free_mem that fail the host
     limit_samples: int = setting(3, Check(min=1, max=1_000_000))
+    #: seconds a new agent connection has, from its TCP accept, to complete TLS and send a valid join
+    handshake_timeout: float = setting(5.0, POSITIVE_SECONDS)
+    #: unauthenticated connections the controller holds at most; beyond, the oldest are dropped
+    preauth_limit: int = setting(512, Check(min=1, max=1_000_000))
+    #: unauthenticated connections held at most from one source address; beyond, its oldest is dropped
+    preauth_per_source: int = setting(128, Check(min=1, max=1_000_000))
 
     def __post_init__(self) -> None:
         for name in _FIELD_NAMES:

@@ -203,6 +203,24 @@ def test_join_timeout_before_authentication() -> None:
     assert ctl.peer_dead and "handshake" in (ctl.dead_reason or "")
 
 
+def test_handshake_timeout_bounds_the_wait_for_a_join_then_join_timeout_the_welcome() -> None:
+    clock = FakeClock()
+    start = clock.now
+    ctl = Connection("controller", Secret(TOKEN), clock.now, join_timeout=30.0, handshake_timeout=5.0)
+    ctl.send(Message.of("invite", run="r", protocol=1), clock.now)
+    assert ctl.get_timer() == pytest.approx(start + 5.0)
+    clock.advance(4)
+    ctl.receive_data(encode(sample_join(token=TOKEN)), clock.now)  # joined in time: now waiting for the welcome
+    assert ctl.get_timer() == pytest.approx(start + 30.0)
+    clock.advance(2)
+    ctl.handle_timer(clock.now)
+    assert not ctl.peer_dead
+    idle = Connection("controller", Secret(TOKEN), clock.now, join_timeout=30.0, handshake_timeout=5.0)
+    clock.advance(5)
+    idle.handle_timer(clock.now)
+    assert idle.peer_dead and "handshake timeout" in (idle.dead_reason or "")
+
+
 def test_agent_has_no_silence_timer_by_default_but_heartbeats() -> None:
     pair = Pair()
     pair.handshake(heartbeat_interval=1.0)

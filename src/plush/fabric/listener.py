@@ -26,21 +26,33 @@ Invariants (designed for thousands of peers):
   agent that is starved of CPU during a mass start is not declared dead; afterwards detection is the
   steady-state ``silence_timeout + ping_timeout`` (see docs/protocol.md, Liveness);
 - memory: each TLS connection reads through a 32 KiB buffer (:data:`TLS_READ_BUFFER`) instead of asyncio's
-  256 KiB, where the running asyncio allows it (see :func:`small_buffer_tls_protocol`).
+  256 KiB, where the running asyncio allows it (see :func:`small_buffer_tls_protocol`);
+- unauthenticated connections are bounded (docs/operations.md, Security): from its TCP accept until its
+  valid ``join`` a connection is held in the :class:`~plush.fabric.admission.Admission` table (at most
+  ``preauth_limit``, ``preauth_per_source`` per address; a newcomer is always admitted and the oldest are
+  dropped for it) and has ``handshake_timeout`` seconds to complete TLS and join. The
+  :class:`~plush.fabric.acceptor.Acceptor` accepts; out of descriptors, the listener drops its oldest
+  unauthenticated connection and accepting resumes after a back-off, with one warning;
+- hostile input: every malformed frame or refused handshake closes that connection with ONE log line;
+  no exception from a peer's bytes reaches asyncio (which would print a traceback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from plush.config import Settings
 from plush.errors import AuthenticationError, ProtocolError
+from plush.fabric.acceptor import Acceptor
+from plush.fabric.admission import Admission
 from plush.protocol.connection import CLOSED, CONTROLLER, Connection
 from plush.protocol.messages import PROTOCOL_VERSION, Message
 from plush.protocol.secret import Secret
@@ -50,6 +62,7 @@ __all__ = ["TLS_READ_BUFFER", "ControllerListener", "Peer", "PeerEvent", "small_
 log = logging.getLogger(__name__)
 
 _HIGH_WATER = 1024 * 1024
+_FULL_WARNING_EVERY = 60.0  # seconds between warnings that the pre-auth limit drops connections
 #: bytes of TLS read buffer per connection (two full TLS records; asyncio's default is 256 KiB)
 TLS_READ_BUFFER = 32 * 1024
 
@@ -60,14 +73,32 @@ def small_buffer_tls_protocol() -> Callable[..., asyncio.BaseProtocol] | None:
     asyncio allocates ``SSLProtocol.max_size`` (256 KiB) per TLS connection and has no public setting for
     it: ~0.28 MB of controller memory per agent. ``loop.create_server(ssl=...)`` wraps each TCP connection
     in an ``asyncio.sslproto.SSLProtocol``; the listener does the same itself with a subclass whose
-    ``max_size`` is smaller. That class is private API, hence the guard: without it (a future asyncio), the
-    listener falls back to ``create_server(ssl=...)`` and only costs more memory.
+    ``max_size`` is smaller. The subclass also tells the :class:`Peer` of the TCP connection before TLS
+    (``tcp_made``: to drop it mid-handshake) and of its end (``tcp_lost``: asyncio says nothing to the
+    peer of a connection lost during the handshake). That class is private API, hence the guard: without
+    it (a future asyncio), the listener lets ``loop.connect_accepted_socket(ssl=...)`` do TLS, costs more
+    memory, and learns of a connection lost mid-handshake only from its handshake timeout.
     """
     sslproto = getattr(asyncio, "sslproto", None)
-    base = getattr(sslproto, "SSLProtocol", None)
-    if not isinstance(base, type) or not hasattr(base, "max_size") or not hasattr(base, "get_buffer"):
+    found = getattr(sslproto, "SSLProtocol", None)
+    if not isinstance(found, type) or not hasattr(found, "max_size") or not hasattr(found, "get_buffer"):
         return None
-    small: Callable[..., asyncio.BaseProtocol] = type("SmallBufferSSLProtocol", (base,), {"max_size": TLS_READ_BUFFER})
+    base: Any = found
+
+    def connection_made(self: Any, transport: asyncio.BaseTransport) -> None:
+        peer = getattr(self, "plush_peer", None)
+        if isinstance(peer, Peer):
+            peer.tcp_made(transport)
+        base.connection_made(self, transport)
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        base.connection_lost(self, exc)
+        peer = getattr(self, "plush_peer", None)
+        if isinstance(peer, Peer):
+            peer.tcp_lost(exc)
+
+    attrs = {"max_size": TLS_READ_BUFFER, "connection_made": connection_made, "connection_lost": connection_lost}
+    small: Callable[..., asyncio.BaseProtocol] = type("SmallBufferSSLProtocol", (base,), attrs)
     return small
 
 
@@ -82,10 +113,11 @@ class PeerEvent(NamedTuple):
 class Peer(asyncio.Protocol):
     """One agent connection. Created by the listener; the controller uses :meth:`send` and friends."""
 
-    def __init__(self, listener: ControllerListener, ident: int) -> None:
+    def __init__(self, listener: ControllerListener, ident: int, source: str = "?", address: str = "?") -> None:
         self.listener = listener
         self.id = ident
-        self.address = "?"
+        self.source = source  #: the source address (no port): the unit of the per-source pre-auth cap
+        self.address = address
         self.join: Message | None = None  #: the agent's join (without its token) once it joined
         silence = listener.settings.silence_timeout
         #: True from the connection until the first bytes after the join: the silence timeout is longer
@@ -98,8 +130,12 @@ class Peer(asyncio.Protocol):
             silence_timeout=silence * listener.startup_silence_factor if self.starting else silence,
             ping_timeout=listener.settings.ping_timeout,
             join_timeout=listener.settings.join_timeout,
+            handshake_timeout=listener.settings.handshake_timeout,
         )
         self.close_reason: str | None = None
+        self._finished = False
+        self._sock: socket.socket | None = None  # the accepted socket, until TLS is up
+        self._raw: asyncio.Transport | None = None  # the TCP transport under TLS, until TLS is up
         self._transport: asyncio.Transport | None = None
         self._wbuf: list[bytes] = []
         self._wlen = 0
@@ -124,11 +160,29 @@ class Peer(asyncio.Protocol):
 
     # -- asyncio.Protocol callbacks ----------------------------------------------------------------------
 
+    def tcp_made(self, raw: asyncio.BaseTransport) -> None:
+        """The TCP connection under TLS is up (TLS has not started): keep it, to drop it mid-handshake."""
+        if isinstance(raw, asyncio.Transport):
+            self._raw = raw
+            if self.closed:  # dropped between its accept and now
+                raw.abort()
+
+    def tcp_lost(self, exc: Exception | None) -> None:
+        """The TCP connection is gone; if TLS never came up, asyncio tells :meth:`connection_lost` nothing."""
+        self._raw = self._sock = None
+        if self._transport is None:
+            self._finish(self.close_reason or f"lost during the TLS handshake: {exc or 'closed by the peer'}")
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._raw = self._sock = None
+        if self.closed:  # dropped (or timed out) while TLS was finishing
+            transport.abort()
+            return
         peername = transport.get_extra_info("peername")
-        self.address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        if self.address == "?":
+            self.address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         transport.set_write_buffer_limits(high=self.listener.high_water)
         self.listener.peers[self.id] = self
         self.send(Message("invite", {"run": self.listener.run_id, "protocol": PROTOCOL_VERSION}))
@@ -156,6 +210,7 @@ class Peer(asyncio.Protocol):
         for msg in messages:
             if msg.type == "join":
                 self.join = msg
+                listener.admission.release(self.id)  # authenticated: no longer counts against the caps
             listener.deliver(self, msg)
         listener.schedule(self)
         if self.conn.state == CLOSED:
@@ -240,8 +295,20 @@ class Peer(asyncio.Protocol):
         self._wbuf.clear()
         if self._transport is not None:
             self._transport.abort()
+            return
+        # not yet over TLS: abort the TCP transport under it, or shut the bare socket down, and finish now
+        # (asyncio may never call connection_lost for a connection whose TLS handshake did not complete)
+        if self._raw is not None:
+            self._raw.abort()
+        elif self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+        self._finish(self.close_reason)
 
     def _finish(self, reason: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
         if self.close_reason is None:
             self.close_reason = reason
         self.conn.close(reason)
@@ -283,10 +350,16 @@ class ControllerListener:
         self.high_water = high_water
         self.max_write_buffer = max_write_buffer
         self.startup_silence_factor = max(1.0, startup_silence_factor)
-        self.peers: dict[int, Peer] = {}
+        self.peers: dict[int, Peer] = {}  #: peers over TLS (joined or not)
+        self.admission = Admission(self.settings.preauth_limit, self.settings.preauth_per_source)
+        self._pending: dict[int, Peer] = {}  # accepted, not yet gone; the unauthenticated ones are in admission
         self._ids = itertools.count(1)
         self._inbox: asyncio.Queue[PeerEvent] = asyncio.Queue()
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
+        self._tls: Callable[..., asyncio.BaseProtocol] | None = None
+        self._adopting: set[asyncio.Task[Any]] = set()
+        self._all_gone: asyncio.Future[None] | None = None
+        self._warned_full: float | None = None
         self._heap: list[tuple[float, int, Peer]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
@@ -300,30 +373,79 @@ class ControllerListener:
 
     async def start(self) -> None:
         """Listen; afterwards :attr:`port` is the bound port."""
-        loop = self._loop = asyncio.get_running_loop()
-        tls = small_buffer_tls_protocol()
+        self._loop = asyncio.get_running_loop()
+        self._tls = small_buffer_tls_protocol()
+        self._acceptor = Acceptor(self.host, self.port, self._accepted, self._make_room)
+        await self._acceptor.start()
+        self.port = self._acceptor.port
+        log.info("listening for agents on %s:%d", self.host, self.port)
+
+    def _accepted(self, sock: socket.socket, address: object) -> None:
+        """A new TCP connection: admit it (dropping the oldest unauthenticated ones if need be), start TLS."""
+        loop = self.loop
+        if isinstance(address, tuple):
+            source, address_text = str(address[0]), f"{address[0]}:{address[1]}"
+        else:
+            source = address_text = str(address)
+        peer = Peer(self, next(self._ids), source, address_text)
+        peer._sock = sock
+        self._pending[peer.id] = peer
+        dropped = self.admission.admit(peer.id, source, loop.time())
+        for key in dropped:
+            self._drop(key, "too many unauthenticated connections: dropped the oldest for a newer one")
+        self.schedule(peer)  # the handshake deadline runs from the accept
+        tls, timeout = self._tls, self.settings.handshake_timeout
         if tls is not None:  # TLS layered by hand, as create_server(ssl=...) does, with a smaller buffer
-            ssl_context, timeout = self.ssl_context, self.settings.join_timeout
 
             def protocol() -> asyncio.BaseProtocol:
-                peer = Peer(self, next(self._ids))
-                made: asyncio.BaseProtocol = tls(
-                    loop, peer, ssl_context, None, server_side=True, ssl_handshake_timeout=timeout
-                )
-                return made
+                made: Any = tls(loop, peer, self.ssl_context, None, server_side=True, ssl_handshake_timeout=timeout)
+                made.plush_peer = peer
+                result: asyncio.BaseProtocol = made
+                return result
 
-            self._server = await loop.create_server(protocol, self.host, self.port, backlog=4096)
+            adopt = loop.connect_accepted_socket(protocol, sock)
         else:
-            self._server = await loop.create_server(
-                lambda: Peer(self, next(self._ids)),
-                self.host,
-                self.port,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.settings.join_timeout,
-                backlog=4096,
+            ctx = self.ssl_context
+            adopt = loop.connect_accepted_socket(lambda: peer, sock, ssl=ctx, ssl_handshake_timeout=timeout)
+        task = loop.create_task(self._adopt(peer, adopt))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    async def _adopt(self, peer: Peer, adopt: Any) -> None:
+        try:
+            await adopt
+        except (OSError, ssl.SSLError, ConnectionError) as exc:  # died before or during TLS (the fallback path)
+            log.debug("connection from %s ended during the TLS handshake: %s", peer.address, exc)
+            peer.tcp_lost(exc)
+
+    def _drop(self, key: int, reason: str) -> None:
+        peer = self._pending.get(key)
+        if peer is None:
+            return
+        now = self.loop.time()
+        if self._warned_full is None or now - self._warned_full > _FULL_WARNING_EVERY:
+            self._warned_full = now
+            log.warning(
+                "unauthenticated connections over the limit (%d held, %d from %s): dropping the oldest "
+                "(preauth_limit, preauth_per_source)",
+                len(self.admission),
+                self.admission.held(peer.source),
+                peer.source,
             )
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("listening for agents on %s:%d", self.host, self.port)
+        else:
+            log.debug("dropping %s: %s", peer.address, reason)
+        peer.abort(reason)
+
+    def _make_room(self) -> bool:
+        """Out of descriptors: drop the oldest unauthenticated connection; False if there is none."""
+        key = self.admission.make_room()
+        if key is None:
+            return False
+        peer = self._pending.get(key)
+        if peer is not None:
+            log.debug("dropping %s to free a descriptor", peer.address)
+            peer.abort("dropped to free a descriptor")
+        return True
 
     async def __aenter__(self) -> ControllerListener:
         await self.start()
@@ -405,7 +527,7 @@ class ControllerListener:
 
     def _dead(self, peer: Peer, reason: str) -> None:
         if peer.join is None:
-            log.info("dropping %s: %s", peer.address, reason)
+            log.info("dropping unauthenticated %s: %s", peer.address, reason)
         else:
             log.warning("%s is dead: %s", peer, reason)
             if self.on_peer_dead is not None:
@@ -416,31 +538,48 @@ class ControllerListener:
 
     def forget(self, peer: Peer, reason: str) -> None:
         """Called once per peer when its connection is gone."""
-        if self.peers.pop(peer.id, None) is None:
+        self.admission.release(peer.id)
+        known = self.peers.pop(peer.id, None)
+        if self._pending.pop(peer.id, None) is None and known is None:
             return
         if peer.join is not None:
             self.deliver(peer, None, reason)
         else:
             self.refused += 1
+        if not self._pending and self._all_gone is not None and not self._all_gone.done():
+            self._all_gone.set_result(None)
 
     def statistics(self) -> dict[str, Any]:
         return {
             "peers": len(self.peers),
+            "connections": len(self._pending),
             "joined": sum(1 for p in self.peers.values() if p.join is not None),
             "refused": self.refused,
             "inbox": self._inbox.qsize(),
             "timers": len(self._heap),
+            "preauth": self.admission.statistics(),
+            "accept": self._acceptor.statistics() if self._acceptor is not None else {},
         }
 
-    async def close(self) -> None:
-        """Stop listening, close every peer (pending output is flushed), wait for the server to finish."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop listening, close every peer (pending output is flushed) and wait, at most ``timeout`` seconds,
+        until every connection is gone (then the rest are aborted)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_when = None
-        if self._server is not None:
-            self._server.close()
-        for peer in list(self.peers.values()):
-            peer.close("the controller is closing")
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        if self._acceptor is not None:
+            self._acceptor.close()
+        self._all_gone = self.loop.create_future() if self._loop is not None else None
+        for peer in list(self._pending.values()):
+            if peer._transport is None:
+                peer.abort("the controller is closing")
+            else:
+                peer.close("the controller is closing")
+        if self._all_gone is not None and self._pending:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._all_gone), timeout)
+            except TimeoutError:
+                for peer in list(self._pending.values()):
+                    peer.abort("the controller is closing")
+        if self._adopting:
+            await asyncio.wait(list(self._adopting), timeout=timeout)

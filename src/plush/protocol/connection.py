@@ -40,7 +40,8 @@ a re-prepare or a stop in flight are not errors; bytes arriving after CLOSED are
 reason. ``ping`` is answered here and ``pong``/``heartbeat`` are
 consumed here: none of the three reaches the owner.
 
-Liveness: before authentication a peer has ``join_timeout`` seconds to complete the handshake. After it, the
+Liveness: before authentication a peer has ``handshake_timeout`` seconds (default: ``join_timeout``) from the
+connection to send a valid ``join``, and ``join_timeout`` seconds to be welcomed (JOINED). After it, the
 agent sends a ``heartbeat`` when it has sent nothing for ``heartbeat_interval`` (taken from ``prepare``'s
 settings when given). A side with a ``silence_timeout`` (the controller by default) sends a ``ping`` after
 that long without hearing any byte, and declares the peer dead if nothing arrives within ``ping_timeout``:
@@ -134,6 +135,7 @@ class Connection:
         silence_timeout: Optional[float] = None,
         ping_timeout: float = 1.0,
         join_timeout: float = 30.0,
+        handshake_timeout: Optional[float] = None,
         max_frame: int = MAX_FRAME,
     ) -> None:
         if role not in (CONTROLLER, AGENT):
@@ -149,6 +151,7 @@ class Connection:
         self.silence_timeout: Optional[float] = silence_timeout if silence_timeout > 0 else None
         self.ping_timeout = ping_timeout
         self.join_timeout = join_timeout
+        self.handshake_timeout = join_timeout if handshake_timeout is None else min(handshake_timeout, join_timeout)
         self.max_frame = max_frame
         self._decoder = FrameDecoder(PREAUTH_MAX_FRAME if role == CONTROLLER else max_frame, peer=peer)
         self._state = INVITING
@@ -290,6 +293,8 @@ class Connection:
         state = self._state
         if state == CLOSED or self.peer_dead:
             return None
+        if state in (INVITING, INVITED):
+            return self._created + self.handshake_timeout
         if state not in AUTHENTICATED:
             return self._created + self.join_timeout
         deadlines: List[float] = []
@@ -305,6 +310,10 @@ class Connection:
         """Act on the timers that are due: join deadline, heartbeat, silence ping, ping deadline."""
         state = self._state
         if state == CLOSED or self.peer_dead:
+            return
+        if state in (INVITING, INVITED):
+            if now >= self._created + self.handshake_timeout:
+                self._die("no valid join within {:g}s (handshake timeout)".format(self.handshake_timeout))
             return
         if state not in AUTHENTICATED:
             if now >= self._created + self.join_timeout:
