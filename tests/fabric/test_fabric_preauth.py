@@ -155,3 +155,48 @@ async def test_out_of_descriptors_one_warning_and_agents_join_again(tmp_path: Pa
     assert not any("Traceback" in line for line in stderr), "".join(stderr[-40:])
     assert len(loud) == 1 and "cannot accept agent connections" in loud[0], "".join(loud[:20])
     assert proc.returncode == 0
+
+
+async def test_an_agent_dropped_before_its_welcome_dials_again(tmp_path: Path) -> None:
+    """The first connection is dropped at once (as the pre-auth bounds may drop it); the agent dials again."""
+    ca, listener = await start_listener(tmp_path)
+    accepted = 0
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        if accepted == 1:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    try:
+        connecting = asyncio.ensure_future(
+            AgentLink.connect(
+                "127.0.0.1",
+                server.sockets[0].getsockname()[1],
+                ssl_context=client_ssl_context(ca.cert_pem),
+                token=TOKEN,
+                join=JOIN,
+                connect_timeout=DEADLINE,
+                retry_dropped=True,
+            )
+        )
+        peer, msg, _ = await next_event(listener)
+        assert msg is not None and msg.type == "join"
+        peer.send(Message.of("welcome", host="h1"))
+        link = await connecting
+        assert accepted == 2
+        await link.close()
+    finally:
+        server.close()
+        await listener.close()

@@ -146,6 +146,7 @@ async def serve(args: argparse.Namespace) -> int:
         join=join,
         server_hostname=args.server_name,
         connect_timeout=args.connect_timeout,
+        retry_dropped=True,  # a controller flooded with unauthenticated connections may drop ours: dial again
     )
     try:
         log.info("joined %s:%d as %s", host, port, args.host)

@@ -7,7 +7,9 @@ let ``agent`` import ``protocol`` but not ``fabric``). It only moves bytes and a
 
 - :meth:`AgentLink.connect` dials with TLS (trusting only the controller's CA, checking the name or IP it
   dialled), waits for ``invite``, sends ``join`` with the token, and returns once ``welcome`` came;
-  ``reject`` or a closed stream raises :class:`LinkClosed`;
+  ``reject`` or a closed stream raises :class:`LinkClosed`; with ``retry_dropped`` a connection the
+  controller drops before its welcome (its bounds on unauthenticated connections made room for newer ones,
+  or it ran out of descriptors) is dialled again, after a short back-off, until ``connect_timeout``;
 - :meth:`send` is non-blocking; :meth:`drain` / :meth:`send_binary` wait while the transport's write
   buffer is above the high-water mark (bulk data: output, uploads);
 - :meth:`recv` / ``async for`` yield messages; the reader reads the socket only while the bounded inbox has
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 from typing import Any, Dict, Optional, Union
 
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 _READ_SIZE = 256 * 1024
 _HIGH_WATER = 1024 * 1024
+_RETRY_INITIAL = 0.05  # seconds before dialling again after a dropped connection; doubles up to _RETRY_MAX
+_RETRY_MAX = 1.0
 
 
 class LinkClosed(EOFError):
@@ -137,6 +142,7 @@ class AgentLink:
         heartbeat_interval: float = 1.0,
         silence_timeout: float = 0.0,
         ping_timeout: float = 1.0,
+        retry_dropped: bool = False,
     ) -> "AgentLink":
         """Dial ``host:port`` with TLS, complete invite -> join -> welcome, and return the link.
 
@@ -144,7 +150,49 @@ class AgentLink:
         rejects the agent (:class:`Rejected`) or closes the stream, ``ssl.SSLError``/``OSError`` if it cannot
         be reached or is not who it claims, and ``asyncio.TimeoutError`` after ``connect_timeout`` seconds.
         ``silence_timeout`` (0: off) makes the agent ping a controller it has not heard for that long.
+        ``retry_dropped``: dial again when the stream is refused, reset or closed before the welcome (never
+        after a ``reject`` or a certificate error), until ``connect_timeout`` has passed.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + connect_timeout
+        delay = _RETRY_INITIAL
+        while True:
+            try:
+                return await cls._dial(
+                    host,
+                    port,
+                    ssl_context,
+                    token,
+                    join,
+                    server_hostname,
+                    max(0.0, deadline - loop.time()),
+                    heartbeat_interval,
+                    silence_timeout,
+                    ping_timeout,
+                )
+            except (Rejected, ssl.SSLCertVerificationError):
+                raise
+            except (LinkClosed, ConnectionError, ssl.SSLError) as exc:
+                if not retry_dropped or loop.time() + delay >= deadline:
+                    raise
+                log.info("the controller dropped this agent's connection before its welcome (%s); dialling again", exc)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(_RETRY_MAX, delay * 2)
+
+    @classmethod
+    async def _dial(
+        cls,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext,
+        token: Secret,
+        join: Dict[str, Any],
+        server_hostname: Optional[str],
+        connect_timeout: float,
+        heartbeat_interval: float,
+        silence_timeout: float,
+        ping_timeout: float,
+    ) -> "AgentLink":
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
                 host, port, ssl=ssl_context, server_hostname=server_hostname or host, limit=_READ_SIZE
