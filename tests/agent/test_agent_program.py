@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from plush.agent.program import HostProgram, Uplink
 from plush.processes.policy import Backoff, ExitStatus
@@ -33,6 +34,7 @@ class MemoryUplink(Uplink):
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
         self.uploads: dict[str, bytes] = {}
+        self.modes: dict[str, int] = {}
 
     async def block_state(self, path: str, state: str, **fields: Any) -> None:
         self.events.append(("block", path, state))
@@ -64,8 +66,9 @@ class MemoryUplink(Uplink):
         assert self.data_dir is not None and key.startswith("data:")
         Path(dest).write_bytes((self.data_dir / key[5:]).read_bytes())
 
-    async def upload(self, path: str, name: str, source: str) -> None:
-        self.uploads[name] = Path(source).read_bytes()
+    async def upload(self, path: str, name: str, source: BinaryIO, mode: int) -> None:
+        self.uploads[name] = source.read()
+        self.modes[name] = mode
 
 
 def program(tmp_path: Path, cb: ComponentBlock, uplink: Uplink) -> HostProgram:
@@ -103,6 +106,32 @@ async def test_predecessors_order_blocks_and_outputs_are_uploaded(tmp_path: Path
     assert states.index(("block", "/app/cb/first", "completed")) < states.index(("block", "/app/cb/second", "started"))
     assert bytes(up.outs[("/app/cb/second/p", 1, "stdout")]) == b"local-1\n"
     assert up.uploads == {"a": b"local-1"}
+
+
+async def test_outputs_never_follow_a_link_out_of_the_workdir_nor_widen_modes(tmp_path: Path) -> None:
+    """Regression (issue 7, item 7): ``ln -s /etc d`` + ``outputs: ["**"]`` copied /etc/shadow (0640) as 0644.
+
+    Here a file of our own outside the working directory, mode 0640, stands for /etc/shadow."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "shadow"
+    secret.write_bytes(b"SECRET")
+    secret.chmod(0o640)
+    work = tmp_path / "work"
+    work.mkdir()
+    make = (
+        f"import os; os.symlink({str(outside)!r}, 'd'); os.symlink({str(secret)!r}, 'f');"
+        "os.mkdir('sub'); open('sub/own', 'w').write('own'); os.chmod('sub/own', 0o640);"
+        "os.symlink('sub', 'inner'); os.symlink('sub/own', 'inner-file')"
+    )
+    cb = ComponentBlock(
+        name="cb", component="c", blocks=(ProcessBlock(name="b", processes=(py("p", make),), outputs=("**",)),)
+    )
+    up = MemoryUplink()
+    assert await program(work, cb, up).run()
+    assert up.uploads == {"sub/own": b"own"}  # no link followed, not even an in-tree one
+    assert up.modes == {"sub/own": 0o640}  # the mode travels with the file, for the controller to keep
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o640
 
 
 async def test_restart_process_policy_gives_instance_two(tmp_path: Path) -> None:

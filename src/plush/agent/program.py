@@ -9,9 +9,10 @@ completed, each in its own task, and reports each block's state through its :cla
   on this host after a back-off, ``ignore`` counts it as done, ``abort`` / ``restart_application`` fail the
   block and the program (the controller decides what happens next). A liveness monitor kills a hung process
   tree; the exit then counts as a signal exit. When all processes are done the block's ``outputs`` are
-  uploaded and the block completes. The outputs of a process block that started but did not complete
-  (stopped, or failed) are uploaded by :meth:`HostProgram.upload_unsent` once the program has ended, when the
-  run stops (the agent calls it on the controller's ``stop``).
+  uploaded (never through a symbolic link: :mod:`plush.agent.outputs`) and the block completes. The outputs
+  of a process block that started but did not complete (stopped, or failed) are uploaded by
+  :meth:`HostProgram.upload_unsent` once the program has ended, when the run stops (the agent calls it on
+  the controller's ``stop``).
 - a **barrier block** asks the controller to enter and waits for the release. A **semaphore** waits for
   admission and gives its place back when its ``until`` block completes (or the program ends).
 - a **workflow block** takes items from the controller until there are none left; each item's data file is
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import glob
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Set
+from typing import Any, BinaryIO, Dict, Mapping, Optional, Sequence, Set
 
+from plush.agent.outputs import collect, open_contained
 from plush.processes.liveness import watch_liveness_model
 from plush.processes.policy import STOPPED, SUCCESS, UNHANDLED, Backoff, ExitStatus, decide
 from plush.processes.runner import ProcessRunner, ProcessStartError
@@ -76,8 +77,9 @@ class Uplink:
         """Fetch a file the controller knows by ``key`` (a package path, a workflow item) to ``dest``."""
         raise NotImplementedError
 
-    async def upload(self, path: str, name: str, source: str) -> None:
-        """Send a file of this host back to the controller as output ``name`` of block ``path``."""
+    async def upload(self, path: str, name: str, source: BinaryIO, mode: int) -> None:
+        """Send the open file ``source`` of this host back to the controller as output ``name`` of block
+        ``path``, with its permission bits ``mode`` (the controller keeps them or narrows them)."""
         raise NotImplementedError
 
 
@@ -219,10 +221,18 @@ class HostProgram:
         await self._upload_outputs(path, block)
 
     async def _upload_outputs(self, path: str, block: ProcessBlock) -> None:
-        for pattern in block.outputs:
-            for source in sorted(glob.glob(os.path.join(self.workdir, pattern), recursive=True)):
-                if os.path.isfile(source):
-                    await self.uplink.upload(path, os.path.relpath(source, self.workdir), source)
+        """Upload the regular files the block's ``outputs`` match, never through a symbolic link (see
+        :mod:`plush.agent.outputs`); a file that cannot be opened so is passed over with a log line."""
+        if not block.outputs:
+            return
+        for name in collect(self.workdir, block.outputs):
+            try:
+                source, mode = open_contained(self.workdir, name)
+            except OSError as exc:
+                log.warning("%s: output %r not collected: %s", path, name, exc)
+                continue
+            with source:
+                await self.uplink.upload(path, name, source, mode)
 
     async def upload_unsent(self) -> None:
         """Upload the outputs of the process blocks that started but did not complete (stopped or failed);

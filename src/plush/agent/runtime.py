@@ -36,7 +36,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, BinaryIO, Deque, Dict, List, Optional
 
 from plush.agent.install import InstallError, install_component
 from plush.agent.link import Channel, LinkClosed
@@ -302,21 +302,20 @@ class AgentRuntime(Uplink):
             if not fetch.file.closed:
                 fetch.file.close()
 
-    async def upload(self, path: str, name: str, source: str) -> None:
+    async def upload(self, path: str, name: str, source: BinaryIO, mode: int) -> None:
         assert self.link is not None
         digest = hashlib.sha256()
         size = 0
-        with open(source, "rb") as fh:
-            while True:
-                chunk = fh.read(UPLOAD_CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                size += len(chunk)
-                await self.link.send_binary(Message.binary("upload", chunk, path=path, name=name))
+        while True:
+            chunk = source.read(UPLOAD_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+            await self.link.send_binary(Message.binary("upload", chunk, path=path, name=name))
         if size == 0:
             await self.link.send_binary(Message.binary("upload", b"", path=path, name=name))
-        self._send("upload.end", path=path, name=name, size=size, sha256=digest.hexdigest())
+        self._send("upload.end", path=path, name=name, size=size, sha256=digest.hexdigest(), mode=mode)
 
 
 async def _end_orphans(grace: float) -> None:

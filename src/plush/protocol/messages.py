@@ -182,7 +182,7 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("work.none", C2A, RUN, {"path": STR}),
         _spec("work.done", A2C, RUN, {"path": STR, "item": ANY, "ok": BOOL}),
         _spec("upload", A2C, RUN, {"path": STR, "name": STR}, binary=True),
-        _spec("upload.end", A2C, RUN, {"path": STR, "name": STR, "size": INT, "sha256": STR}),
+        _spec("upload.end", A2C, RUN, {"path": STR, "name": STR, "size": INT, "sha256": STR}, {"mode": INT}),
         _spec("finished", A2C, RUN, {"ok": BOOL}),
         _spec("restart_process", C2A, RUN, {"path": STR}, {"instance": INT}),
         _spec("kill", C2A, RUN, {"path": STR}, {"instance": INT}),
