@@ -227,3 +227,13 @@ def test_a_path_flag_is_taken_as_its_text(tmp_path: Path) -> None:
         {"runs_dir": tmp_path / "runs"}, env={}, user_file=tmp_path / "n", system_file=tmp_path / "n"
     )
     assert loaded.runs_dir == str(tmp_path / "runs")
+
+
+def test_results_mode_is_private_by_default_and_only_private_or_shared(tmp_path: Path) -> None:
+    none = tmp_path / "none"
+    settings, sources = load_settings(env={}, user_file=none, system_file=none)
+    assert settings.results_mode == "private" and sources["results_mode"] == "default"
+    shared, _ = load_settings(env={"PLUSH_RESULTS_MODE": "shared"}, user_file=none, system_file=none)
+    assert shared.results_mode == "shared"
+    with pytest.raises(ConfigError, match=r"results_mode.*env.*one of private, shared"):
+        load_settings(env={"PLUSH_RESULTS_MODE": "public"}, user_file=none, system_file=none)

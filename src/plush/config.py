@@ -142,6 +142,8 @@ class Settings:
 
     #: where runs' results go: ``<runs_dir>/<run-id>/``
     runs_dir: str = setting("plush-runs", Check(text=True, what="a non-empty path"))
+    #: who may read a run's results: ``private`` (directories 0700, files 0600) or ``shared`` (0755 / 0644)
+    results_mode: str = setting("private", Check(choices=("private", "shared")))
     #: how many local sandbox hosts a run may start at most when no resource file is given
     max_local_hosts: int = setting(1000, Check(min=1, max=100_000))
     #: the controller's listening address for agents (loopback unless told otherwise)

@@ -7,7 +7,8 @@ Two ways to run a spec:
 - :func:`run_in_process`: the :class:`~plush.controller.api.Controller` on the test's event loop, for tests
   that watch events while the run goes on or steer it (``abort``).
 
-Then read what the run left: :func:`only_run` (the run directory of a runs dir that holds one run),
+Then read what the run left: :func:`run_root` (the run directory the CLI announced on its first line),
+:func:`only_run` (the run directory of a runs dir that holds one run),
 :func:`events` (the journal), :func:`run_processes` (every live process of a run, found in ``/proc``).
 
 The machine running the suite may be heavily loaded (two cores shared with other test runs); liveness
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,6 +121,18 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, *, proc:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+_STARTED = re.compile(r"plush: run (\d{8}-\d{6}-\S+): results in (.+)")
+
+
+def run_root(stderr: str) -> Path:
+    """The run directory the CLI announced on its first line (``plush: run <id>: results in <dir>``)."""
+    first_line = stderr.splitlines()[0] if stderr else ""
+    match = _STARTED.fullmatch(first_line)
+    assert match, f"no 'plush: run <id>: results in <dir>' first line in:\n{stderr}"
+    assert Path(match[2]).name == match[1]
+    return Path(match[2])
 
 
 def only_run(runs_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import events, run_cli, write_spec
+from integration_support import events, run_cli, run_root, write_spec
 
 
 def _tarball(path: Path, files: dict[str, bytes]) -> None:
@@ -104,8 +104,8 @@ def test_packages_from_path_file_url_and_http_install_and_are_cached(tmp_path: P
     assert first.returncode == 0, first.stderr
     second = run_cli(spec, runs, "-q")
     assert second.returncode == 0, second.stderr
-    roots = sorted(p for p in runs.iterdir() if p.is_dir())
-    assert len(roots) == 2
+    roots = [run_root(first.stderr), run_root(second.stderr)]  # never the directory's order: ids say which
+    assert sorted(p for p in runs.iterdir() if p.is_dir()) == roots  # ... though it is creation order too
 
     for root in roots:
         for host in ("local-1", "local-2"):
@@ -138,7 +138,7 @@ def test_missing_http_package_fails_the_install_naming_the_software(tmp_path: Pa
     result = run_cli(spec, tmp_path / "runs", "-q")
     assert result.returncode == 1
     assert "installing software 'tool' failed" in result.stderr
-    root = next((tmp_path / "runs").iterdir())
+    root = run_root(result.stderr)
     failed = events(root, "host.install_failed")
     assert failed and failed[0].data["software"] == "tool"
     assert events(root, "process.started") == []  # the start barrier never released

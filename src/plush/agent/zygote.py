@@ -195,7 +195,7 @@ class Zygote:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.close(self._wake_r)
             os.close(self._wake_w)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # the launcher made it with its mode
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)

@@ -86,7 +86,7 @@ class Controller:
         counts = self._host_counts(project, hosts or {})
         check_requirements(project, counts, local_properties())
         notice = sandbox_notice(project, counts)
-        rundir = RunDir.create(self.settings.runs_dir)
+        rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
         status = RunStatus.create(rundir.root, rundir.run_id)
 
@@ -140,7 +140,7 @@ class Controller:
         except JournalError:  # the journal is unreadable (its writes failed): report from the events in memory
             report = build_report(list(self.bus.history()), rundir_root=rundir.root)
         try:
-            write_report(rundir.root, report)
+            write_report(rundir.root, report, mode=rundir.mode)
         except OSError as exc:  # the disk is full (the error that stopped the run says so): no half report
             log.info("cannot write the failure report: %s", exc)
             for name in ("report.txt", "report.json"):

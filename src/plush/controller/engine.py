@@ -191,6 +191,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
             self.rundir.root,
             AgentContact(host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token),
             stop_grace=self.settings.stop_grace,
+            dir_mode=self.rundir.dir_mode,
+            file_mode=self.rundir.file_mode,
         )
         self._launcher = launcher
         pump = asyncio.create_task(self._pump(listener))

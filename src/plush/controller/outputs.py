@@ -8,7 +8,9 @@ agent's size and SHA-256).
 
 Invariants: at most one open file per (host, process, instance, stream) log and per upload; a process's
 log files are closed when it exits; every file is closed by :meth:`OutputsMixin._close_files` when the
-run ends; an upload whose name would leave the host's output directory is refused.
+run ends; an upload whose name would leave the host's output directory is refused. Logs get the run's
+file mode; an upload is written 0600 and, once complete, gets the mode the agent reported narrowed to
+the run's (:meth:`~plush.controller.rundir.RunDir.seal_output`): never wider than its source.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from plush.controller.rundir import RunDir
 from plush.controller.runstate import EngineState, HostSlot
 from plush.protocol.messages import Message
 
@@ -26,10 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class _Upload:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, rundir: RunDir, path: Path) -> None:
         self.path = path
-        self.file = path.open("wb")
+        self.file = rundir.create_output(path)
         self.digest = hashlib.sha256()
         self.size = 0
 
@@ -70,9 +72,7 @@ class OutputsMixin(EngineState):
         key = (slot.name, path, instance, stream)
         fh = self._logs.get(key)
         if fh is None:
-            target = self.rundir.log(slot.name, path, instance, stream)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fh = self._logs[key] = target.open("ab")
+            fh = self._logs[key] = self.rundir.open_log(slot.name, path, instance, stream)
         data = msg.payload or b""
         fh.write(data)
         if self.on_output is not None:
@@ -83,8 +83,8 @@ class OutputsMixin(EngineState):
         up = self._uploads.get(key)
         if up is None:
             try:
-                up = self._uploads[key] = _Upload(self.rundir.output(slot.name, msg["name"]))
-            except ValueError as exc:
+                up = self._uploads[key] = _Upload(self.rundir, self.rundir.output(slot.name, msg["name"]))
+            except (ValueError, OSError) as exc:  # a name escaping outputs/, or clashing with an earlier one
                 log.warning("%s: refused upload: %s", slot.name, exc)
                 return
         data = msg.payload or b""
@@ -97,6 +97,7 @@ class OutputsMixin(EngineState):
         if up is None:
             return
         up.file.close()
+        self.rundir.seal_output(up.path, msg.get("mode"))
         ok = up.size == msg["size"] and up.digest.hexdigest() == msg["sha256"]
         self.bus.emit(
             "output.collected", host=slot.name, block=msg["path"], data={"name": msg["name"], "size": up.size, "ok": ok}

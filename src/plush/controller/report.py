@@ -747,11 +747,12 @@ def _render(report: FailureReport, width: int) -> str:
 # --- files --------------------------------------------------------------------------------------------
 
 
-def write_report(rundir_root: Path, report: FailureReport) -> tuple[Path, Path]:
-    """Write ``report.txt`` and ``report.json`` into the run directory; returns their paths."""
-    text_path, json_path = rundir_root / "report.txt", rundir_root / "report.json"
-    text_path.write_text(report.render_text() + "\n", encoding="utf-8")
-    json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+def write_report(rundir_root: Path, report: FailureReport, *, mode: str = "private") -> tuple[Path, Path]:
+    """Write ``report.txt`` and ``report.json`` into the run directory (``mode``: its results mode); returns
+    their paths."""
+    rundir = RunDir(rundir_root, "", mode)
+    text_path = rundir.write_file("report.txt", (report.render_text() + "\n").encode())
+    json_path = rundir.write_file("report.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return text_path, json_path
 
 

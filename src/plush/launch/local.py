@@ -10,6 +10,9 @@ tree or an editable install. Invariants:
 
 - the token is written once to ``<run_dir>/.agent/token`` (mode 0600, directory 0700) and passed as a path;
   it is never on a command line, in the environment, in a zygote request, or in a log;
+- what the launcher makes in the run directory gets the results' modes (``dir_mode``, ``file_mode``: the
+  host directories, their ``work/``, ``agent.log``, ``.agent/zygote.log``), exactly, whatever the umask; it
+  never changes the umask, which agents and applications inherit;
 - every agent gets ``<run_dir>/hosts/<name>/work/`` as its working directory; its stdout and stderr go to
   ``<run_dir>/hosts/<name>/agent.log`` (no pipes to drain, so hundreds of agents cost the controller nothing);
 - every agent leads its own session and process group; :meth:`LocalLauncher.stop_all` sends SIGTERM to
@@ -34,6 +37,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 import plush
 from plush.errors import LaunchError
@@ -119,8 +123,12 @@ class LocalLauncher(Launcher):
         extra_args: Sequence[str] = (),
         fork_server: bool = True,
         bytecode_cache: Path | None = None,
+        dir_mode: int = 0o700,
+        file_mode: int = 0o600,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.dir_mode = dir_mode
+        self.file_mode = file_mode
         self.contact = contact
         self.python = python
         self.stop_grace = stop_grace
@@ -131,12 +139,11 @@ class LocalLauncher(Launcher):
         secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(secret_dir, 0o700)
         self.ca_file = secret_dir / "ca.pem"
-        self.ca_file.write_bytes(contact.ca_pem)
+        with self._create(self.ca_file, 0o600) as fh:
+            fh.write(contact.ca_pem)
         self.token_file = secret_dir / "token"
-        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(contact.token.reveal())
-        os.chmod(self.token_file, 0o600)
+        with self._create(self.token_file, 0o600) as fh:
+            fh.write(contact.token.reveal().encode())
         env = dict(os.environ)
         root = str(source_root())
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -147,6 +154,29 @@ class LocalLauncher(Launcher):
         self._env = env
         self._warmed = False
         self._zygote: ZygoteClient | None = None
+
+    @staticmethod
+    def _create(path: Path, mode: int, *, append: bool = False) -> IO[bytes]:
+        """``path`` opened for writing, created with exactly ``mode`` (the umask is not ours to change)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+        fd = os.open(path, flags, mode)
+        try:
+            os.fchmod(fd, mode)
+            return os.fdopen(fd, "ab" if append else "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _make_dirs(self, path: Path) -> None:
+        """``path`` and its missing parents below the run directory, with the results' directory mode."""
+        missing = []
+        while path != self.run_dir and not path.is_dir():
+            missing.append(path)
+            path = path.parent
+        for each in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(each, self.dir_mode)
+                os.chmod(each, self.dir_mode)
 
     @staticmethod
     def _usable_cache(preferred: Path, fallback: Path) -> Path:
@@ -191,9 +221,10 @@ class LocalLauncher(Launcher):
         existing = self.agents.get(name)
         if existing is not None and existing.returncode is None:
             raise LaunchError(name, "its agent is already running")
-        workdir = self.host_dir(name)
-        workdir.mkdir(parents=True, exist_ok=True)
-        return workdir
+        host_dir = self.host_dir(name)
+        self._make_dirs(host_dir / "work")
+        self._create(host_dir / "agent.log", self.file_mode, append=True).close()  # before the agent opens it
+        return host_dir
 
     def _spawn(self, name: str) -> LocalAgent:
         workdir = self._prepare_host(name)
@@ -224,6 +255,7 @@ class LocalLauncher(Launcher):
         imports everything, then waits for requests), or without it run one import into the cache."""
         if self.fork_server:
             if self._zygote is None or not self._zygote.running:
+                self._create(self.run_dir / ".agent" / "zygote.log", self.file_mode, append=True).close()
                 zygote = ZygoteClient(
                     self.python, self._env, grace=self.stop_grace, log_path=self.run_dir / ".agent" / "zygote.log"
                 )

@@ -40,10 +40,12 @@ def find_run(run: str | None, runs_dir: str) -> Path:
     base = Path(runs_dir)
     if base.exists() and not base.is_dir():
         raise NoSuchRun(f"the runs directory {runs_dir} is not a directory")
-    runs = sorted(p for p in base.glob("*") if (p / "journal.sqlite").is_file())
-    if not runs:
+    from plush.controller.rundir import newest_run
+
+    newest = newest_run(base)
+    if newest is None:
         raise NoSuchRun(f"no run found under {runs_dir}/ (give a run directory or --runs-dir)")
-    return runs[-1]
+    return newest
 
 
 @cli.command("report")
