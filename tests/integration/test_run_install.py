@@ -180,7 +180,7 @@ def test_a_shipped_executable_keeps_its_mode_and_runs_directly(tmp_path: Path) -
     spec = write_spec(tmp_path, MODES_SPEC)
     result = run_cli(spec, tmp_path / "runs", "-q")
     assert result.returncode == 0, result.stderr
-    root = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    root = run_root(result.stderr)
     work = root / "hosts" / "local-1" / "work"
     assert (work / "tool.sh").stat().st_mode & 0o777 == 0o755
     assert (work / "app" / "bin" / "run").stat().st_mode & 0o777 == 0o755
@@ -212,11 +212,11 @@ def test_a_process_appending_to_its_installed_package_leaves_the_next_run_pristi
     (tmp_path / "pkgs" / "data.txt").write_text("pristine\n")
     spec = write_spec(tmp_path, APPEND_SPEC)
     runs = tmp_path / "runs"
+    roots = []
     for _ in range(2):
         result = run_cli(spec, runs, "-q")
         assert result.returncode == 0, result.stderr
-    roots = sorted(p for p in runs.iterdir() if p.is_dir())
-    assert len(roots) == 2
+        roots.append(run_root(result.stderr))
     for root in roots:
         assert (root / "hosts" / "local-1" / "logs" / "c.append.append.1.stdout").read_text() == "pristine\n"
         assert (root / "hosts" / "local-1" / "work" / "data.txt").read_text() == "pristine\npoison\n"
