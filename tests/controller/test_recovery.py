@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 from plush.controller.recovery import HostLimits, host_processes, kill_host_processes, local_spares
 from plush.spec.model import Component, HostCount
@@ -54,15 +55,16 @@ def test_local_spares_keep_max_the_host_budget_and_the_replacement_budget() -> N
 
 def test_host_processes_are_found_by_run_and_host_and_killed() -> None:
     code = "import time; time.sleep(60)"
-    env = dict(os.environ, PLUSH_RUN_ID="run-xyz", PLUSH_HOST="local-7")
+    run_id = f"run-{uuid.uuid4().hex}"  # unique: another test session on this machine never matches
+    env = dict(os.environ, PLUSH_RUN_ID=run_id, PLUSH_HOST="local-7")
     mine = subprocess.Popen([sys.executable, "-c", code], env=env)
     other = subprocess.Popen([sys.executable, "-c", code], env=dict(env, PLUSH_HOST="local-8"))
     try:
         # Popen returns once the child has exec'd: its environment is readable in /proc
-        assert host_processes("run-xyz", ["local-7"]) == [mine.pid]
-        assert sorted(host_processes("run-xyz", None)) == sorted([mine.pid, other.pid])
+        assert host_processes(run_id, ["local-7"]) == [mine.pid]
+        assert sorted(host_processes(run_id, None)) == sorted([mine.pid, other.pid])
         assert host_processes("run-other", None) == []
-        assert kill_host_processes("run-xyz", ["local-7"]) == [mine.pid]
+        assert kill_host_processes(run_id, ["local-7"]) == [mine.pid]
         assert mine.wait(timeout=10) == -9
         assert other.poll() is None
     finally:

@@ -88,7 +88,7 @@ class Controller:
         notice = sandbox_notice(project, counts)
         rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
-        status = RunStatus.create(rundir.root, rundir.run_id)
+        status = RunStatus.create(rundir.root, rundir.run_id, rundir.file_mode)
 
         def started(rundir: RunDir) -> None:
             if on_start is not None:

@@ -41,11 +41,13 @@ class RunStatus:
         self._base: dict[str, Any] = {"run": run_id, "pid": os.getpid(), "started_at": time.time()}
 
     @classmethod
-    def create(cls, root: Path, run_id: str) -> RunStatus:
-        """Create ``root/status.json`` (state ``running``) and lock it; raises OSError when it cannot."""
+    def create(cls, root: Path, run_id: str, mode: int = 0o600) -> RunStatus:
+        """Create ``root/status.json`` (state ``running``, file ``mode``) and lock it; raises OSError when it
+        cannot."""
         path = root / STATUS_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
         try:
+            os.fchmod(fd, mode)  # exact, whatever the umask
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.posix_fallocate(fd, 0, STATUS_SIZE)
             status = cls(path, fd, run_id)
