@@ -3,8 +3,10 @@
 Every generated project passes :func:`plush.spec.validate.validate` with no problem: names match
 ``NAME_RE`` and are unique among siblings, predecessors name earlier siblings (so the DAG is acyclic),
 component blocks name defined components, components name defined software, barriers that share a name
-share one release rule, semaphores have a capacity and an ``until`` that depends on them, numbers are
-finite and in range. Free text (paths, arguments, environment values) is XML-safe printable text, so
+share one release rule and come in one order in every component block (so no barriers wait for each other
+in a cycle), semaphores have a capacity and an ``until`` that depends on them, numbers are finite and in
+range, paths on hosts (``dest``, ``cwd``, redirections, ``outputs``, a package's or data file's base name)
+are plain relative paths. Free text (paths, arguments, environment values) is XML-safe printable text, so
 readers and writers of any form can round-trip it. ``where`` is left ``None`` (it takes no part in
 equality). Import ``projects()`` from here for round-trip tests of any spec form.
 """
@@ -35,8 +37,9 @@ from plush.spec.model import (
     Software,
     WorkflowBlock,
 )
+from plush.spec.paths import host_path_problem
 
-__all__ = ["names", "process_blocks", "projects", "texts"]
+__all__ = ["host_paths", "names", "process_blocks", "projects", "texts"]
 
 #: a valid name (a subset of NAME_RE, short so that collisions and sharing happen)
 names = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
@@ -47,6 +50,12 @@ _SAFE = st.characters(
 )
 #: free text with no leading/trailing white space (paths, file names, values kept as written)
 texts = st.text(_SAFE, min_size=1, max_size=12).map(str.strip).filter(bool)
+#: a plain relative path inside a host's working directory (free text segments joined by /)
+host_paths = (
+    st.lists(texts.filter(lambda t: "/" not in t and not t.startswith("~")), min_size=1, max_size=3)
+    .map("/".join)
+    .filter(lambda t: host_path_problem(t) is None)
+)
 #: a command-line argument: any printable text, spaces and empty string included
 args = st.text(_SAFE, max_size=8)
 #: finite, non-negative numbers that print and parse back exactly
@@ -62,9 +71,9 @@ def _unique(strategy: st.SearchStrategy[Any], *, min_size: int = 0, max_size: in
 packages = st.builds(
     Package,
     name=names,
-    path=texts,
+    path=host_paths,
     type=st.sampled_from(["web", "local"]),
-    dest=st.none() | texts,
+    dest=st.none() | host_paths,
 )
 software_bundles = st.builds(
     Software,
@@ -109,11 +118,11 @@ processes = st.builds(
     name=names,
     path=texts,
     args=st.lists(args, max_size=3).map(tuple),
-    cwd=st.none() | texts,
+    cwd=st.none() | host_paths,
     env=st.lists(st.tuples(env_names, st.text(_SAFE, max_size=6)), max_size=2).map(tuple),
-    stdin=st.none() | texts,
-    stdout=st.none() | texts,
-    stderr=st.none() | texts,
+    stdin=st.none() | host_paths,
+    stdout=st.none() | host_paths,
+    stderr=st.none() | host_paths,
 )
 exit_policies = st.builds(
     ExitPolicy,
@@ -137,7 +146,7 @@ def process_blocks(name: st.SearchStrategy[str] = names) -> st.SearchStrategy[Pr
         processes=st.lists(processes, min_size=1, max_size=2).map(tuple),
         exit_policies=st.lists(exit_policies, max_size=2).map(tuple),
         liveness=st.none() | liveness,
-        outputs=st.lists(texts, max_size=2).map(tuple),
+        outputs=st.lists(host_paths, max_size=2).map(tuple),
     )
 
 
@@ -145,7 +154,7 @@ workflow_blocks = st.builds(
     WorkflowBlock,
     name=names,
     task=process_blocks(),
-    data_files=st.lists(texts, max_size=3).map(tuple),
+    data_files=st.lists(host_paths, max_size=3).map(tuple),
 )
 
 
@@ -181,13 +190,15 @@ def component_blocks(draw: st.DrawFn, component_names: tuple[str, ...], barriers
     kinds = draw(st.lists(st.sampled_from(["process", "process", "barrier", "workflow"]), max_size=5))
     blocks: list[Block] = []
     used: set[str] = set()
+    ranked = sorted(barriers)  # barriers come in this order in every component block
     for kind in kinds:
         earlier = [b.name for b in blocks]
         preds = tuple(draw(st.lists(st.sampled_from(earlier), unique=True, max_size=2))) if earlier else ()
         if kind == "barrier" and barriers:
-            name = draw(st.sampled_from(sorted(barriers)))
-            if name in used:
+            last = max((ranked.index(u) for u in used if u in barriers), default=-1)
+            if last + 1 == len(ranked):
                 continue
+            name = draw(st.sampled_from(ranked[last + 1 :]))
             rule = barriers[name]
             block: Block = BarrierBlock(
                 name=name,

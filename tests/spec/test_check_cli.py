@@ -14,9 +14,16 @@ from plush.shell.cli import cli, main
 
 
 @pytest.fixture
-def full(tmp_path: Path) -> Path:
+def full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # FULL is written for a testbed (site=ucsd, 1000..4000 MHz): check, as run does, matches the sandbox
+    # hosts' properties against it, so this machine gets those properties (the only stub of these tests)
+    props = {"cpus": 2, "cores": 2, "arch": "x86_64", "os": "linux", "cpu_mhz": 2000.0, "site": "ucsd"}
+    monkeypatch.setattr("plush.controller.preflight.local_properties", lambda: props)
     path = tmp_path / "full.xml"
     path.write_text(FULL)
+    (tmp_path / "chunks").mkdir()
+    for name in ("part1.txt", "part2.txt"):  # check, as run does, finds every file the spec names
+        (tmp_path / "chunks" / name).write_text(name)
     return path
 
 
@@ -93,6 +100,7 @@ def test_check_needs_a_file() -> None:
 
 def test_long_arguments_are_cut_in_the_report(tmp_path: Path) -> None:
     script = "import os\nprint(os.getcwd())\n" + "x" * 100
+    (tmp_path / "b.tar").write_bytes(b"")  # the template's package
     path = tmp_path / "long.xml"
     path.write_text(
         spec(

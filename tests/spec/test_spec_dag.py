@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plush.spec.dag import dependents, find_cycle, order, requires
+from plush.spec.dag import dependents, find_cycle, find_wait_cycle, order, requires
 from plush.spec.model import BarrierBlock, ProcessBlock
 
 
@@ -79,3 +79,24 @@ def test_order_and_find_cycle_agree(bs: list[ProcessBlock]) -> None:
             assert b in by_name[a].predecessors
         for name in cycle:
             assert name not in level_of
+
+
+def test_wait_cycle_across_groups_through_joined_barriers() -> None:
+    a = blocks(b1="", b2="b1")
+    b = blocks(b2="", work="b2", b1="work")
+    joined = {("a", "b1"), ("a", "b2"), ("b", "b1"), ("b", "b2")}
+    cycle = find_wait_cycle([("a", a), ("b", b)], joined)
+    assert cycle is not None
+    # every wait starts where the previous one ended: the same block, or the joined barrier of that name
+    for (_, _, waited), (_, waiter, _) in zip(cycle, cycle[1:] + cycle[:1], strict=True):
+        assert waiter == waited
+    assert {w[0] for w in cycle} == {"a", "b"}
+    assert find_wait_cycle([("a", a), ("b", b)], joined - {("b", "b1")}) is None  # b1 in b is not one barrier
+    assert find_wait_cycle([("a", a), ("b", blocks(b1="", b2="b1"))], joined) is None  # one order everywhere
+
+
+def test_wait_cycle_through_three_groups() -> None:
+    groups = [("a", blocks(x="", y="x")), ("b", blocks(y="", z="y")), ("c", blocks(z="", x="z"))]
+    joined = {(g, n) for g, bs in groups for n in (b.name for b in bs)}
+    cycle = find_wait_cycle(groups, joined)
+    assert cycle is not None and len(cycle) == 3

@@ -24,11 +24,12 @@ from plush.config import Settings
 from plush.controller.engine import OutputCallback, RunEngine, RunOutcome
 from plush.controller.events import EventBus, Subscription
 from plush.controller.journal import Journal, JournalError
+from plush.controller.preflight import preflight
 from plush.controller.report import FailureReport, build_report, load_report, write_report
 from plush.controller.rundir import RunDir
 from plush.controller.runstatus import RunStatus
 from plush.errors import PlushError, StorageError
-from plush.resources.sandbox import check_requirements, local_properties, sandbox_notice
+from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
 __all__ = ["Controller", "RunResult"]
@@ -78,13 +79,14 @@ class Controller:
         on_notice: Callable[[str], None] | None = None,
     ) -> RunResult:
         """Run ``project`` on local sandbox hosts (``hosts``: component → count, default each ``min``).
-        Raises MatchError when a component's requirements are not met by this machine; ``on_notice`` (default:
-        this module's logger) hears, after ``on_start``, which components run here instead of the resources
-        their spec names."""
+
+        Raises :class:`~plush.errors.SpecError` (or MatchError, for requirements this machine does not meet)
+        before anything starts when :func:`preflight` refuses the run; ``on_notice`` (default: this module's
+        logger) hears, after ``on_start``, which components run here instead of the resources their spec
+        names."""
         if self.engine is not None and not self.engine.finished:
             raise PlushError("an application is already running on this controller; abort it first")
-        counts = self._host_counts(project, hosts or {})
-        check_requirements(project, counts, local_properties())
+        counts = preflight(project, self.settings, hosts)
         notice = sandbox_notice(project, counts)
         rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
@@ -151,27 +153,6 @@ class Controller:
     def _storage_failed(self, error: StorageError) -> None:
         if self.engine is not None:
             self.engine.storage_failed(error)
-
-    def _host_counts(self, project: Project, wanted: dict[str, int]) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for comp in project.components:
-            n = wanted.get(comp.name, wanted.get("*", comp.num_hosts.min))
-            if n < 1:
-                raise PlushError(f"component {comp.name!r}: asked for {n} hosts; a component needs at least 1")
-            if n > comp.num_hosts.max:
-                raise PlushError(
-                    f"component {comp.name!r}: asked for {n} hosts but the spec allows at most {comp.num_hosts.max}"
-                )
-            counts[comp.name] = n
-        unknown = set(wanted) - {c.name for c in project.components} - {"*"}
-        if unknown:
-            raise PlushError(f"--hosts names unknown component(s): {', '.join(sorted(unknown))}")
-        total = sum(counts.values())
-        if total > self.settings.max_local_hosts:
-            raise PlushError(
-                f"the run needs {total} local hosts, more than max_local_hosts={self.settings.max_local_hosts}"
-            )
-        return counts
 
     def abort(self, reason: str = "aborted by the user") -> None:
         """End the run in progress as failed (its report names ``reason`` as the root cause)."""

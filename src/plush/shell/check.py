@@ -1,5 +1,10 @@
 """``plush check SPEC...``: validate spec files and show what Plush understood of them.
 
+A spec is checked exactly as ``plush run`` checks it before it contacts any host (the same
+:func:`~plush.controller.preflight.preflight`, with the same ``--hosts``): the model, host counts against
+``num_hosts`` and ``max_local_hosts``, the size of the message that carries it to agents, and the package
+and data files it names.
+
 For each valid file it prints the block tree with paths, the components (host counts, software,
 resources), the barriers (which component blocks share each one, and its release rule) and the DAG order
 of each component block as levels of blocks that can run in parallel. Plain text, readable when piped.
@@ -17,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from plush.shell.cli import cli
+from plush.shell.cli import cli, load_cli_settings
 
 if TYPE_CHECKING:
     from plush.spec.model import Block, Project
@@ -129,22 +134,31 @@ def _load(spec: str) -> Any:
 @cli.command("check")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the models as JSON instead of the report.")
-def check(specs: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Check host counts as `plush run --hosts` would."
+)
+def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None:
     """Validate SPEC files (Plush XML or YAML); show their block tree, components, barriers, DAG order."""
-    from plush.errors import SpecError
+    from plush.controller.preflight import preflight
+    from plush.errors import MatchError, SpecError
+    from plush.shell.run import parse_hosts
     from plush.spec.model import to_dict
 
+    wanted = parse_hosts(hosts)
+    settings = load_cli_settings({})
     failed = False
     models: list[Any] = []
     for spec in specs:
         try:
             project = _load(spec)
-        except SpecError as exc:
+            preflight(project, settings, wanted)
+        except (SpecError, MatchError) as exc:  # (a MatchError's message starts with its file:line)
             failed = True
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
+            lines = [str(p) for p in exc.problems] if isinstance(exc, SpecError) else [str(exc)]
+            for line in lines:
+                click.echo(line, err=True)
             click.echo(
-                "plush: error: {}: {} problem{}".format(spec, len(exc.problems), "" if len(exc.problems) == 1 else "s"),
+                "plush: error: {}: {} problem{}".format(spec, len(lines), "" if len(lines) == 1 else "s"),
                 err=True,
             )
             continue

@@ -6,14 +6,18 @@ and keep spec order wherever the graph leaves a choice, so the run engine, ``plu
 agree on one order. Predecessor names that are not siblings are ignored here (validation reports them);
 with duplicate names the first block of a name wins.
 
+:func:`find_wait_cycle` looks across groups of siblings (the component blocks of an application): blocks
+that share a name and are *joined* (barriers that wait for every host) are one node, so a host waiting at
+such a barrier in one group waits for the hosts of every other group to reach it.
+
 Pure, stdlib, Python 3.8.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Protocol, Sequence, Set
+from typing import AbstractSet, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 
-__all__ = ["Node", "dependents", "find_cycle", "order", "requires"]
+__all__ = ["Node", "dependents", "find_cycle", "find_wait_cycle", "order", "requires"]
 
 
 class Node(Protocol):
@@ -114,3 +118,56 @@ def requires(blocks: Sequence[Node], name: str) -> List[str]:
             todo.extend(edges.get(current, ()))
     found.discard(name)
     return [n for n in edges if n in found]
+
+
+#: one wait in a cycle across groups: (group, block, the sibling block it waits for)
+Wait = Tuple[str, str, str]
+
+
+def find_wait_cycle(
+    groups: Sequence[Tuple[str, Sequence[Node]]], joined: AbstractSet[Tuple[str, str]]
+) -> Optional[List[Wait]]:
+    """One cycle of waits across groups, as the list of its waits in order, or None.
+
+    ``groups`` are ``(group name, sibling blocks)``; ``joined`` holds the ``(group, block)`` pairs that are one
+    node per block name across all groups. Each wait ``(g, a, b)`` says: in group ``g``, ``a`` runs after
+    ``b``; the wait after it starts where ``b`` is (the same block, or the joined node of that name in
+    another group). Groups are searched in order, so the cycle found is the first in spec order. A cycle
+    inside one group is found too (:func:`find_cycle` names it better).
+    """
+
+    def key(group: str, name: str) -> Tuple[str, str]:
+        return ("", name) if (group, name) in joined else (group, name)
+
+    edges: Dict[Tuple[str, str], List[Tuple[Tuple[str, str], Wait]]] = {}
+    for group, blocks in groups:
+        for name, preds in _edges(blocks).items():
+            edges.setdefault(key(group, name), [])
+            for p in preds:
+                edges[key(group, name)].append((key(group, p), (group, name, p)))
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(edges, white)
+    for start, first in edges.items():
+        if colour[start] != white:
+            continue
+        path = [start]
+        via: List[Wait] = []
+        iters = [iter(first)]
+        colour[start] = grey
+        while path:
+            step = next(iters[-1], None)
+            if step is None:
+                colour[path.pop()] = black
+                iters.pop()
+                if via:
+                    via.pop()
+                continue
+            nxt, wait = step
+            if colour[nxt] == grey:
+                return [*via[path.index(nxt) :], wait]
+            if colour[nxt] == white:
+                colour[nxt] = grey
+                path.append(nxt)
+                via.append(wait)
+                iters.append(iter(edges[nxt]))
+    return None

@@ -5,7 +5,8 @@ over the wire (``to_dict`` / ``from_dict``), so the runtime never re-parses XML.
 
 - every object is immutable; collections are tuples, so models compare and hash by value;
 - ``where`` (the source location) takes no part in equality, so ``parse(write(m)) == m``;
-- numbers are already typed (seconds as float, megabytes as int); optional limits are ``None``;
+- numbers are already typed (seconds as float, megabytes as int); optional limits are ``None``; a valid
+  model's floats are finite and its whole numbers at most :data:`MAX_INTEGER` in size;
 - enumerated fields hold the lower-case names of PLUSH-FORMAT.md (see the ``*_KINDS`` / ``ACTIONS`` sets).
 
 This module ships to agents: standard library only, Python 3.8 syntax (hence no ``slots``/``kw_only``;
@@ -23,6 +24,7 @@ from plush.spec.paths import BlockPath
 __all__ = [
     "ACTIONS",
     "BARRIER_KINDS",
+    "MAX_INTEGER",
     "PACKAGE_TYPES",
     "RESOURCE_TYPES",
     "SOFTWARE_TYPES",
@@ -52,6 +54,8 @@ PACKAGE_TYPES = frozenset({"web", "local"})
 RESOURCE_TYPES = frozenset({"ssh", "local", "netns", "command", "planetlab"})
 ACTIONS = frozenset({"ignore", "restart_process", "restart_application", "abort"})
 BARRIER_KINDS = frozenset({"barrier", "semaphore"})
+#: the largest whole number a spec may hold (2**53 - 1: what any JSON reader keeps exactly)
+MAX_INTEGER = 2**53 - 1
 
 
 def _where() -> Any:

@@ -9,20 +9,27 @@ the walk, after those with one).
 Checks: names (``NAME_RE``) and duplicates among siblings, components, software and packages;
 predecessors naming unknown or non-sibling blocks, and cycles; component blocks naming undefined
 components, components naming undefined software; host counts; barrier and semaphore attributes, and one
-release rule per barrier name across component blocks; exit policies; workflows; service-only attributes;
-liveness intervals; resource and package types. Controller-side, pure (no I/O).
+release rule per barrier name across component blocks; exit policies; workflows; service-only
+attributes; liveness intervals; resource and package types. The rules over the whole model (numbers in
+range, no cycle of barrier waits across component blocks) live in :mod:`~plush.spec.modelwide`. Every
+path that names a place on a host (package ``dest``, process ``cwd``/``stdin``/``stdout``/``stderr``,
+``outputs`` patterns, the base name a workflow data file arrives under) must be a plain relative path
+inside the host's working directory (:func:`~plush.spec.paths.host_path_problem`). Controller-side, pure
+(no I/O).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
+import posixpath
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from plush.errors import SpecProblem
-from plush.spec import dag
+from plush.spec import dag, modelwide
 from plush.spec.model import (
     ACTIONS,
     BARRIER_KINDS,
+    MAX_INTEGER,
     PACKAGE_TYPES,
     RESOURCE_TYPES,
     SOFTWARE_TYPES,
@@ -36,12 +43,14 @@ from plush.spec.model import (
     Where,
     WorkflowBlock,
 )
-from plush.spec.paths import BlockPath, check_name
+from plush.spec.paths import BlockPath, check_name, host_path_problem
 
-__all__ = ["EXIT_MATCHES", "describe_rule", "validate"]
+__all__ = ["EXIT_MATCHES", "MAX_INTEGER", "describe_rule", "validate"]
 
 #: exit_policy ``code`` values besides decimal exit codes
 EXIT_MATCHES = frozenset({"*", "nonzero", "signal"})
+
+_PATH_HINT = "write a path relative to the host's working directory, without '..', e.g. 'logs/out.txt'"
 
 _NAME_HINT = "names use letters, digits and _ . + @ : - (no spaces or slashes) and do not start with . or -"
 
@@ -72,6 +81,9 @@ class _Checker:
         self.problems: List[SpecProblem] = []
         # every block name anywhere -> the component blocks that hold it, for "not a sibling" messages
         self.everywhere: Dict[str, str] = {}
+        # ids of model objects holding a number out of range: their other numeric rules are skipped
+        self.bad_numbers: Set[int] = set()
+        self.cycles = False  # a predecessor cycle was reported (then barrier cycles are not looked for)
 
     def add(
         self,
@@ -112,11 +124,28 @@ class _Checker:
             else:
                 seen[item.name] = item.where
 
+    def host_path(self, where: Optional[Where], what: str, text: str, block: Optional[BlockPath], hint: str) -> None:
+        why = host_path_problem(text)
+        if why is not None:
+            self.add(
+                where,
+                "{} {} is not a plain relative path: {}".format(what, _cut(text), why),
+                block=block,
+                hint=hint,
+            )
+
+    def found(self, finding: Optional[modelwide.Finding]) -> None:
+        if finding is not None:
+            self.add(finding.where, finding.message, block=finding.block, hint=finding.hint)
+
     # --- top level -------------------------------------------------------------------------------
 
     def run(self) -> List[SpecProblem]:
         p = self.project
         self.name(p.where, "project", p.name)
+        findings, self.bad_numbers = modelwide.number_findings(p)
+        for finding in findings:
+            self.found(finding)
         for sw in p.software:
             self.software(sw)
         self.duplicates(p.software, "software", None)
@@ -139,20 +168,35 @@ class _Checker:
             if pkg.name in seen:
                 self.add(pkg.where, "duplicate package name {!r} in software {!r}".format(pkg.name, sw.name))
             seen[pkg.name] = True
+            what = "package {!r} of software {!r}".format(pkg.name, sw.name)
+            if pkg.dest is not None:
+                self.host_path(pkg.where, what + ": dest", pkg.dest, None, _PATH_HINT)
+            elif pkg.path.strip():  # the agent names the file after the path's last segment
+                base = posixpath.basename(pkg.path.rstrip("/"))
+                self.host_path(
+                    pkg.where,
+                    what + ": the base name of its path,",
+                    base,
+                    None,
+                    "give the package a dest (a file name in the host's working directory)",
+                )
 
     def component(self, c: Component) -> None:
         self.name(c.where, "component", c.name)
         n = c.num_hosts
-        if n.min < 0:
-            self.add(c.where, "component {!r}: num_hosts min is {} (must be >= 0)".format(c.name, n.min))
-        if n.min > n.max:
-            self.add(c.where, "component {!r}: num_hosts min {} > max {}".format(c.name, n.min, n.max))
+        if id(n) not in self.bad_numbers:  # (a number out of range was reported; it may not even print)
+            if n.min < 0:
+                self.add(c.where, "component {!r}: num_hosts min is {} (must be >= 0)".format(c.name, n.min))
+            if n.min > n.max:
+                self.add(c.where, "component {!r}: num_hosts min {} > max {}".format(c.name, n.min, n.max))
         for r in c.requirements:
+            if id(r) in self.bad_numbers:
+                continue
             if r.min is not None and r.max is not None and r.min > r.max:
                 self.add(r.where, "requirement on {!r}: min {:g} > max {:g}".format(r.attr, r.min, r.max))
-        if c.max_load is not None and not c.max_load >= 0:
+        if c.max_load is not None and math.isfinite(c.max_load) and not c.max_load >= 0:
             self.add(c.where, "component {!r}: max_load must be >= 0".format(c.name))
-        if c.min_free_mem is not None and c.min_free_mem < 0:
+        if c.min_free_mem is not None and -MAX_INTEGER <= c.min_free_mem < 0:
             self.add(c.where, "component {!r}: min_free_mem must be >= 0".format(c.name))
         defined = {s.name for s in self.project.software}
         for name in c.software:
@@ -235,6 +279,7 @@ class _Checker:
         self.duplicates(cb.blocks, "block", cb_path)
         cycle = dag.find_cycle(cb.blocks)
         if cycle is not None:
+            self.cycles = True
             first = cb.block(cycle[0])
             self.add(
                 first.where,
@@ -252,13 +297,25 @@ class _Checker:
             for key, _ in proc.env:
                 if not key or "=" in key:
                     self.add(proc.where, "bad environment variable name {!r}".format(key), block=path)
+            for field in ("cwd", "stdin", "stdout", "stderr"):
+                value = getattr(proc, field)
+                if value is not None:
+                    self.host_path(proc.where, "process {!r}: {}".format(proc.name, field), value, path, _PATH_HINT)
+        for pattern in b.outputs:
+            self.host_path(
+                b.where,
+                "outputs pattern",
+                pattern,
+                path,
+                "outputs are glob patterns relative to the host's working directory, e.g. 'logs/*.txt'",
+            )
         for pol in b.exit_policies:
             if pol.action not in ACTIONS:
                 self.add(pol.where, "unknown exit action {!r}".format(pol.action), block=path, hint=_one_of(ACTIONS))
-            if pol.match not in EXIT_MATCHES and not (pol.match.isdigit() and int(pol.match) <= 255):
+            if pol.match not in EXIT_MATCHES and not _exit_code(pol.match):
                 self.add(
                     pol.where,
-                    "bad exit_policy code {!r}".format(pol.match),
+                    "bad exit_policy code {}".format(_cut(pol.match)),
                     block=path,
                     hint="use an exit code 0-255, nonzero, signal or *",
                 )
@@ -287,6 +344,8 @@ class _Checker:
                     hint="until names a sibling that (transitively) has {!r} as predecessor".format(b.name),
                 )
             return
+        if id(b) in self.bad_numbers:
+            return  # a number out of range was reported
         if b.threshold is not None and not 0 < b.threshold <= 1:
             self.add(b.where, "barrier threshold {} is outside (0, 1]".format(b.threshold), block=path)
         if b.max is not None and b.max < 1:
@@ -306,6 +365,15 @@ class _Checker:
         if task.predecessors:
             self.add(task.where, "a workflow task has no siblings, so no predecessors", block=task_path)
         self.process_block(task, task_path)
+        for item in b.data_files:  # read on the controller, relative to the spec; received under its base name
+            why = host_path_problem(posixpath.basename(item))
+            if why is not None:
+                self.add(
+                    b.where,
+                    "workflow data file {}: its base name is not a plain file name: {}".format(_cut(item), why),
+                    block=path,
+                    hint="an item arrives in the host's working directory under its base name: name a file",
+                )
 
     def barriers(self) -> None:
         """One barrier name, one release rule, across all component blocks."""
@@ -320,6 +388,8 @@ class _Checker:
                     first[b.name] = (b, path)
                     continue
                 other, other_path = first[b.name]
+                if id(b) in self.bad_numbers or id(other) in self.bad_numbers:
+                    continue
                 if other.release_rule() != b.release_rule():
                     at = other.where.line if other.where and other.where.line else None
                     self.add(
@@ -334,6 +404,19 @@ class _Checker:
                         block=path,
                         hint="a barrier name is one barrier: give every use the same attributes",
                     )
+        if not self.cycles:
+            self.found(modelwide.barrier_cycle_finding(self.project))
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    """A value for a message: quoted, and cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+def _exit_code(match: str) -> bool:
+    """True for an exit code 0-255 in ASCII digits."""
+    digits = match.lstrip("0") or "0"
+    return match.isascii() and match.isdigit() and len(digits) <= 3 and int(digits) <= 255
 
 
 def _one_of(options: frozenset[str]) -> str:

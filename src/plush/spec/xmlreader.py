@@ -34,6 +34,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from plush.errors import SpecError, SpecProblem
 from plush.spec.model import (
+    MAX_INTEGER,
     Application,
     AttrRequirement,
     BarrierBlock,
@@ -219,13 +220,23 @@ class _Reader:
     def number(self, el: ET.Element, what: str, raw: Optional[str], kind: type, block: Optional[str] = None) -> Any:
         if raw is None:
             return None
+        text = raw.strip()
         try:
-            value: Number = int(raw.strip()) if kind is int else float(raw.strip())
-        except ValueError:
-            value = math.nan
-        if isinstance(value, float) and not math.isfinite(value):
+            value: Number = int(text) if kind is int else float(text)
+        except ValueError:  # (also: more digits than Python converts)
+            value = math.inf if text.lstrip("+-").isdigit() else math.nan
+        shown = repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "…"
+        if abs(value) > MAX_INTEGER if isinstance(value, int) else math.isinf(value):
+            self.problem(
+                el,
+                "number {}={} is too large{}".format(what, shown, " (at most {})".format(MAX_INTEGER) * (kind is int)),
+                block=block,
+                poison=True,
+            )
+            return None
+        if isinstance(value, float) and math.isnan(value):
             wanted = "a whole number" if kind is int else "a number"
-            self.problem(el, "bad number {}={!r}: expected {}".format(what, raw, wanted), block=block, poison=True)
+            self.problem(el, "bad number {}={}: expected {}".format(what, shown, wanted), block=block, poison=True)
             return None
         return value
 

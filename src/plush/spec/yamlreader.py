@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import shlex
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
@@ -32,6 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from plush.errors import SpecError, SpecProblem
 from plush.spec.model import (
+    MAX_INTEGER,
     Application,
     AttrRequirement,
     BarrierBlock,
@@ -244,17 +246,36 @@ class _Reader:
         if isinstance(node, ScalarNode) and node.tag == _NULL:
             return None
         if isinstance(node, ScalarNode) and node.tag == _INT:
-            return int(self.constructor.construct_yaml_int(node))
+            return self.int_value(node, what, block)
         self.problem(node, "{} must be a whole number, found {}".format(what, _kind_of(node)), block=block)
         return None
+
+    def int_value(self, node: ScalarNode, what: str, block: Sequence[str] = ()) -> Optional[int]:
+        """A YAML int; a problem (not a traceback) when it has more digits than Python converts."""
+        try:
+            value = int(self.constructor.construct_yaml_int(node))
+        except ValueError:  # more digits than Python converts
+            value = None
+        if value is None or abs(value) > MAX_INTEGER:
+            message = "{} {} is too large (at most {})".format(what, _cut(node.value), MAX_INTEGER)
+            self.problem(node, message, block=block)
+            return None
+        return value
 
     def number(self, node: Node, what: str, *, block: Sequence[str] = ()) -> Optional[float]:
         if isinstance(node, ScalarNode) and node.tag == _NULL:
             return None
         if isinstance(node, ScalarNode) and node.tag == _INT:
-            return float(self.constructor.construct_yaml_int(node))
+            whole = self.int_value(node, what, block)
+            if whole is None:
+                return None
+            return float(whole)
         if isinstance(node, ScalarNode) and node.tag == _FLOAT:
-            return float(self.constructor.construct_yaml_float(node))
+            number = float(self.constructor.construct_yaml_float(node))
+            if not math.isfinite(number):
+                self.problem(node, "{} must be a finite number, not {}".format(what, _cut(node.value)), block=block)
+                return None
+            return number
         self.problem(node, "{} must be a number, found {}".format(what, _kind_of(node)), block=block)
         return None
 
@@ -274,6 +295,11 @@ class _Reader:
         if key not in f:
             return None
         return read(f[key][1], key)
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """A value as written, quoted and cut to ``limit`` characters, for a message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def _title(what: str) -> str:
@@ -370,8 +396,8 @@ def _component(r: _Reader, key: ScalarNode, node: Node) -> Component:
 def _hosts(r: _Reader, node: Node) -> HostCount:
     default = HostCount(min=1, max=1)
     if isinstance(node, ScalarNode) and node.tag == _INT:
-        n = int(r.constructor.construct_yaml_int(node))
-        return HostCount(min=n, max=n)
+        n = r.int_value(node, "hosts")
+        return default if n is None else HostCount(min=n, max=n)
     if isinstance(node, ScalarNode) and node.tag != _NULL:
         low, sep, high = node.value.partition("..")
         try:
