@@ -281,3 +281,16 @@ def test_hosts_within_range_pass_check(tmp_path: Path) -> None:
     for arg in ("c=2", "c=4", "3"):
         result = invoke("check", "--hosts", arg, str(spec))
         assert result.exit_code == 0, result.output
+
+
+def test_run_lists_every_problem_of_a_rejected_spec(tmp_path: Path) -> None:
+    text = yaml_spec(
+        blocks='        - process: x\n          run: ["true"]\n          stdout: /abs/out\n'
+        '        - process: y\n          run: ["true"]\n          stderr: ../err\n'
+    )
+    spec, checked, ran, _ = both(tmp_path, "two.yaml", text)
+    assert checked.exit_code == ran.exit_code == 2, (checked.output, ran.output)
+    problems = [x for x in checked.stderr.splitlines() if not x.startswith("plush: error:")]
+    assert len(problems) == 2, checked.stderr
+    lines = ran.stderr.splitlines()
+    assert lines == [*problems, f"plush: error: {spec}: 2 problems"], ran.stderr

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from plush import __version__
-from plush.errors import PlushError
+from plush.errors import PlushError, SpecError
 
 if TYPE_CHECKING:
     from plush.config import Settings
@@ -59,6 +59,15 @@ def _one_line(exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
     first, *rest = text.splitlines() or [""]
     return "\n".join([first, *("  " + line for line in rest)])
+
+
+def spec_problem_lines(exc: SpecError, spec: str | None = None) -> list[str]:
+    """What the CLI prints for a rejected spec: one line per problem, then the ``plush: error:`` line. One
+    problem is the error line itself; several are listed, then counted (``FILE: N problems``)."""
+    if len(exc.problems) == 1:
+        return [f"plush: error: {exc.problems[0]}"]
+    where = spec or exc.file or "spec"
+    return [*(str(p) for p in exc.problems), f"plush: error: {where}: {len(exc.problems)} problems"]
 
 
 def error_status(exc: BaseException) -> tuple[str | None, int] | None:
@@ -103,7 +112,10 @@ class PlushGroup(click.Group):
             if handled is None:
                 raise
             message, code = handled
-            if message is not None:
+            if isinstance(exc, SpecError):
+                for line in spec_problem_lines(exc):
+                    click.echo(line, err=True)
+            elif message is not None:
                 click.echo(f"plush: error: {message}", err=True)
             sys.exit(code)
         except KeyboardInterrupt:
