@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 from plush.controller.recovery import HostLimits, host_processes, kill_host_processes, local_spares
@@ -60,7 +61,11 @@ def test_host_processes_are_found_by_run_and_host_and_killed() -> None:
     mine = subprocess.Popen([sys.executable, "-c", code], env=env)
     other = subprocess.Popen([sys.executable, "-c", code], env=dict(env, PLUSH_HOST="local-8"))
     try:
-        # Popen returns once the child has exec'd: its environment is readable in /proc
+        # Popen returns once the child closed its close-on-exec pipe, which the kernel does a moment before it
+        # sets up the new environment: until then /proc/PID/environ reads empty. Wait for both to show.
+        deadline = time.monotonic() + 30
+        while len(host_processes(run_id, None)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert host_processes(run_id, ["local-7"]) == [mine.pid]
         assert sorted(host_processes(run_id, None)) == sorted([mine.pid, other.pid])
         assert host_processes("run-other", None) == []
