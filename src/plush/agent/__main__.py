@@ -10,7 +10,9 @@ it, the runtime talks to an :class:`~plush.agent.session.AgentSession`, which ou
 processes keep running, their output is kept (in RAM, then in a spool next to the working directory, up to
 ``output_buffer_bytes``), the agent redials with back-off and resumes, and only a controller that stays
 away for ``agent_grace`` seconds (both from ``prepare``'s settings) or rejects the agent makes it stop its
-processes and exit 1. The minimal runtime keeps the bare link (it tests the overlay alone). The runtime is
+processes and exit 1. Before anything else the agent starts its guard (:mod:`plush.agent.guard`): should the
+agent be killed outright, the guard ends the processes it left. The minimal runtime keeps the bare link (it
+tests the overlay alone). The runtime is
 imported and built BEFORE the agent dials, so
 its event loop is never blocked by an import once the controller expects answers and heartbeats; after
 ``stopped`` the agent exits promptly (it does not wait for the controller's half of the TLS close).
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from plush import __version__
+from plush.agent.guard import Guard, start_guard
 from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl_context
 from plush.agent.outbox import SpoolOutbox
 from plush.agent.session import AgentSession
@@ -121,7 +124,7 @@ def read_token(source: str) -> Secret:
     return Secret(text.strip())
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
     """Join, prepare, run the runtime; the exit status of the agent."""
     host, port = args.connect
     workdir = args.workdir.resolve()
@@ -161,6 +164,8 @@ async def serve(args: argparse.Namespace) -> int:
             await runtime.run(link, first)
             return 0
         settings: Dict[str, Any] = first["settings"]
+        if guard is not None:
+            guard.set_grace(_number(settings, "stop_grace", 5.0))
         heartbeat = _number(settings, "heartbeat_interval", 1.0)
         silence = max(_SILENCE_FLOOR, 2 * _number(settings, "silence_timeout", 2.0))
         ping = max(_SILENCE_FLOOR, 2 * _number(settings, "ping_timeout", 1.0))
@@ -210,9 +215,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(str(args.workdir))
+    # first, while no thread exists: the guard that ends our processes should we be killed outright
+    guard = start_guard()
+    if guard is not None:
+        log.info("guard %d ends this agent's processes if the agent dies", guard.pid)
     enable_subreaper()  # orphans of our processes (double forks) re-parent to us, so we can end them
     try:
-        return asyncio.run(serve_until_signalled(args))
+        return asyncio.run(serve_until_signalled(args, guard))
     except LinkClosed as exc:
         log.warning("link closed: %s", exc.reason)
         return 1
@@ -226,12 +235,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         # children: every descendant left hangs below a child of ours, since orphans re-parent to us)
         if has_children():
             reap_all_descendants(signal.SIGKILL)
+        if guard is not None:
+            guard.release()  # all clear: nothing of ours is left
 
 
-async def serve_until_signalled(args: argparse.Namespace) -> int:
+async def serve_until_signalled(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
     """:func:`serve`, cancelled by SIGTERM or SIGINT: the runtime then stops every process tree it runs."""
     loop = asyncio.get_running_loop()
-    task = loop.create_task(serve(args))
+    task = loop.create_task(serve(args, guard))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:

@@ -19,6 +19,11 @@ tree or an editable install. Invariants:
   each group, waits up to ``stop_grace`` seconds, SIGKILLs the groups still there, waits for every agent,
   then closes the zygote -- no agent and no zygote survives the launcher (nor the controller's death: the
   zygote ends its agents when its stdin closes);
+- no orphan: everything the launcher starts carries ``PLUSH_SANDBOX_RUN=<token>`` in its environment (the
+  zygote, the agents, their guards, the application processes); before its first agent starts, the launcher
+  registers the run (:mod:`plush.launch.leftovers`: a record locked while the controller lives), and at the
+  end of :meth:`LocalLauncher.stop_all` it kills whatever still carries the token and removes the record.
+  If the controller dies instead, the next ``plush`` command finds the record unlocked and does that;
 - bytecode: agents compile into a cache shared by runs (``PYTHONPYCACHEPREFIX`` =
   ``$XDG_CACHE_HOME/plush/pycache/<interpreter>-plush<version>``), which the warm-up (the zygote's own
   imports, or one import of the agent's closure) fills before the first agent starts; Python checks each
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -42,9 +48,13 @@ from typing import IO
 import plush
 from plush.errors import LaunchError
 from plush.launch.base import AgentContact, Launcher, RunResult
+from plush.launch.leftovers import SANDBOX_VARIABLE, Registration, new_token, register
 from plush.launch.processes import AgentProcess, ForkRequest, SpawnedProcess, ZygoteClient
+from plush.processes.tree import find_with_env, terminate
 
 __all__ = ["LocalAgent", "LocalLauncher", "pycache_dir", "source_root"]
+
+log = logging.getLogger(__name__)
 
 _SPAWN_BATCH = 32  # without the zygote: yield to the event loop between batches of spawns
 #: what the warm-up imports: everything an agent imports, the runtime included
@@ -151,6 +161,9 @@ class LocalLauncher(Launcher):
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.bytecode_cache = self._usable_cache(bytecode_cache or pycache_dir(python), secret_dir / "pycache")
         env["PYTHONPYCACHEPREFIX"] = str(self.bytecode_cache)
+        self.token = new_token()
+        env[SANDBOX_VARIABLE] = self.token
+        self._registration: Registration | None = None
         self._env = env
         self._warmed = False
         self._zygote: ZygoteClient | None = None
@@ -252,7 +265,13 @@ class LocalLauncher(Launcher):
 
     async def warm_up(self) -> None:
         """Compile and import the agent's whole closure once before agents start: start the zygote (it
-        imports everything, then waits for requests), or without it run one import into the cache."""
+        imports everything, then waits for requests), or without it run one import into the cache. The run
+        is registered first (nothing of it runs before)."""
+        if self._registration is None:
+            try:
+                self._registration = register(self.token, self.run_dir, stop_grace=self.stop_grace)
+            except OSError as exc:
+                log.warning("cannot register the run for clean-up after a crash: %s", exc)
         if self.fork_server:
             if self._zygote is None or not self._zygote.running:
                 self._create(self.run_dir / ".agent" / "zygote.log", self.file_mode, append=True).close()
@@ -332,6 +351,19 @@ class LocalLauncher(Launcher):
             zygote, self._zygote = self._zygote, None
             if zygote is not None:
                 await zygote.close()
+            await self._end_leftovers()
+
+    async def _end_leftovers(self) -> None:
+        """Kill whatever still carries this launcher's token (a guard still at work after its agent was
+        SIGKILLed, a process it missed), then remove the run's record."""
+        registration, self._registration = self._registration, None
+        if registration is None:
+            return
+        token = self.token
+        left = await asyncio.to_thread(terminate, lambda: find_with_env(SANDBOX_VARIABLE, token), 0.0)
+        if left:
+            log.warning("killed %d process(es) left after the agents stopped: %s", len(left), left)
+        registration.close()
 
     async def close(self) -> None:
         await self.stop_all()

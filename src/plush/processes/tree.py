@@ -15,6 +15,8 @@ tree promptly after its leader exited.
 Invariants: these functions never signal the calling process itself, never raise for a process that
 vanished or belongs to someone else (races are normal here), and ignore zombies (already dead, nothing
 to kill; their environ reads empty). Without ``/proc`` (not Linux) only the process group is handled.
+:func:`find_with_env` and :func:`terminate` serve the watchers that outlive an agent (its guard, the next
+``plush`` command): they find processes by any ``NAME=value`` of their environment and end them.
 Standard library only, Python 3.8 syntax; synchronous (a ``/proc`` scan takes about a millisecond).
 """
 
@@ -25,8 +27,9 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
-from typing import Collection, Dict, Iterator, List, Optional, Set
+from typing import Callable, Collection, Dict, Iterator, List, Optional, Set
 
 __all__ = [
     "PROC",
@@ -35,12 +38,14 @@ __all__ = [
     "descendants",
     "enable_subreaper",
     "find_tagged",
+    "find_with_env",
     "has_children",
     "kill_tree",
     "proc_available",
     "reap_all_descendants",
     "reap_zombies",
     "scan",
+    "terminate",
     "tree_members",
 ]
 
@@ -104,10 +109,10 @@ def _has_tag(pid: int, needle: bytes) -> bool:
     return needle in environ and needle in environ.split(b"\0")
 
 
-def _needle(tag: str) -> bytes:
+def _needle(tag: str, variable: str = TAG_VARIABLE) -> bytes:
     if not tag or "\0" in tag or "=" in tag:
-        raise ValueError("bad instance tag {!r}".format(tag))
-    return (TAG_VARIABLE + "=" + tag).encode()
+        raise ValueError("bad tag {!r}".format(tag))
+    return (variable + "=" + tag).encode()
 
 
 def find_tagged(tag: str) -> List[int]:
@@ -115,6 +120,35 @@ def find_tagged(tag: str) -> List[int]:
     needle = _needle(tag)
     me = os.getpid()
     return sorted(p.pid for p in scan() if p.alive and p.pid != me and _has_tag(p.pid, needle))
+
+
+def find_with_env(variable: str, value: str) -> List[int]:
+    """Live processes (not this one) whose environment holds ``variable=value`` (``[]`` without /proc)."""
+    needle = _needle(value, variable)
+    me = os.getpid()
+    return sorted(p.pid for p in scan() if p.alive and p.pid != me and _has_tag(p.pid, needle))
+
+
+def terminate(find: Callable[[], List[int]], grace: float, *, poll: float = 0.05, kill_for: float = 5.0) -> List[int]:
+    """End every process that ``find()`` returns: SIGTERM (and SIGCONT, so that a stopped one can act on
+    it), up to ``grace`` seconds for them to go, then SIGKILL until ``find()`` is empty or ``kill_for``
+    seconds passed. Synchronous (polls every ``poll`` seconds); returns every pid signalled."""
+    found = find()
+    signalled: Set[int] = set()
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        signalled.update(pid for pid in found if _signal_pid(pid, sig))
+    deadline = time.monotonic() + grace
+    while found and time.monotonic() < deadline:
+        time.sleep(poll)
+        found = find()
+    deadline = time.monotonic() + kill_for
+    while found:
+        signalled.update(pid for pid in found if _signal_pid(pid, signal.SIGKILL))
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+        found = find()
+    return sorted(signalled)
 
 
 def tree_members(tag: str, pgid: Optional[int]) -> List[int]:

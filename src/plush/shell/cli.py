@@ -124,6 +124,14 @@ class PlushGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+def clean_up_dead_runs() -> list[str]:
+    """Before a command: end what runs whose controller died left on this machine; one line per such run,
+    for stderr (the caller prints them where they do not displace a line that scripts parse)."""
+    from plush.controller.cleanup import clean_up_dead_runs as clean_up
+
+    return [f"plush: {line}" for line in clean_up()]
+
+
 @click.group(cls=PlushGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="plush")
 def cli() -> None:

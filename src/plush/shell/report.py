@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from plush.errors import PlushError
-from plush.shell.cli import cli, load_cli_settings
+from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings
 
 __all__ = ["NoSuchRun", "find_run"]
 
@@ -60,6 +60,8 @@ def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None
     from plush.controller.report import load_report
 
     settings = load_cli_settings({"runs_dir": runs_dir})
+    for line in clean_up_dead_runs():
+        click.echo(line, err=True)
     rundir = find_run(run, settings.runs_dir)
     report = load_report(rundir / "journal.sqlite")
     if as_json:

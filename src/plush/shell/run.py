@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import click
 
-from plush.shell.cli import cli, load_cli_settings, notice
+from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -132,15 +132,18 @@ def run_command(spec: str, hosts: tuple[str, ...], runs_dir: str | None, quiet: 
     from plush.controller.api import Controller
 
     settings = load_cli_settings({"runs_dir": runs_dir})
+    notes = clean_up_dead_runs()  # printed after the first line, which scripts parse
     controller = Controller(settings)
     project = controller.load(spec)
     writer = LineWriter()
-    code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer))
+    code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer, notes))
     writer.flush()
     sys.exit(code)
 
 
-async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: LineWriter | None) -> int:
+async def _run(
+    controller: Any, project: Any, hosts: dict[str, int], writer: LineWriter | None, notes: list[str] | None = None
+) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     interrupts = 0
@@ -161,6 +164,8 @@ async def _run(controller: Any, project: Any, hosts: dict[str, int], writer: Lin
 
     def started(rundir: Any) -> None:
         click.echo(f"plush: run {rundir.run_id}: results in {rundir.root}", err=True)
+        for note in notes or ():
+            click.echo(note, err=True)
 
     try:
         result = await controller.run(project, hosts=hosts, on_output=writer, on_start=started, on_notice=notice)
