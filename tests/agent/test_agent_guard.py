@@ -101,7 +101,7 @@ def test_a_killed_host_s_processes_are_ended_by_its_guard(hosts: list[subprocess
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     # the note comes from the guard, which holds the host's stderr: read it once the guard is gone
-    assert f"ended 1 process(es) it left: [{child}]" in err
+    assert f"1 agent(s) died; ended 1 process(es) they left: [{child}]" in err
 
 
 def test_a_released_guard_exits_and_touches_nothing(hosts: list[subprocess.Popen[str]]) -> None:

@@ -207,7 +207,9 @@ def _number(settings: Dict[str, Any], name: str, default: float) -> float:
     return float(value)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, guard: Optional[Guard] = None) -> int:
+    """The agent; ``guard``: its guard if the caller started it already (the zygote does, as early as it can:
+    the fewer pages the agent has written by then, the fewer it copies again after the guard's fork)."""
     args = parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -216,7 +218,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(str(args.workdir))
     # first, while no thread exists: the guard that ends our processes should we be killed outright
-    guard = start_guard()
+    guard = guard if guard is not None else start_guard()
     if guard is not None:
         log.info("guard %d ends this agent's processes if the agent dies", guard.pid)
     enable_subreaper()  # orphans of our processes (double forks) re-parent to us, so we can end them

@@ -4,8 +4,10 @@ Role: an agent ends every process it started (the runtime stops each tree, the s
 daemons) -- unless it is killed outright (SIGKILL, the OOM killer). Its processes then lose their owner:
 they re-parent to init and would run for ever. The guard is their owner of last resort.
 
-Shape. :meth:`Guard.start` is called once, first thing in the agent, before any thread or event loop
-exists. It forks twice, so the guard
+Agents forked by the zygote share one guard, its *keeper* (:mod:`plush.agent.keeper`: same protocol, one
+process for all); an agent started on its own starts a private guard. Shape of a private guard:
+:meth:`Guard.start` is called once, first thing in the agent, before any thread or event loop exists. It
+forks twice, so the guard
 
 - leads its own session: no signal to the agent's process group (the launcher's SIGTERM/SIGKILL, a
   Ctrl-C) reaches it;
@@ -42,7 +44,16 @@ from typing import List, Optional
 
 from plush.processes.tree import find_with_env, terminate
 
-__all__ = ["AGENT_TAG_VARIABLE", "DEFAULT_GRACE", "Guard", "new_agent_tag", "start_guard"]
+__all__ = [
+    "AGENT_TAG_VARIABLE",
+    "DEFAULT_GRACE",
+    "Guard",
+    "Watched",
+    "detach_stdio",
+    "end_agents",
+    "new_agent_tag",
+    "start_guard",
+]
 
 #: the environment variable that marks every process of one agent
 AGENT_TAG_VARIABLE = "PLUSH_AGENT_TAG"
@@ -114,6 +125,10 @@ class Guard:
         mine.settimeout(None)
         return cls(mine, int(words[1]), tag)
 
+    def close(self) -> None:
+        """Drop this end without a word (the zygote, once the agent it forked holds its own copy)."""
+        self._sock.close()
+
     def set_grace(self, seconds: float) -> None:
         """From now on the guard gives ``seconds`` between SIGTERM and SIGKILL."""
         with contextlib.suppress(OSError):
@@ -135,37 +150,70 @@ class Guard:
             self._sock.close()
 
 
+class Watched:
+    """What a guard knows of one agent: its tag, its grace, and the lines it sent (``grace X``, ``done``)."""
+
+    def __init__(self, tag: str, grace: float = DEFAULT_GRACE) -> None:
+        self.tag = tag
+        self.grace = grace
+        self.done = False
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take what the agent sent; sets :attr:`done` once it said ``done``."""
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            words = line.split()
+            if words == [b"done"]:
+                self.done = True
+            elif len(words) == 2 and words[0] == b"grace":
+                with contextlib.suppress(ValueError):
+                    self.grace = min(max(0.0, float(words[1])), 3600.0)
+
+
+def end_agents(gone: List[Watched]) -> List[int]:
+    """End every live process carrying the tag of an agent of ``gone`` (SIGTERM, the longest of their
+    graces, SIGKILL); the pids signalled, also noted on stderr (the log)."""
+    tags = [w.tag for w in gone]
+
+    def find() -> List[int]:
+        return sorted({pid for tag in tags for pid in find_with_env(AGENT_TAG_VARIABLE, tag)})
+
+    ended = terminate(find, max(w.grace for w in gone))
+    if ended:
+        _note("{} agent(s) died; ended {} process(es) they left: {}".format(len(gone), len(ended), ended))
+    return ended
+
+
+def detach_stdio(keep: List[int]) -> None:
+    """In a freshly forked guard: default signals, work in ``/``, close every fd but stdio and ``keep``."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN if sig == signal.SIGPIPE else signal.SIG_DFL)
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+    with contextlib.suppress(OSError):
+        os.chdir("/")
+    kept = {0, 1, 2, *keep}
+    for fd in _open_fds():
+        if fd not in kept:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 def _serve(sock: socket.socket, tag: str, grace: float) -> None:
     """The guard's whole life (in the forked guard process; never returns)."""
     code = 0
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        with contextlib.suppress(OSError):
-            os.chdir("/")
-        keep = {0, 1, 2, sock.fileno()}
-        for fd in _open_fds():
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        detach_stdio([sock.fileno()])
         sock.sendall("pid {}\n".format(os.getpid()).encode())
-        buffer = b""
-        while True:
+        watched = Watched(tag, grace)
+        while not watched.done:
             data = sock.recv(4096)
             if not data:
+                end_agents([watched])
                 break
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                words = line.split()
-                if words == [b"done"]:
-                    os._exit(0)
-                if len(words) == 2 and words[0] == b"grace":
-                    with contextlib.suppress(ValueError):
-                        grace = max(0.0, float(words[1]))
-        ended = terminate(lambda: find_with_env(AGENT_TAG_VARIABLE, tag), grace)
-        if ended:
-            _note("the agent died; ended {} process(es) it left: {}".format(len(ended), ended))
+            watched.feed(data)
     except BaseException as exc:  # never return into the agent's code
         code = 1
         _note("failed: {!r}".format(exc))
@@ -173,10 +221,14 @@ def _serve(sock: socket.socket, tag: str, grace: float) -> None:
         os._exit(code)
 
 
-def start_guard(tag: Optional[str] = None) -> Optional[Guard]:
-    """:meth:`Guard.start` with a fresh tag put into this process's environment (what its children inherit);
-    None (and a note in the log) when no guard can be started."""
-    tag = tag or new_agent_tag()
+def start_guard(given: Optional[Guard] = None) -> Optional[Guard]:
+    """This process's guard: ``given`` (a keeper's, see :mod:`plush.agent.keeper`) or a new private one; its
+    tag goes into this process's environment (what its children inherit). None (and a note in the log)
+    when no guard can be started."""
+    if given is not None:
+        os.environ[AGENT_TAG_VARIABLE] = given.tag
+        return given
+    tag = new_agent_tag()
     os.environ[AGENT_TAG_VARIABLE] = tag
     try:
         return Guard.start(tag)

@@ -14,7 +14,9 @@ zygote imports that closure ONCE, then serves requests from the controller's loc
 Each child is a fresh agent in all that matters: it leads its own session and process group (before its
 ``started`` line is written, so the launcher can signal the group at once), has its own
 ``agent.log`` (stdout and stderr, stdin is /dev/null), its own working directory, default signal
-dispositions, and runs ``plush.agent.__main__.main(argv)``, which reads the join token from the 0600 file
+dispositions, its end of a socket pair with the zygote's *keeper* (one guard for every agent, forked once
+before the first request: :mod:`plush.agent.keeper`), and runs ``plush.agent.__main__.main(argv)``, which
+reads the join token from the 0600 file
 named in ``argv`` (the token is never on a command line, in the environment, or in a log; the request
 holds only its path).
 
@@ -26,8 +28,9 @@ Invariants:
   closed (the self-pipe), its signal handlers reset; no event loop exists before a fork;
 - end: when stdin closes (the launcher is done, or the controller died) or on SIGTERM/SIGHUP, the zygote
   SIGTERMs every remaining child's process group, waits up to ``--grace`` seconds, SIGKILLs the groups
-  still there, reaps them all, and exits. It never outlives its children's reaping, and none of them
-  outlives it by more than the grace.
+  still there, reaps them all, closes the keeper's control socket, waits (bounded) for the keeper to exit,
+  and exits. It never outlives its children's reaping, and none of them outlives it by more than the grace;
+  the keeper outlives it only while an agent it forked still runs (the zygote was killed).
 
 Ships to agents' side: standard library only, Python 3.8 syntax.
 """
@@ -43,6 +46,9 @@ import signal
 import sys
 import time
 from typing import Dict, List, Optional, Tuple
+
+from plush.agent.guard import Guard, start_guard
+from plush.agent.keeper import Keeper, start_keeper
 
 __all__ = ["exit_code", "main"]
 
@@ -77,8 +83,9 @@ def _note(text: str) -> None:
 class Zygote:
     """The request loop and the children it forked (pid -> request id)."""
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, keeper: Optional[Keeper] = None) -> None:
         self.grace = grace
+        self.keeper = keeper
         self.children: Dict[int, int] = {}
         self.closing = False
         self._buffer = b""
@@ -164,24 +171,31 @@ class Zygote:
             _emit("failed {} bad request: {}".format(ident, exc))
             return None
         ready_r, ready_w = os.pipe()
+        guard = self.keeper.watch() if self.keeper is not None else None
         try:
             pid = os.fork()
         except OSError as exc:
             os.close(ready_r)
             os.close(ready_w)
+            if guard is not None:
+                guard.close()
             _emit("failed {} fork: {}".format(ident, exc))
             return None
         if pid == 0:
             for fd in [ready_r, *siblings]:
                 os.close(fd)
-            self._child(argv, cwd, log, ready_w)  # never returns
+            if self.keeper is not None:
+                self.keeper.control.close()
+            self._child(argv, cwd, log, ready_w, guard)  # never returns
         os.close(ready_w)
+        if guard is not None:
+            guard.close()  # the agent holds its own end
         self.children[pid] = int(ident)
         return ident, pid, ready_r
 
     # -- children -----------------------------------------------------------------------------------------
 
-    def _child(self, argv: List[str], cwd: str, log: str, ready: int) -> None:
+    def _child(self, argv: List[str], cwd: str, log: str, ready: int, guard: Optional[Guard]) -> None:
         code = 1
         try:
             try:
@@ -209,7 +223,7 @@ class Zygote:
             sys.argv = ["plush-agent", *argv]
             from plush.agent.__main__ import main
 
-            code = main(argv)
+            code = main(argv, guard=start_guard(guard))  # the keeper's guard, or (keeper gone) a private one
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException as exc:  # a child must never return into the zygote's loop
@@ -269,6 +283,8 @@ class Zygote:
                 continue
             if self.children.pop(pid, None) is not None:
                 _emit("exited {} {}".format(pid, exit_code(status)))
+        if self.keeper is not None:
+            self.keeper.close(self.grace + 2.0)  # at once when every agent said "done"
 
 
 def _parse_grace(argv: List[str]) -> float:
@@ -289,7 +305,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if threading is not None and threading.active_count() > 1:  # pragma: no cover (a regression guard)
         _note("threads exist before the first fork: {}".format(threading.enumerate()))
     try:
-        return Zygote(grace).serve()
+        keeper: Optional[Keeper] = start_keeper(grace)  # before our signal handlers: it gets none of them
+    except OSError as exc:  # pragma: no cover (agents then start their own guards)
+        _note("cannot start the keeper: {}".format(exc))
+        keeper = None
+    try:
+        return Zygote(grace, keeper).serve()
     except OSError as exc:  # pragma: no cover
         if exc.errno != errno.EPIPE:
             raise
