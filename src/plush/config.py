@@ -203,6 +203,7 @@ _FALSE = ("0", "false", "no", "off")
 PROCESS_VARIABLES = frozenset(
     {
         "PLUSH_ADDR",
+        "PLUSH_AGENT_TAG",
         "PLUSH_BLOCK",
         "PLUSH_CACHE_DIR",
         "PLUSH_COMPONENT",
@@ -212,6 +213,7 @@ PROCESS_VARIABLES = frozenset(
         "PLUSH_INSTANCE_TAG",
         "PLUSH_RUN_DIR",
         "PLUSH_RUN_ID",
+        "PLUSH_SANDBOX_RUN",
         "PLUSH_WORKDIR",
     }
 )

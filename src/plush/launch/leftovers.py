@@ -121,7 +121,7 @@ class Cleanup:
             return head + "nothing of it was left running; removed its record"
         return (
             head + f"killed {total} processes it left behind ({len(self.application)} application, "
-            f"{len(self.plush)} plush agent/guard/fork server) and removed its record"
+            f"{len(self.plush)} agent/guard/fork server) and removed its record"
         )
 
 
