@@ -17,6 +17,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "plush"
 
 PURE_ROOMS = ("spec", "protocol", "barriers")
+#: pure modules of rooms that also hold I/O (resources: providers read files and run commands)
+PURE_MODULES = ("plush.resources.host", "plush.resources.requirements", "plush.resources.matcher")
+#: what a pure module must not import: the event loop, processes, files and sockets
+IO_MODULES = {"asyncio", "os", "subprocess", "socket", "pathlib", "shutil", "io", "tempfile", "time"}
 #: rooms whose every module ships to agents
 SHIPPED = ("agent", "protocol", "processes", "hostmon")
 #: single modules that ship too (the model, not the readers)
@@ -123,7 +127,7 @@ def _pure_modules() -> list[str]:
     return sorted(
         m
         for m in MODULES
-        if room_of(m) in PURE_ROOMS
+        if (room_of(m) in PURE_ROOMS or m in PURE_MODULES)
         and not (m.startswith("plush.spec.") and m.rsplit(".", maxsplit=1)[-1] in CONTROLLER_ONLY_SPEC)
     )
 
@@ -136,6 +140,16 @@ def test_pure_rooms_import_no_io_framework_or_third_party(mod: str) -> None:
         if i.split(".")[0] == "asyncio" or not (is_stdlib(i) or i.startswith("plush"))
     )
     assert not bad, f"{mod} is pure but imports {bad}"
+
+
+@pytest.mark.parametrize("mod", PURE_MODULES)
+def test_pure_modules_do_no_io(mod: str) -> None:
+    assert mod in MODULES
+    bad = sorted(i for i in imports_of(MODULES[mod]) if i.split(".")[0] in IO_MODULES)
+    assert not bad, f"{mod} is pure (no I/O) but imports {bad}"
+    plush = {i.rsplit(".", 1)[0] if i not in MODULES else i for i in imports_of(MODULES[mod]) if i.startswith("plush.")}
+    impure = sorted(p for p in plush if p in MODULES and room_of(p) == "resources" and p not in PURE_MODULES)
+    assert not impure, f"{mod} is pure but imports {impure}"
 
 
 def test_shipped_modules_exist() -> None:

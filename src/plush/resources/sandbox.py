@@ -13,7 +13,8 @@ against its requirements:
 - :func:`sandbox_notice` says which components run on how many sandbox hosts instead of the resources their
   spec names (``ssh``, ``netns``, ...).
 
-Everything but :func:`local_properties` is pure.
+Everything but :func:`local_properties` is pure. :func:`unmet` and :func:`describe_requirement` live in
+:mod:`plush.resources.requirements` (shared with the matcher) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from plush.errors import MatchError
-from plush.spec.model import AttrRequirement, Project
+from plush.resources.requirements import Properties, describe_requirement, unmet
+from plush.spec.model import Project
 
 __all__ = ["check_requirements", "describe_requirement", "local_properties", "sandbox_notice", "unmet"]
-
-Properties = Mapping[str, "float | str"]
 
 
 def _cpu_mhz(cpuinfo: Path = Path("/proc/cpuinfo")) -> float | None:
@@ -62,48 +62,6 @@ def local_properties() -> dict[str, float | str]:
     if mhz is not None:
         props["cpu_mhz"] = mhz
     return props
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
-
-
-def describe_requirement(r: AttrRequirement) -> str:
-    """``mem_mb >= 1000``, ``cores <= 8``, ``cpu_mhz 1000..2000``, ``arch == x86_64``."""
-    parts = []
-    if r.min is not None and r.max is not None:
-        parts.append(f"{r.attr} {_num(r.min)}..{_num(r.max)}")
-    elif r.min is not None:
-        parts.append(f"{r.attr} >= {_num(r.min)}")
-    elif r.max is not None:
-        parts.append(f"{r.attr} <= {_num(r.max)}")
-    if r.equals is not None:
-        parts.append(f"{r.attr} == {r.equals}")
-    return " and ".join(parts) or r.attr
-
-
-def unmet(r: AttrRequirement, props: Properties) -> str | None:
-    """None when ``props`` meet ``r``; otherwise why not, in words (the host's value, or its absence)."""
-    if r.attr not in props:
-        return f"no property {r.attr!r} (they have {', '.join(sorted(props))})"
-    value = props[r.attr]
-    have = f"{r.attr}={_num(value) if isinstance(value, (int, float)) else value}"
-    if r.min is not None or r.max is not None:
-        if not isinstance(value, (int, float)):
-            return f"{have}, not a number"
-        if (r.min is not None and value < r.min) or (r.max is not None and value > r.max):
-            return have
-    if r.equals is not None:
-        if isinstance(value, (int, float)):
-            try:
-                same = float(r.equals) == value
-            except ValueError:
-                same = False
-        else:
-            same = r.equals == value
-        if not same:
-            return have
-    return None
 
 
 def check_requirements(project: Project, counts: Mapping[str, int], props: Properties) -> None:
