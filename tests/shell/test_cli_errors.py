@@ -103,6 +103,8 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
     a_file.write_text("not a directory\n")
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
+    needs_more = tmp_path / "needs-more.yaml"  # no matching: this machine has less memory than required
+    needs_more.write_text(SPEC.replace("    hosts: 1\n", '    hosts: 1\n    require: {mem_mb: ">=1000000000"}\n', 1))
     runs = tmp_path / "runs"
     corrupt = journal_run(runs, "20260101-000000-0001")
     (corrupt / "journal.sqlite").write_bytes(b"this is no database\n" * 200)
@@ -131,6 +133,14 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
             ([str(spec), "--hosts", "w=many"], {}),
             ([str(tmp_path / "missing.yaml")], {}),
             ([str(spec), "--no-such-option"], {}),
+        ],
+        "plan": [
+            ([str(tmp_path / "missing.yaml")], {}),
+            ([str(spec), "--hosts", "w=many"], {}),
+            ([str(spec), "--seed", "x"], {}),
+            ([str(spec), "--hosts", "w=99999"], {}),
+            ([str(needs_more)], {}),
+            ([str(a_file / "spec.yaml")], {}),
         ],
         "report": [
             (["--runs-dir", str(a_file)], {}),

@@ -15,7 +15,8 @@ cannot drift. It raises one :class:`~plush.errors.SpecError` listing every probl
 - every local package file and workflow data file exists
   (:meth:`~plush.files.catalog.FileCatalog.for_project`, the catalog the run serves files from);
 - then, once all of that holds, the local sandbox hosts meet every component's ``require``
-  (:func:`~plush.resources.sandbox.check_requirements`, which raises :class:`~plush.errors.MatchError`).
+  (:func:`~plush.resources.sandbox.check_requirements`, which raises :class:`~plush.errors.MatchError`),
+  unless the caller leaves that to the matcher (``requirements=False``: ``plush plan``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ HOST_RECORD_ROOM = 1 << 20
 EVERY = "*"
 
 
-def preflight(project: Project, settings: Settings, hosts: Mapping[str, int] | None = None) -> dict[str, int]:
+def preflight(
+    project: Project, settings: Settings, hosts: Mapping[str, int] | None = None, *, requirements: bool = True
+) -> dict[str, int]:
     """The host count of every component; :class:`SpecError` listing every reason the run cannot start
-    (:class:`~plush.errors.MatchError` when only the sandbox does not meet a requirement)."""
+    (:class:`~plush.errors.MatchError` when only the sandbox does not meet a requirement; ``requirements``
+    False skips that check, for a caller that matches hosts itself)."""
     problems = list(validate(project))
     if problems:
         raise SpecError(problems)
@@ -53,7 +57,8 @@ def preflight(project: Project, settings: Settings, hosts: Mapping[str, int] | N
         problems.extend(exc.problems)
     if problems:
         raise SpecError(problems)
-    check_requirements(project, counts, local_properties())
+    if requirements:
+        check_requirements(project, counts, local_properties())
     return counts
 
 

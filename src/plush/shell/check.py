@@ -27,7 +27,7 @@ from plush.shell.cli import cli, load_cli_settings
 if TYPE_CHECKING:
     from plush.spec.model import Block, Project
 
-__all__ = ["check", "render_project"]
+__all__ = ["check", "render_order", "render_project"]
 
 
 def _quote(arg: str, limit: int = 40) -> str:
@@ -62,6 +62,11 @@ def _describe(b: Block) -> str:
         text = ("semaphore" if b.kind == "semaphore" else "barrier") + "  " + describe_rule(b)
         return text + ("  until " + b.until if b.until else "")
     return "workflow  {} data file{}".format(len(b.data_files), "" if len(b.data_files) == 1 else "s")
+
+
+def render_order(levels: list[list[str]]) -> str:
+    """DAG levels as ``[a] → [b, c]`` (blocks of one level run in parallel)."""
+    return " → ".join("[" + ", ".join(level) + "]" for level in levels)
 
 
 def render_project(project: Project) -> list[str]:
@@ -113,7 +118,7 @@ def render_project(project: Project) -> list[str]:
                 barriers.setdefault(b.name, (b, []))[1].append(str(cb_path))
         levels = dag.order(cb.blocks)
         if levels:
-            lines.append("    order: " + " → ".join("[" + ", ".join(level) + "]" for level in levels))
+            lines.append("    order: " + render_order(levels))
     if barriers:
         lines.append("barriers")
         for name, (b, users) in barriers.items():

@@ -3,6 +3,6 @@
 Each command module adds itself here; keep the imports light (commands import their heavy parts lazily).
 """
 
-from plush.shell import check, report, run
+from plush.shell import check, plan, report, run
 
-__all__ = ["check", "report", "run"]
+__all__ = ["check", "plan", "report", "run"]
