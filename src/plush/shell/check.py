@@ -126,7 +126,7 @@ def render_project(project: Project) -> list[str]:
     return lines
 
 
-def load_spec(spec: str) -> Any:
+def read_spec(spec: str) -> Any:
     from plush.errors import SpecError, SpecProblem
     from plush.spec.load import load_spec
 
@@ -155,7 +155,7 @@ def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None
     models: list[Any] = []
     for spec in specs:
         try:
-            project = load_spec(spec)
+            project = read_spec(spec)
             preflight(project, settings, wanted)
         except (SpecError, MatchError) as exc:  # (a MatchError's message starts with its file:line)
             failed = True

@@ -81,11 +81,11 @@ def plan_command(spec: str, hosts: tuple[str, ...], seed: int | None, as_json: b
     from plush.controller.plan import plan
     from plush.controller.preflight import preflight
     from plush.resources.sandbox import sandbox_notice
-    from plush.shell.check import load_spec
+    from plush.shell.check import read_spec
     from plush.shell.run import parse_hosts
 
     settings = load_cli_settings({})
-    project = load_spec(spec)
+    project = read_spec(spec)
     counts = preflight(project, settings, parse_hosts(hosts), requirements=False)
     result = plan(project, sandbox_pool(sum(counts.values())), counts, seed, by_group=False)
     text = sandbox_notice(project, counts)
