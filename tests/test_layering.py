@@ -23,9 +23,12 @@ PURE_MODULES = (
     "plush.resources.requirements",
     "plush.resources.matcher",
     "plush.controller.plan",
+    "plush.controller.lifecycle",
+    "plush.controller.lifecycle_commands",
 )
-#: what a pure module must not import: the event loop, processes, files and sockets
+#: what a pure module must not import: the event loop, processes, files and sockets, clocks, threads
 IO_MODULES = {"asyncio", "os", "subprocess", "socket", "pathlib", "shutil", "io", "tempfile", "time"}
+IO_MODULES |= {"select", "selectors", "signal", "threading", "multiprocessing", "sqlite3"}
 #: rooms whose every module ships to agents
 SHIPPED = ("agent", "protocol", "processes", "hostmon")
 #: single modules that ship too (the model, not the readers)

@@ -20,6 +20,7 @@ happened, where, and what to do next. The CLI turns each into one line and an ex
     │   defined beside the code that raises them:
     ├── barriers.BarrierError    an illegal barrier transition (``.event``, ``.barrier``, ``.host``, ``.state``)
     ├── barriers.WorkQueueError  a workflow item unknown or reported twice (``.item``, ``.host``)
+    ├── controller.LifecycleError  an event a host's state does not allow (``.event``, ``.host``, ``.state``)
     ├── processes.ProcessStartError  a command could not be started (``.argv``, ``.reason``, ``.cwd``)
     └── agent.InstallError       a software bundle could not be installed on a host (``.software``)
 

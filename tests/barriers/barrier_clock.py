@@ -1,12 +1,7 @@
-"""FakeClock: the time the pure barrier state machines are given; it moves only when a test says so."""
+"""FakeClock for the barrier tests: the shared one (tests/fake_clock.py)."""
 
 from __future__ import annotations
 
+from fake_clock import FakeClock
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
+__all__ = ["FakeClock"]

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fake_clock import FakeClock
 from plush.protocol.connection import Connection
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
+__all__ = ["TOKEN", "FakeClock", "Pair", "sample_join", "sample_prepare"]
+
 TOKEN = "tok-3f9a1c"
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 def sample_prepare(**settings: Any) -> Message:
