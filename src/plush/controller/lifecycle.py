@@ -29,7 +29,7 @@ opens the reconnect window (``lost``) when ``reconnect_window`` > 0, and fails i
 returns to the state the host had when it was lost; in ``lost``, ``start_released`` and ``reset_requested``
 apply to that state (their messages are kept and replayed on resume); ``stopped`` returns a host to
 ``joined`` (ready for the next run) unless it was ``released``; ``restart_requested`` waits for the old
-agent's death (``recovering``, at most ``kill_wait``) unless it is known dead.
+agent's death (``recovering``, at most the ``kill`` timeout) unless it is known dead.
 
 Invariants: the state is always one of :data:`STATES`, and a step's state is one its row declares; a timer is
 armed only in its state (``join``: connecting, ``reconnect``: lost, ``stop``: stopping, ``kill``:
