@@ -11,6 +11,9 @@ of each component block as levels of blocks that can run in parallel. Plain text
 ``--json`` prints the models instead (``plush.spec.model.to_dict``): one object for one file, a list for
 several. Problems go to stderr, one per line (``file:line:col: message [block path]; hint``).
 
+A pool file (told by its content: :func:`plush.resources.poolfile.sniff_file`) is checked as a pool by
+:mod:`plush.shell.poolcheck` instead: the same problem lines, or the table of its hosts.
+
 Exit status: 0 when every file is valid, 2 when any is not. Heavy imports happen inside the command.
 """
 
@@ -136,16 +139,28 @@ def read_spec(spec: str) -> Any:
         raise SpecError([SpecProblem(f"cannot read this spec form: {exc}", file=spec)]) from None
 
 
+def _problems(file: str, lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    click.echo("plush: error: {}: {} problem{}".format(file, len(lines), "" if len(lines) == 1 else "s"), err=True)
+
+
 @cli.command("check")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON instead of the report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the models (or a pool's hosts) as JSON instead.")
 @click.option(
     "--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Check host counts as `plush run --hosts` would."
 )
 def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None:
-    """Validate SPEC files (Plush XML or YAML); show their block tree, components, barriers, DAG order."""
+    """Validate SPEC files (Plush XML or YAML); show their block tree, components, barriers, DAG order.
+
+    A pool file (resource directory, YAML inventory, JSON host list; docs/pools.md) is told by its content
+    and checked as a pool: its hosts are listed.
+    """
     from plush.controller.preflight import preflight
     from plush.errors import MatchError, SpecError
+    from plush.resources.poolfile import sniff_file
+    from plush.shell.poolcheck import check_pool
     from plush.shell.run import parse_hosts
     from plush.spec.model import to_dict
 
@@ -154,18 +169,25 @@ def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None
     failed = False
     models: list[Any] = []
     for spec in specs:
+        if sniff_file(spec) is not None:
+            problems, output = check_pool(spec, as_json=as_json)
+            failed = failed or bool(problems)
+            if problems:
+                _problems(spec, problems)
+            elif as_json:
+                models.append(output)
+            else:
+                if len(specs) > 1 and spec != specs[0]:
+                    click.echo("")
+                for line in output:
+                    click.echo(line)
+            continue
         try:
             project = read_spec(spec)
             preflight(project, settings, wanted)
         except (SpecError, MatchError) as exc:  # (a MatchError's message starts with its file:line)
             failed = True
-            lines = [str(p) for p in exc.problems] if isinstance(exc, SpecError) else [str(exc)]
-            for line in lines:
-                click.echo(line, err=True)
-            click.echo(
-                "plush: error: {}: {} problem{}".format(spec, len(lines), "" if len(lines) == 1 else "s"),
-                err=True,
-            )
+            _problems(spec, [str(p) for p in exc.problems] if isinstance(exc, SpecError) else [str(exc)])
             continue
         if as_json:
             models.append(to_dict(project))

@@ -55,7 +55,7 @@ from plush.spec.model import (
 )
 from plush.spec.validate import validate
 
-__all__ = ["ELEMENTS", "parse_xml", "read_xml"]
+__all__ = ["ELEMENTS", "parse_tree", "parse_xml", "read_xml"]
 
 #: element -> (attributes, child elements) that PLUSH-FORMAT.md allows in it
 ELEMENTS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
@@ -551,8 +551,14 @@ class _Reader:
         )
 
 
-def parse_xml(text: Union[str, bytes], *, file: Optional[str] = None) -> Project:
-    """Parse a Plush XML spec; raise one :class:`SpecError` listing every problem (parse + validation)."""
+def parse_tree(
+    text: Union[str, bytes], *, file: Optional[str] = None, what: str = "spec"
+) -> Tuple[ET.Element, Dict[int, Tuple[int, int]]]:
+    """The element tree of ``text`` and the (line, column) of each element's start tag, by ``id()``.
+
+    Malformed XML, DTDs, entity declarations and external references raise one :class:`SpecError` at the
+    parser's position (``what`` names the kind of file in the hint). Shared with the pool file readers.
+    """
     parser = _LineParser()
     try:
         parser.feed(text)
@@ -572,13 +578,19 @@ def parse_xml(text: Union[str, bytes], *, file: Optional[str] = None) -> Project
                     file=file,
                     line=line,
                     column=col,
-                    hint="DTDs, entity declarations and external references are not allowed in a spec",
+                    hint="DTDs, entity declarations and external references are not allowed in a " + what,
                 )
             ]
         ) from None
     except (ValueError, LookupError, UnicodeError, RecursionError) as exc:
         raise SpecError([SpecProblem("unreadable XML: {}".format(exc), file=file)]) from None
-    reader = _Reader(file, parser.positions)
+    return root, parser.positions
+
+
+def parse_xml(text: Union[str, bytes], *, file: Optional[str] = None) -> Project:
+    """Parse a Plush XML spec; raise one :class:`SpecError` listing every problem (parse + validation)."""
+    root, positions = parse_tree(text, file=file)
+    reader = _Reader(file, positions)
     project = reader.document(root)
     problems = list(reader.problems)
     if project is not None:

@@ -53,7 +53,7 @@ from plush.spec.model import (
     WorkflowBlock,
 )
 
-__all__ = ["parse_yaml", "read_yaml"]
+__all__ = ["STANDARD_TAGS", "compose_yaml", "parse_yaml", "read_yaml"]
 
 T = TypeVar("T")
 
@@ -756,7 +756,8 @@ def _workflow(r: _Reader, node: Node, path: Path_) -> Optional[WorkflowBlock]:
     )
 
 
-_STANDARD_TAGS = frozenset(
+#: the tags of plain YAML data; any other (``!!python/object``, ``!custom``) is refused
+STANDARD_TAGS = frozenset(
     "tag:yaml.org,2002:" + t
     for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "binary", "set", "omap", "merge")
 )
@@ -771,7 +772,7 @@ def _check_tags(r: _Reader, root: Node) -> None:
         if id(node) in seen:  # aliases share nodes, and may even form cycles
             continue
         seen.add(id(node))
-        if node.tag not in _STANDARD_TAGS:
+        if node.tag not in STANDARD_TAGS:
             r.problem(node, "unsupported YAML tag {!r}".format(node.tag), hint="a spec uses plain YAML data only")
         if isinstance(node, SequenceNode):
             todo.extend(node.value)
@@ -780,13 +781,12 @@ def _check_tags(r: _Reader, root: Node) -> None:
                 todo.extend((key, value))
 
 
-def parse_yaml(text: str, *, file: Optional[str] = None) -> Project:
-    """Read a YAML spec into the model; raise one :class:`SpecError` listing every problem found."""
-    from plush.spec.validate import validate
-
-    reader = _Reader(file)
+def compose_yaml(text: str, *, file: Optional[str] = None) -> Optional[Node]:
+    """The node tree of ``text`` (None for an empty document), composed by the safe loader: nothing is
+    constructed. Malformed YAML raises one :class:`SpecError` at the parser's position. Shared with the pool
+    file readers."""
     try:
-        root = yaml.compose(text, Loader=_LOADER)
+        root: Optional[Node] = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = "malformed YAML: " + " ".join(p for p in (exc.context, exc.problem) if p)
@@ -802,6 +802,15 @@ def parse_yaml(text: str, *, file: Optional[str] = None) -> Project:
         raise SpecError([SpecProblem("unreadable text: {}".format(exc), file=file)]) from None
     except RecursionError:
         raise SpecError([SpecProblem("malformed YAML: nested too deeply", file=file)]) from None
+    return root
+
+
+def parse_yaml(text: str, *, file: Optional[str] = None) -> Project:
+    """Read a YAML spec into the model; raise one :class:`SpecError` listing every problem found."""
+    from plush.spec.validate import validate
+
+    reader = _Reader(file)
+    root = compose_yaml(text, file=file)
     if root is None:
         raise SpecError([SpecProblem("the spec is empty: it needs at least project: and application:", file=file)])
     _check_tags(reader, root)
