@@ -22,6 +22,9 @@ happened, where, and what to do next. The CLI turns each into one line and an ex
     ├── barriers.WorkQueueError  a workflow item unknown or reported twice (``.item``, ``.host``)
     ├── controller.LifecycleError  an event a host's state does not allow (``.event``, ``.host``, ``.state``)
     ├── processes.ProcessStartError  a command could not be started (``.argv``, ``.reason``, ``.cwd``)
+    ├── resources.poolentry.PoolFileError  (a SpecError) a pool file was rejected: ``.problems``, file:line each
+    ├── resources.providers.DiscoveryError  (a ResourceError) a discovery command failed (``.command``,
+    │                                       ``.exit_status``, ``.stderr_tail``)
     └── agent.InstallError       a software bundle could not be installed on a host (``.software``)
 
 This module ships to agents: standard library only, Python 3.8 syntax.

@@ -3,6 +3,7 @@ they share, the kind told by content, and the examples in examples/pools/."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from plush.resources.directory import parse_directory
 from plush.resources.host import Host
 from plush.resources.inventory import parse_host_json, parse_inventory
-from plush.resources.poolentry import MAX_POOL_HOSTS, PoolFileError
+from plush.resources.poolentry import FIELDS, MAX_POOL_HOSTS, RESERVED, TYPES, PoolFileError
 from plush.resources.poolfile import parse_pool, pool_kind, read_pool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -292,3 +293,19 @@ def test_example_inventory_and_host_list() -> None:
     kind, hosts = read_pool(EXAMPLES / "pools" / "hosts.json")
     assert kind == "json"
     assert [h.name for h in hosts] == ["web1", "web2", "db1", "db2"]
+
+
+def test_the_documented_examples_and_json_schema_match_the_rules() -> None:
+    text = (ROOT / "docs" / "pools.md").read_text()
+    block = text.split("Its JSON Schema", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    schema = json.loads(block)
+    entry = schema["items"]
+    assert entry["properties"]["type"]["enum"] == list(TYPES)
+    assert set(entry["properties"]) == set(FIELDS)
+    assert entry["propertyNames"]["not"]["enum"] == list(RESERVED)
+    json_example = text.split("## The JSON host list", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    assert [h.name for h in parse_host_json(json_example)] == ["web1", "db1", "db2"]
+    xml = text.split("```xml\n", 1)[1].split("```", 1)[0]
+    assert [h.name for h in parse_directory(xml)] == ["ucsd1", "epfl1", "epfl2"]
+    yaml = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert [h.name for h in parse_inventory(yaml)] == ["node01", "node02", "node03", "node04", "big1", "big2"]

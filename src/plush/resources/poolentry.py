@@ -21,7 +21,9 @@ Invariants (the boundary: pool files and discovery output are user input):
 - every problem carries the file and the line of its entry (or field), so a rejected file lists them all
   at once (:class:`PoolFileError`, a :class:`~plush.errors.SpecError`: the CLI prints both alike).
 
-Pure: no I/O.
+Validation is hand-written, not pydantic: every problem must name the line (and column) of its entry or
+field in three formats, which pydantic's location paths do not give; the rules are a dozen checks on text
+fields; and the readers collect all problems of a file at once. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "FIELDS",
     "LOCAL_ADDRESS",
     "MAX_POOL_HOSTS",
+    "RESERVED",
     "TYPES",
     "Entry",
     "PoolFileError",
