@@ -203,6 +203,18 @@ def test_json_host_list_entries_with_scalars_of_any_json_type() -> None:
     assert parse_host_json("[]", allow_empty=True) == []
 
 
+def test_a_well_formed_json_list_with_problems_still_names_their_lines() -> None:
+    # (a well-formed list is read by the fast parser, which keeps no positions: the problems come from a rescan)
+    text = '[\n {"hostname": "a", "type": "local"},\n {"hostname": "-b", "type": "local"},\n {"hostname": "a"}\n]'
+    with pytest.raises(PoolFileError) as exc:
+        parse_host_json(text, file="h.json")
+    assert [p.split(";")[0] for p in problems(exc)] == [
+        "h.json:3:3: bad host name '-b'",
+        "h.json:4:2: no type (local or ssh)",
+        "h.json:4:3: host 'a' is named twice",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

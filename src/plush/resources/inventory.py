@@ -51,7 +51,7 @@ _USED_DEPTH = 3
 _MAX_JSON_DEPTH = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     """A located value: ``map`` (pairs), ``list`` (items), ``scalar`` (text) or ``null``."""
 
@@ -71,16 +71,16 @@ class _Node:
 
 
 def _from_yaml(node: Node, depth: int, memo: dict[int, _Node]) -> _Node:
-    if id(node) in memo:
-        return memo[id(node)]
     mark = node.start_mark
     tag = None if node.tag in STANDARD_TAGS else str(node.tag)
+    if isinstance(node, ScalarNode):
+        kind = "null" if node.tag == _NULL_TAG else "scalar"
+        return _Node(kind, mark.line + 1, mark.column + 1, str(node.value), tag=tag)
+    if id(node) in memo:  # (an alias: the same collection again, maybe inside itself)
+        return memo[id(node)]
     out = _Node("scalar", mark.line + 1, mark.column + 1, tag=tag)
     memo[id(node)] = out
-    if isinstance(node, ScalarNode):
-        out.kind = "null" if node.tag == _NULL_TAG else "scalar"
-        out.text = str(node.value)
-    elif isinstance(node, SequenceNode):
+    if isinstance(node, SequenceNode):
         out.kind = "list"
         if depth < _USED_DEPTH:
             out.items = [_from_yaml(item, depth + 1, memo) for item in node.value]
@@ -103,6 +103,25 @@ class _JsonBad(Exception):
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as the standard parser gives it to ``object_pairs_hook``: its pairs, duplicates kept."""
+
+
+def _from_python(value: Any, depth: int = 0) -> _Node:
+    """A value of the standard parser as a tree without positions (line 0: never shown, see parse_host_json);
+    deeper than the shape uses, containers are left empty (they are a problem anyway)."""
+    if isinstance(value, _Pairs):
+        pairs = [(_Node("scalar", 0, 0, k), _from_python(v, depth + 1)) for k, v in value]
+        return _Node("map", 0, 0, pairs=pairs if depth < _USED_DEPTH else [])
+    if isinstance(value, list):
+        return _Node("list", 0, 0, items=[_from_python(v, depth + 1) for v in value] if depth < _USED_DEPTH else [])
+    if value is None:
+        return _Node("null", 0, 0, "null")
+    if isinstance(value, bool):
+        return _Node("scalar", 0, 0, "true" if value else "false")
+    return _Node("scalar", 0, 0, str(value))
 
 
 class _Json:
@@ -260,10 +279,13 @@ class _Walk:
                 return
         if not hosts.items and not allow_empty:
             self.problem(hosts_at, "the pool file names no hosts")
+        # a type missing under hosts: (where defaults: could give it) is one problem there; in a bare list, one
+        # per entry
+        type_at = None if hosts_at is hosts else Spot(hosts_at.line, hosts_at.column)
         for item in hosts.items:
-            self.entry(item, defaults, Spot(hosts_at.line, hosts_at.column))
+            self.entry(item, defaults, type_at)
 
-    def entry(self, node: _Node, defaults: dict[str, tuple[str | None, Spot]], hosts_at: Spot) -> None:
+    def entry(self, node: _Node, defaults: dict[str, tuple[str | None, Spot]], type_at: Spot | None) -> None:
         at = Spot(node.line, node.column)
         if node.kind == "map" and not node.tag:
             own = self.fields(node, "a host entry")
@@ -275,10 +297,10 @@ class _Walk:
                 return
             own = {"hostname": (text, at)}
         merged = {**defaults, **own}
-        kind, type_at = merged.pop("type", (None, hosts_at))
+        kind, where = merged.pop("type", (None, type_at or at))
         fields = {key: value for key, (value, _) in merged.items()}
         spots = {key: spot for key, (_, spot) in merged.items()}
-        self.entries.append(Entry(fields, kind, at, type_at, spots))
+        self.entries.append(Entry(fields, kind, at, where, spots))
 
 
 def _finish(walk: _Walk, file: str | None) -> list[Host]:
@@ -302,7 +324,20 @@ def parse_inventory(text: str, *, file: str | None = None) -> list[Host]:
 def parse_host_json(text: str, *, file: str | None = None, allow_empty: bool = False) -> list[Host]:
     """The hosts of a JSON host list (a list of entries, or ``{"defaults": …, "hosts": […]}``);
     :class:`PoolFileError` listing every problem. ``allow_empty``: an empty list is no problem (a discovery
-    command that finds no host now)."""
+    command that finds no host now).
+
+    A valid list is read by the standard (C) parser; only a list with problems is scanned again, slowly,
+    for the line of each."""
+    try:
+        fast = json.loads(text, object_pairs_hook=_Pairs, parse_int=str, parse_float=str, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        walk = _Walk(file)
+        walk.document(_from_python(fast), allow_list=True, allow_empty=allow_empty)
+        hosts, problems = hosts_from_entries(walk.entries, file=file)
+        if not walk.problems and not problems:
+            return hosts
     scanner = _Json(text)
     try:
         root = scanner.document()

@@ -160,7 +160,7 @@ def _names(c: _Collector, hostname: str, spot: Spot) -> tuple[list[str], int | N
         c.add(spot, "hostname is empty")
         return None
     try:
-        names = expand(text)
+        names = expand(text) if "[" in text or "," in text or "]" in text else [text]
     except HostSetError as exc:
         c.add(spot, f"bad hostname: {exc}")
         return None
