@@ -155,3 +155,9 @@ async def test_fill_pool_asks_every_provider_the_later_one_wins(tmp_path: Path) 
     assert pool.get("local-2") == Host("local-2", "127.0.0.1", properties={"site": "x"})
     existing = Pool([Host("old", "10.0.0.9", "ssh")])
     assert (await fill_pool([LocalSandbox(1)], existing)).names() == ["old", "local-1"]
+
+
+def test_a_long_command_name_keeps_its_program_and_its_arguments() -> None:
+    deep = "/" + "/".join(["d" * 20] * 10) + "/python3"
+    name = DiscoveryCommand([deep, "/" + "x" * 60 + "/discover.py", "4"]).name
+    assert len(name) <= 80 and name.startswith("/dddd") and name.endswith("/discover.py 4")

@@ -147,8 +147,8 @@ class DiscoveryCommand(Provider):
 
     @property
     def name(self) -> str:
-        text = shlex.join(self.argv)
-        return text if len(text) <= 80 else text[:79] + "…"
+        text = shlex.join(self.argv)  # long ones keep both ends: the program and its arguments
+        return text if len(text) <= 80 else text[:30] + "…" + text[-49:]
 
     @property
     def kind(self) -> str:
