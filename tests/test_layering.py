@@ -188,3 +188,23 @@ def test_imports_flow_downward(mod: str) -> None:
         target = imp.split(".")[1]
         if (PKG / target).is_dir():
             assert target in allowed, f"{mod} (room {room}) imports {imp}: rooms it may use are {sorted(allowed)}"
+
+
+#: top-level modules that every room may import, and the only plush modules each of them may import
+TOP_LEVEL: dict[str, set[str]] = {
+    "plush.errors": set(),
+    # the controller's settings take the agents' defaults from the one place that defines them
+    "plush.config": {"plush.errors", "plush.protocol.agentsettings"},
+}
+
+
+@pytest.mark.parametrize("mod", sorted(TOP_LEVEL))
+def test_top_level_modules_import_only_what_they_declare(mod: str) -> None:
+    modules = {i for i in imports_of(MODULES[mod]) if i.startswith("plush.") and i in MODULES}
+    assert modules <= TOP_LEVEL[mod], f"{mod} imports {sorted(modules - TOP_LEVEL[mod])}"
+
+
+def test_agent_settings_import_nothing_of_plush_but_errors() -> None:
+    """plush.config imports it: nothing of the protocol's other modules (no cycle, whoever imports first)."""
+    used = {i for i in imports_of(MODULES["plush.protocol.agentsettings"]) if i.startswith("plush")}
+    assert {i for i in used if i in MODULES} <= {"plush.errors"}

@@ -9,7 +9,9 @@ Every setting declares the values it accepts next to its default (:class:`Check`
 rules, choices). Invariants: a :class:`Settings` never holds a value its check refuses (NaN, infinities,
 negative durations, a bool for a number, ...), however it was made; a refused value raises one
 :class:`~plush.errors.ConfigError` whose one-line message names the setting and its source (the flag, the
-``PLUSH_*`` variable, the file's path, or ``default``). Numbers from text (flags, environment) are parsed;
+``PLUSH_*`` variable, the file's path, or ``default``). The settings that travel to agents take their
+defaults from :data:`plush.protocol.agentsettings.DEFAULTS` (defined once, for both sides), and
+:meth:`Settings.agent_settings` is what ``prepare`` carries to them. Numbers from text (flags, environment) are parsed;
 values in a TOML file must have the setting's type. A ``PLUSH_*`` variable that is neither a setting nor one
 that Plush itself sets for processes is reported as a warning with the closest setting's name.
 """
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plush.errors import ConfigError
+from plush.protocol.agentsettings import DEFAULTS as AGENT
+from plush.protocol.agentsettings import NAMES as AGENT_SETTINGS
+from plush.protocol.agentsettings import AgentSettings
 
 __all__ = [
     "NOT_GIVEN",
@@ -151,28 +156,28 @@ class Settings:
         "127.0.0.1", Check(text=True, pattern=r"[A-Za-z0-9._:%-]+", what="a host name or an IP address")
     )
     #: seconds between heartbeats from an agent
-    heartbeat_interval: float = setting(1.0, POSITIVE_SECONDS)
+    heartbeat_interval: float = setting(AGENT.heartbeat_interval, POSITIVE_SECONDS)
     #: seconds of silence after which the controller pings an agent (0: never)
-    silence_timeout: float = setting(1.25, SECONDS)
+    silence_timeout: float = setting(AGENT.silence_timeout, SECONDS)
     #: seconds to wait for a pong before declaring the host failed
-    ping_timeout: float = setting(0.5, POSITIVE_SECONDS)
+    ping_timeout: float = setting(AGENT.ping_timeout, POSITIVE_SECONDS)
     #: seconds an agent may take to start and join
     join_timeout: float = setting(30.0, POSITIVE_SECONDS)
     #: seconds to wait for processes to stop after SIGTERM before SIGKILL (0: SIGKILL at once)
-    stop_grace: float = setting(5.0, SECONDS)
+    stop_grace: float = setting(AGENT.stop_grace, SECONDS)
     #: bytes of process output an agent buffers (on disk) while its controller is away
-    output_buffer_bytes: int = setting(256 * 1024 * 1024, Check(min=0, max=2**50))
+    output_buffer_bytes: int = setting(AGENT.output_buffer_bytes, Check(min=0, max=2**50))
     #: seconds an agent keeps running without its controller before it stops its processes and exits
-    agent_grace: float = setting(60.0, SECONDS)
+    agent_grace: float = setting(AGENT.agent_grace, SECONDS)
     #: seconds the controller waits for a host whose link broke (its agent still running) to reconnect (0: none)
     reconnect_window: float = setting(10.0, SECONDS)
     #: restart back-off: first delay, cap (seconds)
-    restart_backoff_initial: float = setting(0.5, POSITIVE_SECONDS)
-    restart_backoff_max: float = setting(30.0, POSITIVE_SECONDS)
+    restart_backoff_initial: float = setting(AGENT.restart_backoff_initial, POSITIVE_SECONDS)
+    restart_backoff_max: float = setting(AGENT.restart_backoff_max, POSITIVE_SECONDS)
     #: how many times the whole application may restart before it aborts
     max_application_restarts: int = setting(3, Check(min=0, max=1_000_000))
     #: seconds between host monitor reports
-    hostmon_interval: float = setting(5.0, POSITIVE_SECONDS)
+    hostmon_interval: float = setting(AGENT.hostmon_interval, POSITIVE_SECONDS)
     #: how many times a failed host's agent is restarted in place before the host is replaced (rematch)
     host_restarts: int = setting(1, Check(min=0, max=1_000_000))
     #: consecutive host monitor samples over a component's max_load / min_free_mem that fail the host
@@ -183,6 +188,10 @@ class Settings:
     preauth_limit: int = setting(512, Check(min=1, max=1_000_000))
     #: unauthenticated connections held at most from one source address; beyond, its oldest is dropped
     preauth_per_source: int = setting(128, Check(min=1, max=1_000_000))
+
+    def agent_settings(self) -> AgentSettings:
+        """The settings agents get in ``prepare`` (their fields of these settings)."""
+        return AgentSettings(**{name: getattr(self, name) for name in AGENT_SETTINGS})
 
     def __post_init__(self) -> None:
         for name in _FIELD_NAMES:

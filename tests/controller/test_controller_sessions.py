@@ -13,7 +13,7 @@ from plush.protocol.messages import Message
 
 
 def test_run_messages_and_go_are_numbered_but_not_handshake_or_control() -> None:
-    assert numbered("go") and numbered("barrier.release") and numbered("file.data") and numbered("kill")
+    assert numbered("go") and numbered("barrier.release") and numbered("file.data") and numbered("reset")
     assert not numbered("prepare") and not numbered("stop") and not numbered("ack") and not numbered("welcome")
 
 

@@ -5,17 +5,19 @@
 The token is read from a file (0600, written by the launcher) or from stdin with ``--token-file -``; it is
 never a command-line argument and never logged. The agent dials the controller with TLS trusting only
 ``--ca``, joins, waits for ``prepare``, replies ``prepared`` and runs the runtime until it returns (a clean
-stop: exit 0) or its channel ends (exit 1). Before ``prepared`` a lost link ends the agent at once; after
-it, the runtime talks to an :class:`~plush.agent.session.AgentSession`, which outlives broken connections:
+stop: exit 0) or its channel ends (exit 1). Before ``prepared`` a lost link ends the agent at once; after it,
+the runtime talks to an :class:`~plush.agent.session.AgentSession`, which outlives broken connections:
 processes keep running, their output is kept (in RAM, then in a spool next to the working directory, up to
-``output_buffer_bytes``), the agent redials with back-off and resumes, and only a controller that stays
-away for ``agent_grace`` seconds (both from ``prepare``'s settings) or rejects the agent makes it stop its
-processes and exit 1. Before anything else the agent starts its guard (:mod:`plush.agent.guard`): should the
-agent be killed outright, the guard ends the processes it left. The minimal runtime keeps the bare link (it
-tests the overlay alone). The runtime is
-imported and built BEFORE the agent dials, so
-its event loop is never blocked by an import once the controller expects answers and heartbeats; after
-``stopped`` the agent exits promptly (it does not wait for the controller's half of the TLS close).
+``output_buffer_bytes``), the agent redials with back-off and resumes, and only a controller that stays away
+for ``agent_grace`` seconds (both from ``prepare``'s settings, an
+:class:`~plush.protocol.agentsettings.AgentSettings`; a setting it does not carry takes the one default both
+sides share) or rejects the agent makes it stop its processes and exit 1. While the session lasts, the agent's
+warnings and errors also go to the controller as ``log`` messages (:mod:`plush.agent.logforward`). Before
+anything else the agent starts its guard (:mod:`plush.agent.guard`): should the agent be killed outright, the
+guard ends the processes it left. The minimal runtime keeps the bare link (it tests the overlay alone). The
+runtime is imported and built BEFORE the agent dials, so its event loop is never blocked by an import once the
+controller expects answers and heartbeats; after ``stopped`` the agent exits promptly (it does not wait for
+the controller's half of the TLS close).
 Local agents are usually not started by this command but forked by :mod:`plush.agent.zygote`, which
 imports this module once and calls :func:`main` in each child.
 
@@ -43,10 +45,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from plush import __version__
 from plush.agent.guard import Guard, start_guard
 from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl_context
+from plush.agent.logforward import LogForwarder
 from plush.agent.outbox import SpoolOutbox
 from plush.agent.session import AgentSession
 from plush.errors import PlushError, ProtocolError
 from plush.processes.tree import enable_subreaper, has_children, reap_all_descendants
+from plush.protocol.agentsettings import AgentSettings
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
@@ -163,12 +167,13 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
         if isinstance(runtime, MinimalRuntime):
             await runtime.run(link, first)
             return 0
-        settings: Dict[str, Any] = first["settings"]
+        settings = AgentSettings.from_dict(first["settings"])
+        log.info("settings: %s", settings)
         if guard is not None:
-            guard.set_grace(_number(settings, "stop_grace", 5.0))
-        heartbeat = _number(settings, "heartbeat_interval", 1.0)
-        silence = max(_SILENCE_FLOOR, 2 * _number(settings, "silence_timeout", 2.0))
-        ping = max(_SILENCE_FLOOR, 2 * _number(settings, "ping_timeout", 1.0))
+            guard.set_grace(settings.stop_grace)
+        heartbeat = settings.heartbeat_interval
+        silence = max(_SILENCE_FLOOR, 2 * settings.silence_timeout)
+        ping = max(_SILENCE_FLOOR, 2 * settings.ping_timeout)
         link.watch_silence(silence, ping)
 
         async def redial(extra: Dict[str, Any]) -> AgentLink:
@@ -185,26 +190,20 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
                 ping_timeout=ping,
             )
 
-        outbox = SpoolOutbox(
-            int(_number(settings, "output_buffer_bytes", 256 * 1024 * 1024)), spool_dir=str(workdir.parent)
-        )
-        session = AgentSession(link, redial=redial, outbox=outbox, grace=_number(settings, "agent_grace", 60.0))
+        outbox = SpoolOutbox(settings.output_buffer_bytes, spool_dir=str(workdir.parent))
+        session = AgentSession(link, redial=redial, outbox=outbox, grace=settings.agent_grace)
+        forward = LogForwarder(session, asyncio.get_running_loop())
+        forward.attach()  # our warnings and errors reach the controller too (``log``: its agent.log event)
         try:
             await runtime.run(session, first)
         finally:
+            forward.detach()
             await session.close(timeout=_CLOSE_WAIT)
         return 0
     finally:
         # after ``stopped`` (or an error) nothing more is expected: start the TLS close and do not linger
         # for the controller's answer -- at the end of a big run it is busy, and our exit closes the socket
         await link.close(timeout=_CLOSE_WAIT)
-
-
-def _number(settings: Dict[str, Any], name: str, default: float) -> float:
-    value = settings.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return default
-    return float(value)
 
 
 def main(argv: Optional[List[str]] = None, guard: Optional[Guard] = None) -> int:

@@ -45,6 +45,7 @@ from plush.hostmon.sample import sample
 from plush.processes.policy import Backoff, ExitStatus
 from plush.processes.runner import ProcessRunner
 from plush.processes.tree import descendants, enable_subreaper, has_children, reap_all_descendants
+from plush.protocol.agentsettings import AgentSettings
 from plush.protocol.messages import Message
 from plush.spec.model import Project, from_dict
 
@@ -105,10 +106,10 @@ class AgentRuntime(Uplink):
         self.link = link
         project: Project = from_dict(prepare["spec"])
         host: Dict[str, Any] = prepare["host"]
-        settings: Dict[str, Any] = prepare["settings"]
+        settings = AgentSettings.from_dict(prepare["settings"])
         self.workdir.mkdir(parents=True, exist_ok=True)
         enable_subreaper()  # orphans of our processes re-parent to this agent, so _stop can end them
-        monitor = asyncio.ensure_future(self._hostmon(float(settings.get("hostmon_interval", 5.0))))
+        monitor = asyncio.ensure_future(self._hostmon(settings.hostmon_interval))
         self._tasks.append(monitor)
         try:
             async for msg in link:
@@ -120,9 +121,9 @@ class AgentRuntime(Uplink):
                 self._dispatch(msg, project, host, settings)
             raise LinkClosed("the controller went away")
         finally:
-            await self._stop(float(settings.get("stop_grace", 5.0)))
+            await self._stop(settings.stop_grace)
 
-    def _dispatch(self, msg: Message, project: Project, host: Dict[str, Any], settings: Dict[str, Any]) -> None:
+    def _dispatch(self, msg: Message, project: Project, host: Dict[str, Any], settings: AgentSettings) -> None:
         t = msg.type
         if t == "go":
             if msg["stage"] == "install":
@@ -132,7 +133,7 @@ class AgentRuntime(Uplink):
                 self._spawn(self._execute(project, seeds, settings))
                 self._executions.append(self._tasks[-1])
         elif t == "reset":
-            self._spawn(self._reset(float(settings.get("stop_grace", 5.0))))
+            self._spawn(self._reset(settings.stop_grace))
         elif t == "barrier.release":
             fut = self._barriers.get(msg["name"])
             if fut is not None and not fut.done():
@@ -152,8 +153,6 @@ class AgentRuntime(Uplink):
                     fetch.finish(None, msg["size"], msg["sha256"])
                 else:
                     fetch.finish(msg["reason"])
-        elif t == "kill":
-            log.info("kill %s", msg["path"])
         else:
             log.debug("ignored %r", t)
 
@@ -204,13 +203,10 @@ class AgentRuntime(Uplink):
             return
         self._send("installed", software=names)
 
-    async def _execute(self, project: Project, host: Dict[str, Any], settings: Dict[str, Any]) -> None:
+    async def _execute(self, project: Project, host: Dict[str, Any], settings: AgentSettings) -> None:
         app = project.application
         env = {str(k): str(v) for k, v in host.get("env", {}).items()}
-        backoff = Backoff(
-            initial=float(settings.get("restart_backoff_initial", 0.5)),
-            maximum=float(settings.get("restart_backoff_max", 30.0)),
-        )
+        backoff = Backoff(initial=settings.restart_backoff_initial, maximum=settings.restart_backoff_max)
         programs = [
             HostProgram(
                 app.name,
@@ -222,7 +218,7 @@ class AgentRuntime(Uplink):
                 default_action=app.failure_action,
                 backoff=backoff,
                 first_instances=host.get("instances"),
-                stop_grace=float(settings.get("stop_grace", 5.0)),
+                stop_grace=settings.stop_grace,
             )
             for cb in app.component_blocks
             if cb.component == host["component"]
@@ -256,16 +252,8 @@ class AgentRuntime(Uplink):
         self._send("proc.started", path=path, instance=instance, pid=pid)
 
     async def process_exited(self, path: str, instance: int, status: ExitStatus, **fields: Any) -> None:
-        self._send(
-            "proc.exited",
-            path=path,
-            instance=instance,
-            code=status.code,
-            signal=status.signal,
-            action=fields.get("action"),
-            rule=fields.get("rule"),
-            **({"liveness": fields["liveness"]} if fields.get("liveness") else {}),
-        )
+        extra = {k: v for k, v in fields.items() if k in ("action", "rule", "liveness") and v}
+        self._send("proc.exited", path=path, instance=instance, code=status.code, signal=status.signal, **extra)
 
     async def output(self, path: str, instance: int, stream: str, data: bytes) -> None:
         assert self.link is not None

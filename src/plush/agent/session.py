@@ -324,9 +324,11 @@ class AgentSession:
             self._link = link
             self._replaying = True
             try:
-                await self._replay(link, int(first["received"]))
+                count = await self._replay(link, int(first["received"]))
             finally:
                 self._replaying = False
+            # after the replay, so that the line reaches the controller too (plush.agent.logforward)
+            log.warning("resumed: the controller had %d of our messages; replayed %d", int(first["received"]), count)
         except BaseException:
             self._link = None
             await link.close(timeout=0.1)
@@ -336,7 +338,7 @@ class AgentSession:
             self._send_ack()
         return True
 
-    async def _replay(self, link: AgentLink, received: int) -> None:
+    async def _replay(self, link: AgentLink, received: int) -> int:
         outbox = self.outbox
         if received > outbox.acked:
             outbox.ack(received)
@@ -352,4 +354,4 @@ class AgentSession:
             await link.drain()
             await asyncio.sleep(0)  # notice a break before the next write (see send_binary)
         self.replayed += count
-        log.warning("resumed: the controller had %d of our messages; replayed %d", received, count)
+        return count

@@ -384,7 +384,6 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         self.sessions.open(slot.name)  # a fresh agent: a fresh conversation
         peer.send(Message.of("welcome", host=slot.name))
         assert self._catalog is not None
-        s = self.settings
         self._send(
             slot.name,
             Message.of(
@@ -398,17 +397,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                     "env": self._host_env(slot),
                     "packages": self._catalog.packages_info(),
                 },
-                settings={
-                    "heartbeat_interval": s.heartbeat_interval,
-                    "stop_grace": s.stop_grace,
-                    "hostmon_interval": s.hostmon_interval,
-                    "restart_backoff_initial": s.restart_backoff_initial,
-                    "restart_backoff_max": s.restart_backoff_max,
-                    "silence_timeout": s.silence_timeout,
-                    "ping_timeout": s.ping_timeout,
-                    "agent_grace": s.agent_grace,
-                    "output_buffer_bytes": s.output_buffer_bytes,
-                },
+                settings=self.settings.agent_settings().to_dict(),
             ),
         )
         self.bus.emit("host.joined", host=slot.name, data={"component": slot.component})

@@ -4,7 +4,7 @@ Role. The run engine talks to each host through one session that outlives broken
 protocol.md, "Reconnection"; the agent's side is :mod:`plush.agent.session`):
 
 - **Numbering and retention.** Every run message the engine sends an agent (files, barrier releases, work
-  items, ``go``, ``kill``, ...; see :func:`numbered`) gets the next sequence number in its field ``q``, is
+  items, ``go``, ``reset``, ...; see :func:`numbered`) gets the next sequence number in its field ``q``, is
   encoded ONCE, and the frame is kept in a :class:`~plush.protocol.reliable.Outbox` until the agent's
   cumulative ``ack``. The same bytes are written to the link and, after a resume, replayed.
 - **Dedupe.** Every numbered message from the agent passes :meth:`HostSession.accept` (an

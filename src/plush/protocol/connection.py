@@ -35,16 +35,17 @@ Transitions (handshake and control messages; either direction as the table of me
 
 Liveness messages (ping, pong, heartbeat, log, hostmon) are legal in every authenticated state (JOINED
 through STOPPING); run messages (files, blocks, processes, output, barriers, work, uploads, finished,
-restart_process, kill) from the first ``prepare`` on (PREPARING through STOPPING), so messages that cross
-a re-prepare or a stop in flight are not errors; bytes arriving after CLOSED are discarded for the same
+reset) from the first ``prepare`` on (PREPARING through STOPPING), so messages that cross a re-prepare or
+a stop in flight are not errors; bytes arriving after CLOSED are discarded for the same
 reason. ``ping`` is answered here and ``pong``/``heartbeat`` are
 consumed here: none of the three reaches the owner.
 
 Liveness: before authentication a peer has ``handshake_timeout`` seconds (default: ``join_timeout``) from the
 connection to send a valid ``join``, and ``join_timeout`` seconds to be welcomed (JOINED). After it, the
 agent sends a ``heartbeat`` when it has sent nothing for ``heartbeat_interval`` (taken from ``prepare``'s
-settings when given). A side with a ``silence_timeout`` (the controller by default) sends a ``ping`` after
-that long without hearing any byte, and declares the peer dead if nothing arrives within ``ping_timeout``:
+settings; when they do not say, the default of :mod:`plush.protocol.agentsettings`, where the controller
+takes its own). A side with a ``silence_timeout`` (the controller by default) sends a ``ping`` after that
+long without hearing any byte, and declares the peer dead if nothing arrives within ``ping_timeout``:
 :attr:`peer_dead` becomes true and :attr:`dead_reason` says why; the owner then closes the stream.
 
 Pure: standard library only, Python 3.8 syntax, no asyncio (ships to agents).
@@ -55,6 +56,7 @@ from __future__ import annotations
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from plush.errors import AuthenticationError, ProtocolError
+from plush.protocol.agentsettings import DEFAULTS, AgentSettings
 from plush.protocol.framing import MAX_FRAME, FrameDecoder, encode
 from plush.protocol.messages import A2C, BOTH, C2A, CONTROL, HANDSHAKE, LIVENESS, RUN, SCHEMA, Message, validate
 from plush.protocol.secret import Secret
@@ -120,8 +122,9 @@ PREAUTH_MAX_FRAME = 64 * 1024
 class Connection:
     """One side (``role`` = ``"controller"`` or ``"agent"``) of one controller<->agent connection.
 
-    ``silence_timeout`` defaults to 2 s on the controller and to off (0) on the agent; 0 turns it off.
-    ``heartbeat_interval`` applies to the agent only.
+    ``silence_timeout`` defaults to the agent settings' (:data:`~plush.protocol.agentsettings.DEFAULTS`)
+    on the controller and to off (0) on the agent; 0 turns it off. ``heartbeat_interval`` (applies to the
+    agent only) and ``ping_timeout`` default to the agent settings' too.
     """
 
     def __init__(
@@ -131,9 +134,9 @@ class Connection:
         now: float,
         *,
         peer: Optional[str] = None,
-        heartbeat_interval: float = 1.0,
+        heartbeat_interval: float = DEFAULTS.heartbeat_interval,
         silence_timeout: Optional[float] = None,
-        ping_timeout: float = 1.0,
+        ping_timeout: float = DEFAULTS.ping_timeout,
         join_timeout: float = 30.0,
         handshake_timeout: Optional[float] = None,
         max_frame: int = MAX_FRAME,
@@ -147,7 +150,7 @@ class Connection:
         self._recv_dirs = (A2C, BOTH) if role == CONTROLLER else (C2A, BOTH)
         self.heartbeat_interval: Optional[float] = heartbeat_interval if role == AGENT else None
         if silence_timeout is None:
-            silence_timeout = 2.0 if role == CONTROLLER else 0.0
+            silence_timeout = DEFAULTS.silence_timeout if role == CONTROLLER else 0.0
         self.silence_timeout: Optional[float] = silence_timeout if silence_timeout > 0 else None
         self.ping_timeout = ping_timeout
         self.join_timeout = join_timeout
@@ -245,9 +248,7 @@ class Connection:
         if mtype in ("pong", "heartbeat"):
             return False
         if mtype == "prepare" and self.role == AGENT:
-            interval = msg.fields["settings"].get("heartbeat_interval")
-            if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0:
-                self.heartbeat_interval = float(interval)
+            self.heartbeat_interval = AgentSettings.from_dict(msg.fields["settings"]).heartbeat_interval
         return True
 
     # -- sending ----------------------------------------------------------------------------------------

@@ -4,14 +4,26 @@ A message has a type (``"join"``, ``"output"``, ...), a dict of JSON fields and,
 payload of raw bytes. :data:`SCHEMA` lists every known type with its direction, its category (which the
 connection state machine uses to decide when it is legal), whether it travels in a binary frame, and its
 required and optional fields with their JSON kinds. :func:`validate` checks a message against the table and
-raises :class:`~plush.errors.ProtocolError` naming the type and the field.
+raises :class:`~plush.errors.ProtocolError` naming the type and the field. Both sides call it on every
+message they decode (:class:`~plush.protocol.framing.FrameDecoder`) and on every message they send
+(:meth:`~plush.protocol.connection.Connection.send` and the two outboxes that encode numbered messages).
+
+The table is also the messages' typed accessor: ``msg["name"]`` and ``msg.get("name")`` on a message of a
+known type accept only a field its type declares (a typo is a :class:`KeyError` naming type and field, not a
+silent ``None``); the kind of the value read is the declared one, since the message was validated when it
+was decoded or built for sending.
 
 Invariants:
 - the field names ``t`` and ``v`` are reserved for the frame (type, version) and never appear in ``fields``;
-- unknown *extra* fields are accepted (a newer peer may add fields); unknown *types* are not;
-- a binary type always has a payload, a JSON type never has one.
+- a message holds only the fields its type declares (plus the sequence number :data:`SEQ_FIELD` on the
+  numbered types, :attr:`MessageSpec.numbered`): an undeclared field, an unknown type, a missing required
+  field or a value of the wrong kind is a protocol error. Controller and agent ship together (the
+  controller bundles the agent it starts); an incompatible change bumps :data:`PROTOCOL_VERSION`;
+- a binary type always has a payload, a JSON type never has one;
+- ``prepare``'s ``settings`` is an :class:`~plush.protocol.agentsettings.AgentSettings` object (kind
+  ``settings``): only known settings, each of its kind.
 
-docs/protocol.md documents every type; a test keeps the two in step.
+docs/protocol.md documents every type and field; a test keeps the two in step both ways.
 Pure: standard library only, Python 3.8 syntax, no asyncio (ships to agents).
 """
 
@@ -20,6 +32,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 from plush.errors import ProtocolError
+from plush.protocol.agentsettings import settings_problem
 
 __all__ = [
     "A2C",
@@ -31,6 +44,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RUN",
     "SCHEMA",
+    "SEQ_FIELD",
     "Message",
     "MessageSpec",
     "data_key",
@@ -52,10 +66,15 @@ CONTROL = "control"
 LIVENESS = "liveness"
 RUN = "run"
 
+#: the field of a numbered message that carries its sequence number (see plush.protocol.reliable)
+SEQ_FIELD = "q"
+
 #: JSON kinds a field may have; a tuple of strings instead means "one of these strings"
 FieldKind = Union[str, Tuple[str, ...]]
 STR, INT, NUM, BOOL, DICT, LIST, ANY = "str", "int", "number", "bool", "object", "array", "any"
 OPT_INT = "int|null"
+#: an object of agent settings (:class:`~plush.protocol.agentsettings.AgentSettings`)
+SETTINGS = "settings"
 
 
 class MessageSpec(NamedTuple):
@@ -67,6 +86,21 @@ class MessageSpec(NamedTuple):
     required: Mapping[str, FieldKind]
     optional: Mapping[str, FieldKind] = {}
     binary: bool = False
+
+    @property
+    def numbered(self) -> bool:
+        """Whether messages of this type carry a sequence number (``q``) and are kept until acknowledged:
+        every run message, and the controller's ``go`` (docs/protocol.md, Reconnection)."""
+        return self.category == RUN or self.type == "go"
+
+    def kind_of(self, name: str) -> Optional[FieldKind]:
+        """The declared kind of field ``name``, or None when this type does not declare it."""
+        kind = self.required.get(name)
+        if kind is None:
+            kind = self.optional.get(name)
+        if kind is None and name == SEQ_FIELD and self.numbered:
+            kind = INT
+        return kind
 
 
 class Message:
@@ -93,9 +127,12 @@ class Message:
         return cls(type, fields, bytes(payload))
 
     def __getitem__(self, name: str) -> Any:
+        _check_declared(self.type, name)
         return self.fields[name]
 
     def get(self, name: str, default: Any = None) -> Any:
+        """Field ``name``, or ``default`` when absent; ``name`` must be a field this type declares."""
+        _check_declared(self.type, name)
         return self.fields.get(name, default)
 
     def __eq__(self, other: object) -> bool:
@@ -109,6 +146,12 @@ class Message:
         extra = "" if self.payload is None else ", payload=<{} bytes>".format(len(self.payload))
         shown = {k: ("***" if k == "token" else v) for k, v in self.fields.items()}
         return "Message({!r}, {!r}{})".format(self.type, shown, extra)
+
+
+def _check_declared(mtype: str, name: str) -> None:
+    spec = SCHEMA.get(mtype)
+    if spec is not None and spec.kind_of(name) is None:
+        raise KeyError("message {!r} declares no field {!r}".format(mtype, name))
 
 
 def package_key(software: str, package: str) -> str:
@@ -134,6 +177,9 @@ def _spec(
 
 
 _BLOCK_STATES = ("started", "completed", "failed", "skipped")
+#: what the exit policies decided about a process exit or a failed block: the spec's actions
+#: (plush.spec.model.ACTIONS) and the agent's own success / stopped / unhandled (plush.processes.policy)
+ACTIONS = ("success", "stopped", "unhandled", "ignore", "restart_process", "restart_application", "abort")
 
 #: every known message type
 SCHEMA: Dict[str, MessageSpec] = {
@@ -158,7 +204,7 @@ SCHEMA: Dict[str, MessageSpec] = {
         ),
         _spec("welcome", C2A, HANDSHAKE, {"host": STR}),
         _spec("reject", C2A, HANDSHAKE, {"reason": STR}),
-        _spec("prepare", C2A, HANDSHAKE, {"spec": DICT, "host": DICT, "settings": DICT}),
+        _spec("prepare", C2A, HANDSHAKE, {"spec": DICT, "host": DICT, "settings": SETTINGS}),
         _spec("prepared", A2C, HANDSHAKE),
         _spec("resume", C2A, HANDSHAKE, {"received": INT}),
         _spec("go", C2A, HANDSHAKE, {"stage": ("install", "execute")}, {"instances": DICT}),
@@ -170,9 +216,15 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("file.end", C2A, RUN, {"req": INT, "size": INT, "sha256": STR}),
         _spec("file.error", C2A, RUN, {"req": INT, "reason": STR}),
         # execution
-        _spec("block", A2C, RUN, {"path": STR, "state": _BLOCK_STATES}, {"reason": STR}),
+        _spec("block", A2C, RUN, {"path": STR, "state": _BLOCK_STATES}, {"reason": STR, "action": ACTIONS}),
         _spec("proc.started", A2C, RUN, {"path": STR, "instance": INT, "pid": INT}),
-        _spec("proc.exited", A2C, RUN, {"path": STR, "instance": INT, "code": OPT_INT, "signal": OPT_INT}),
+        _spec(
+            "proc.exited",
+            A2C,
+            RUN,
+            {"path": STR, "instance": INT, "code": OPT_INT, "signal": OPT_INT},
+            {"action": ACTIONS, "rule": STR, "liveness": STR},
+        ),
         _spec("output", A2C, RUN, {"path": STR, "instance": INT, "stream": ("stdout", "stderr")}, binary=True),
         _spec("barrier.enter", A2C, RUN, {"name": STR, "path": STR}),
         _spec("barrier.release", C2A, RUN, {"name": STR, "late": BOOL}),
@@ -184,8 +236,6 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("upload", A2C, RUN, {"path": STR, "name": STR}, binary=True),
         _spec("upload.end", A2C, RUN, {"path": STR, "name": STR, "size": INT, "sha256": STR}, {"mode": INT}),
         _spec("finished", A2C, RUN, {"ok": BOOL}),
-        _spec("restart_process", C2A, RUN, {"path": STR}, {"instance": INT}),
-        _spec("kill", C2A, RUN, {"path": STR}, {"instance": INT}),
         _spec("reset", C2A, RUN, {"reason": STR}),
         _spec("reset.done", A2C, RUN),
         # control
@@ -221,15 +271,23 @@ def _kind_ok(kind: FieldKind, value: Any) -> bool:
         return isinstance(value, dict)
     if kind == LIST:
         return isinstance(value, list)
+    if kind == SETTINGS:
+        return isinstance(value, dict) and settings_problem(value) is None
     raise AssertionError("unknown field kind " + repr(kind))
 
 
-def _kind_name(kind: FieldKind) -> str:
+def _kind_name(kind: FieldKind, value: Any = None) -> str:
+    if kind == SETTINGS:
+        problem = settings_problem(value) if isinstance(value, dict) else None
+        return "agent settings" + (" ({})".format(problem) if problem else "")
     return "one of " + "|".join(kind) if isinstance(kind, tuple) else kind
 
 
 def validate(msg: Message, peer: Optional[str] = None) -> MessageSpec:
-    """Check ``msg`` against :data:`SCHEMA`; return its spec or raise :class:`ProtocolError`."""
+    """Check ``msg`` against :data:`SCHEMA`; return its spec or raise :class:`ProtocolError`.
+
+    The error names the type and the field: unknown type, wrong frame kind, missing field, undeclared
+    field, value of the wrong kind."""
     spec = SCHEMA.get(msg.type)
     if spec is None:
         raise ProtocolError("unknown message type {!r}".format(msg.type), peer=peer)
@@ -238,18 +296,23 @@ def validate(msg: Message, peer: Optional[str] = None) -> MessageSpec:
     if not spec.binary and msg.payload is not None:
         raise ProtocolError("message {!r} must travel in a JSON frame, not a binary one".format(msg.type), peer=peer)
     fields = msg.fields
-    for name, kind in spec.required.items():
+    for name in spec.required:
         if name not in fields:
             raise ProtocolError("message {!r} is missing field {!r}".format(msg.type, name), peer=peer)
-        if not _kind_ok(kind, fields[name]):
+    for name, value in fields.items():
+        kind = spec.kind_of(name)
+        if kind is None:
+            raise ProtocolError("message {!r} has undeclared field {!r}".format(msg.type, name), peer=peer)
+        if not _kind_ok(kind, value):
             raise ProtocolError(
-                "message {!r} field {!r} must be {}, got {!r}".format(msg.type, name, _kind_name(kind), fields[name]),
-                peer=peer,
-            )
-    for name, kind in spec.optional.items():
-        if name in fields and not _kind_ok(kind, fields[name]):
-            raise ProtocolError(
-                "message {!r} field {!r} must be {}, got {!r}".format(msg.type, name, _kind_name(kind), fields[name]),
+                "message {!r} field {!r} must be {}, got {}".format(
+                    msg.type, name, _kind_name(kind, value), _show(value)
+                ),
                 peer=peer,
             )
     return spec
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,11 +23,9 @@ from collections import deque
 from typing import Deque, Iterator, Optional, Tuple
 
 from plush.errors import ProtocolError
+from plush.protocol.messages import SEQ_FIELD
 
 __all__ = ["SEQ_FIELD", "Inbox", "Outbox"]
-
-#: the message field that carries the sequence number
-SEQ_FIELD = "q"
 
 
 class Outbox:
