@@ -236,3 +236,20 @@ def test_hostile_bytes_from_a_controller_at_a_real_agent_link(tmp_path: Path) ->
         finally:
             server.close()
             world.run(server.wait_closed())
+
+
+def test_an_undeclared_field_after_the_join_is_one_protocol_error_line(tmp_path: Path) -> None:
+    """An authenticated peer sends a legal message with a field its type does not declare: one log line
+    naming the type and the field, the connection ends, the message is not delivered."""
+    with World(tmp_path) as world:
+        with world.client() as sock:
+            sock.sendall(encode(Message("join", dict(JOIN, token=TOKEN.reveal()))))
+            read_frames_until(sock, "welcome")
+            delivered = len(world.delivered)
+            mark = len(world.log.records)
+            send_and_end(sock, encode(Message.of("hostmon", sample={}, cookie="x")))
+        world.wait_forgotten(0)
+        lines = [r.getMessage() for r in world.log.records[mark:]]
+        assert len(lines) == 1 and "message 'hostmon' has undeclared field 'cookie'" in lines[0], lines
+        assert [m for m in world.delivered[delivered:] if m is not None] == []
+        assert world.crashes == []
