@@ -95,12 +95,10 @@ class MessageSpec(NamedTuple):
 
     def kind_of(self, name: str) -> Optional[FieldKind]:
         """The declared kind of field ``name``, or None when this type does not declare it."""
-        kind = self.required.get(name)
-        if kind is None:
-            kind = self.optional.get(name)
-        if kind is None and name == SEQ_FIELD and self.numbered:
-            kind = INT
-        return kind
+        declared = _DECLARED.get(self.type)
+        if declared is None or SCHEMA.get(self.type) is not self:  # a spec that is not the table's own
+            declared = _declared(self)
+        return declared.get(name)
 
 
 class Message:
@@ -252,6 +250,18 @@ SCHEMA: Dict[str, MessageSpec] = {
 }
 
 
+def _declared(spec: MessageSpec) -> Dict[str, FieldKind]:
+    out: Dict[str, FieldKind] = dict(spec.required)
+    out.update(spec.optional)
+    if spec.numbered:
+        out.setdefault(SEQ_FIELD, INT)
+    return out
+
+
+#: every type's fields (required, optional, and ``q`` when numbered) -> kind: one lookup per field
+_DECLARED: Dict[str, Dict[str, FieldKind]] = {t: _declared(spec) for t, spec in SCHEMA.items()}
+
+
 def _kind_ok(kind: FieldKind, value: Any) -> bool:
     if isinstance(kind, tuple):
         return isinstance(value, str) and value in kind
@@ -299,8 +309,9 @@ def validate(msg: Message, peer: Optional[str] = None) -> MessageSpec:
     for name in spec.required:
         if name not in fields:
             raise ProtocolError("message {!r} is missing field {!r}".format(msg.type, name), peer=peer)
+    declared = _DECLARED[msg.type]
     for name, value in fields.items():
-        kind = spec.kind_of(name)
+        kind = declared.get(name)
         if kind is None:
             raise ProtocolError("message {!r} has undeclared field {!r}".format(msg.type, name), peer=peer)
         if not _kind_ok(kind, value):
