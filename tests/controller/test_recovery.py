@@ -8,6 +8,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from plush.controller.recovery import HostLimits, host_processes, kill_host_processes, local_spares
 from plush.spec.model import Component, HostCount
 
@@ -57,7 +59,7 @@ def test_local_spares_keep_max_the_host_budget_and_the_replacement_budget() -> N
 def test_host_processes_are_found_by_run_and_host_and_killed() -> None:
     code = "import time; time.sleep(60)"
     run_id = f"run-{uuid.uuid4().hex}"  # unique: another test session on this machine never matches
-    env = dict(os.environ, PLUSH_RUN_ID=run_id, PLUSH_HOST="local-7")
+    env = dict(os.environ, PLUSH_SANDBOX_RUN=run_id, PLUSH_HOST="local-7")
     mine = subprocess.Popen([sys.executable, "-c", code], env=env)
     other = subprocess.Popen([sys.executable, "-c", code], env=dict(env, PLUSH_HOST="local-8"))
     try:
@@ -74,5 +76,31 @@ def test_host_processes_are_found_by_run_and_host_and_killed() -> None:
         assert other.poll() is None
     finally:
         for proc in (mine, other):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_process_of_another_run_with_the_same_id_and_host_names_is_never_touched() -> None:
+    """Run ids are unique only within one runs directory: two runs started in the same second in two
+    directories share one (``…-0001``), and both have a ``local-1``. The sweep must tell them apart."""
+    code = "import time; time.sleep(60)"
+    same = {"PLUSH_RUN_ID": "20260101-000000-0001", "PLUSH_HOST": "local-1"}
+    ours_token, theirs_token = f"run-{uuid.uuid4().hex}", f"run-{uuid.uuid4().hex}"
+    ours = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, **same, PLUSH_SANDBOX_RUN=ours_token))
+    theirs = subprocess.Popen(
+        [sys.executable, "-c", code], env=dict(os.environ, **same, PLUSH_SANDBOX_RUN=theirs_token)
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (host_processes(ours_token, None) and host_processes(theirs_token, None)):
+            assert time.monotonic() < deadline, "the test processes never showed their environment"
+            time.sleep(0.01)
+        assert kill_host_processes(ours_token, None) == [ours.pid]
+        assert ours.wait(timeout=10) == -9
+        assert theirs.poll() is None
+        with pytest.raises(ValueError):
+            host_processes("", None)
+    finally:
+        for proc in (ours, theirs):
             proc.kill()
             proc.wait()

@@ -195,12 +195,14 @@ def _touches(pid: int, root: str) -> bool:
 
 
 def run_processes(run_id: str, run_root: Path) -> list[tuple[int, str]]:
-    """Live processes of a run (not this one): the environment holds ``PLUSH_RUN_ID=<run_id>``, or the
-    command line names the run directory, or the process works in it or holds a file open in it (agents
+    """Live processes of a run (not this one): the environment holds ``PLUSH_RUN_DIR`` inside ``run_root``, or
+    the command line names the run directory, or the process works in it or holds a file open in it (agents
     forked by the launcher's zygote show the zygote's command line, but work in their host's directory and
-    write their log there)."""
-    needle = f"PLUSH_RUN_ID={run_id}".encode()
+    write their log there). ``run_id`` alone would not do: ids are unique only within one runs directory,
+    and other test sessions on this machine may run a run of the same id at the same time."""
+    assert run_root.name == run_id, (run_root, run_id)
     root = str(run_root)
+    needle = f"PLUSH_RUN_DIR={root}/".encode()
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -209,7 +211,9 @@ def run_processes(run_id: str, run_root: Path) -> list[tuple[int, str]]:
         pid = int(name)
         cmdline = _read(f"/proc/{pid}/cmdline")
         environ = _read(f"/proc/{pid}/environ")
-        ours = needle in environ.split(b"\0") or root.encode() in cmdline or _touches(pid, root)
+        ours = (
+            any(v.startswith(needle) for v in environ.split(b"\0")) or root.encode() in cmdline or _touches(pid, root)
+        )
         if ours and _alive(pid):
             found.append((pid, cmdline.replace(b"\0", b" ").decode(errors="replace")))
     return found

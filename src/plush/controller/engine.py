@@ -224,7 +224,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                     await _agents_exited(launcher, AGENT_EXIT_WAIT)
                 finally:
                     await launcher.stop_all()
-                    kill_host_processes(self.rundir.run_id, None)  # what a killed or hung agent left behind
+                    kill_host_processes(launcher.token, None)  # what a killed or hung agent left behind
                     try:
                         self._close_files()
                     except OSError as exc:

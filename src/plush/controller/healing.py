@@ -9,7 +9,7 @@ replace one. This module carries those decisions out.
 A host fails when its agent process exits (watched through the launcher), when liveness declares its
 connection dead and the agent cannot resume (:mod:`~plush.controller.links`), when its samples stay over the
 component's limits, or by hand (:meth:`HealingMixin.fail_host`). Its agent's process group and every process
-of the host (found by PLUSH_RUN_ID and PLUSH_HOST in /proc) are killed first, so a hung agent woken later
+of the host (found by the launcher's run token and PLUSH_HOST in /proc) are killed first, so a hung agent woken later
 cannot touch the run; barriers stop expecting it and its work items go back to the queue. Then the ladder
 decides: restart the agent in place, rematch to a new local host ``local-<n>``, go on without it while its
 component keeps its min, or abort. A restarted or replacement host rejoins, installs (cached) and executes
@@ -181,7 +181,7 @@ class HealingMixin(EngineState):
         await self._sweep(name)  # what a dying agent may still have started
 
     async def _sweep(self, host: str) -> None:
-        """SIGKILL every process of ``host`` found in /proc (by PLUSH_RUN_ID and PLUSH_HOST). Hosts failing
+        """SIGKILL every process of ``host`` found in /proc (by the launcher's run token and PLUSH_HOST). Hosts failing
         together share one pass over /proc, in a thread (the event loop goes on meanwhile)."""
         self._sweep_hosts.add(host)
         if self._sweep_pass is None:
@@ -192,7 +192,8 @@ class HealingMixin(EngineState):
         await asyncio.sleep(0)  # let the other failures of this moment join the pass
         hosts, self._sweep_hosts = self._sweep_hosts, set()
         self._sweep_pass = None
-        await asyncio.to_thread(kill_host_processes, self.rundir.run_id, hosts)
+        if self._launcher is not None:
+            await asyncio.to_thread(kill_host_processes, self._launcher.token, hosts)
 
     async def _restart_host(self, slot: HostSlot, step: LadderStep) -> None:
         await self._kill_host(slot.name)

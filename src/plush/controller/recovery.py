@@ -3,7 +3,9 @@
 Role: small, separately testable helpers of :class:`~plush.controller.engine.RunEngine`'s recovery paths.
 
 - :func:`host_processes` / :func:`kill_host_processes`: every process of one host of one run, found in
-  ``/proc`` by its environment (each process a host starts carries ``PLUSH_RUN_ID`` and ``PLUSH_HOST``).
+  ``/proc`` by its environment: each process a host starts carries ``PLUSH_HOST`` and the local launcher's
+  run token ``PLUSH_SANDBOX_RUN`` (random, so unique on the machine; run ids are unique only within one
+  runs directory, and two runs in two directories may share one).
   Before a failed host is restarted, replaced or dropped, its agent's process group and these leftovers are
   killed, so that a hung agent woken by SIGCONT, or a process it left behind, can never write into the run
   again.
@@ -49,10 +51,13 @@ def _alive(pid: int) -> bool:
     return data[data.rfind(b")") + 2 :][:1] not in (b"Z", b"X", b"x", b"")
 
 
-def host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
-    """Live processes (not this one) whose environment holds ``PLUSH_RUN_ID=run_id`` and ``PLUSH_HOST=h`` for
-    an ``h`` of ``hosts`` (any host of the run when ``hosts`` is None). One pass over ``/proc``."""
-    run = f"PLUSH_RUN_ID={run_id}".encode()
+def host_processes(run_token: str, hosts: Collection[str] | None) -> list[int]:
+    """Live processes (not this one) whose environment holds ``PLUSH_SANDBOX_RUN=run_token`` and
+    ``PLUSH_HOST=h`` for an ``h`` of ``hosts`` (any host of the run when ``hosts`` is None). One pass over
+    ``/proc``."""
+    if not run_token:
+        raise ValueError("a run token is needed")  # an empty one would match nothing, or too much
+    run = f"PLUSH_SANDBOX_RUN={run_token}".encode()
     wanted = None if hosts is None else {f"PLUSH_HOST={h}".encode() for h in hosts}
     me = os.getpid()
     found = []
@@ -70,10 +75,10 @@ def host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
     return sorted(found)
 
 
-def kill_host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
-    """SIGKILL every process of ``hosts`` (of every host when None) in run ``run_id`` (a stopped one dies
+def kill_host_processes(run_token: str, hosts: Collection[str] | None) -> list[int]:
+    """SIGKILL every process of ``hosts`` (of every host when None) of the run with ``run_token`` (a stopped one dies
     too); the pids signalled."""
-    pids = host_processes(run_id, hosts)
+    pids = host_processes(run_token, hosts)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
