@@ -85,13 +85,17 @@ async def eventually(predicate: object, what: str) -> None:
 async def test_stop_leaves_no_survivor_of_a_tree_with_an_escaped_daemon() -> None:
     lines = Lines()
     handle = await start_process([PY, "-c", TREE], sink=lines)
-    found = await lines.wait_words("main", "child", "daemon")
-    child, (daemon, daemon_pgid) = found["child"][0], found["daemon"]
-    assert daemon_pgid != handle.pgid  # the daemon really escaped the process group
-    # the intermediate process that started the daemon exits right after its fork: wait until it has
-    await eventually(lambda: set(find_tagged(handle.tag)) == {handle.pid, child, daemon}, "the tree to settle")
-    assert set(handle.members()) == {handle.pid, child, daemon}
-    assert child in descendants(handle.pid)
+    try:
+        found = await lines.wait_words("main", "child", "daemon")
+        child, (daemon, daemon_pgid) = found["child"][0], found["daemon"]
+        assert daemon_pgid != handle.pgid  # the daemon really escaped the process group
+        # the intermediate process that started the daemon exits right after its fork: wait until it has
+        await eventually(lambda: set(find_tagged(handle.tag)) == {handle.pid, child, daemon}, "the tree to settle")
+        assert set(handle.members()) == {handle.pid, child, daemon}
+        assert child in descendants(handle.pid)
+    except BaseException:
+        kill_tree(handle.tag, handle.pgid)  # a failed test leaves nothing running
+        raise
 
     status = await handle.stop(grace=0.3)
 
