@@ -13,11 +13,14 @@
 - ``fail_host`` on a host without a spare: the application goes on with its min; in service mode the
   pool refresh (every ``reconnect_interval``) restarts the failed host;
 - the refresh never invents hosts: a service started on 2 sandbox hosts (max 800) keeps 2 live agents,
-  across refreshes and a rematch.
+  across refreshes and a rematch;
+- a run never kills another run's processes: a process of a run of another runs directory with the same run
+  id and host name (ids are unique per runs directory only) survives this run's host failure and its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -183,8 +186,10 @@ async def test_a_host_over_its_limits_is_replaced_until_no_spare_is_left(tmp_pat
     result = await run_chaos(LIMITS, tmp_path, script, hostmon_interval=0.1, limit_samples=2)
     assert not result.ok
     evs = events(result.rundir.root)
+    told = ("host.", "app.", "process.")
+    story = [(e.name, e.host, e.data.get("reason")) for e in evs if e.name.startswith(told) and e.name != "host.sample"]
     over = [e.host for e in evs if e.name == "host.over_limits"]
-    assert over == ["local-1", "local-2", "local-3"]
+    assert over == ["local-1", "local-2", "local-3"], (result.outcome, story)
     assert all("min_free_mem" in r for e in evs if e.name == "host.over_limits" for r in e.data["reasons"])
     assert [e.data["replacement"] for e in evs if e.name == "host.rematched"] == ["local-2", "local-3"]
     assert not [e for e in evs if e.name == "host.restarted"]  # a host over its limits is not restarted
@@ -323,3 +328,57 @@ async def test_the_work_item_of_a_killed_agent_is_done_again_exactly_once(tmp_pa
     retaken = [e for e in evs if e.name == "work.taken" and e.data["item"] == held[0] and e.seq > failed.seq]
     assert retaken
     assert run_processes(result.rundir.run_id, result.rundir.root) == []
+
+
+RELEASED = """\
+project: twin
+components:
+  w:
+    hosts: {min: 1, max: 2}
+application:
+  execution:
+    w:
+      blocks:
+        - process: work
+          run: [sh, -c, 'while [ ! -e "$PLUSH_RUN_DIR/release" ]; do sleep 0.05; done']
+"""
+
+
+async def test_a_run_never_kills_the_processes_of_another_run_with_the_same_id(tmp_path: Path) -> None:
+    twins: list[asyncio.subprocess.Process] = []
+
+    def environ(pid: int) -> bytes:
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/environ").read_bytes()
+        return b""
+
+    async def script(w: Watch) -> None:
+        await w.each("process.started", {"local-1", "local-2"})
+        # a process of a twin run: another runs directory whose run started in the same second (same id, same
+        # host names), started by another launcher (not this run's PLUSH_SANDBOX_RUN token)
+        env = dict(
+            os.environ,
+            PLUSH_RUN_ID=w.engine.rundir.run_id,
+            PLUSH_RUN_DIR=str(tmp_path / "twin" / "shared"),
+            PLUSH_SANDBOX_RUN="run-twin",
+        )
+        for host in ("local-1", "local-2"):
+            twins.append(await asyncio.create_subprocess_exec("sleep", "300", env=dict(env, PLUSH_HOST=host)))
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while not all(b"PLUSH_HOST=" in environ(t.pid) for t in twins):  # in /proc once they have exec'd
+            assert asyncio.get_running_loop().time() < deadline, "the twins' environments never showed"
+            await asyncio.sleep(0.01)
+        w.controller.fail_host("local-1")
+        await w.event("host.dropped", host="local-1")
+        _release(w)
+
+    try:
+        result = await run_chaos(RELEASED, tmp_path, script, hosts={"w": 2}, max_local_hosts=2)
+        assert result.ok, result.outcome
+        assert first(events(result.rundir.root), "host.failed", host="local-1")
+        assert [agent_alive(t.pid) for t in twins] == [True, True]  # neither the host's sweep nor the final one
+    finally:
+        for twin in twins:
+            with contextlib.suppress(ProcessLookupError):
+                twin.kill()
+            await twin.wait()

@@ -152,7 +152,11 @@ async def test_dropped_links_lose_and_duplicate_no_output(tmp_path: Path, pause:
         result = await asyncio.wait_for(
             controller.run(project, on_output=chaos.on_output, on_start=rundirs.append), RUN_TIMEOUT
         )
-        await asyncio.wait_for(sabotage, 1.0)  # it released the process, so it is done
+        if not sabotage.done():  # the run ended before the saboteur released the process: it failed
+            evs = [e for e in events(result.rundir.root) if e.name != "host.sample"]
+            story = [(e.name, e.host, e.data) for e in evs if e.name.startswith(("host.", "app.", "process.exited"))]
+            raise AssertionError(f"the run ended before the sabotage was done: {result.outcome}; {story}")
+        await sabotage  # it released the process, so it is done
     finally:
         sub.close()
         for task in (forwarder, sabotage):

@@ -6,7 +6,7 @@ Then the test kills -9 a combination of the controller (``plush run`` in its own
 ``local-1`` and the zygote (the agents' fork server), with ``agent_grace`` set to 2 s -- together: the
 controller is SIGSTOPped first, so that neither it nor the zygote can react before all are dead -- and checks:
 
-- with the controller dead: soon no process of the run is alive at all (the run's ``PLUSH_RUN_ID``, its
+- with the controller dead: soon no process of the run is alive at all (its ``PLUSH_RUN_DIR``, its
   directory on a command line, its files held open); the next ``plush report`` says, in one line, that the
   run's controller died and what it removed, and a second ``plush report`` says nothing of it;
 - with the controller alive: the killed agent's processes die soon; a Ctrl-C then ends everything.
@@ -197,7 +197,7 @@ def test_no_orphan_survives_kill_9(tmp_path: Path, victims: tuple[str, ...]) -> 
             wait_until(lambda: not any(pid_alive(p) for p in killed), DEADLINE, "the killed agent's processes to end")
             code, _, err = interrupt(run.proc)
             assert code == 130, err
-            assert run.leftovers() == []
+            assert run.leftovers() == [], err
     finally:
         run.close()
 
