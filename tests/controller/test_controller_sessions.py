@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 
-from plush.controller.sessions import HostSession, SessionTable, agent_process_state, numbered
+from plush.controller.sessions import HostSession, SessionTable, numbered
 from plush.protocol.framing import FrameDecoder
 from plush.protocol.messages import Message
 
@@ -56,20 +53,3 @@ async def test_acks_go_out_after_n_messages_or_within_the_interval() -> None:
     await asyncio.wait_for(got.wait(), 5.0)  # the timer flushes the rest
     assert sent == [("h", 3), ("h", 4)]
     table.close()
-
-
-def test_the_state_of_an_agent_process() -> None:
-    assert agent_process_state(os.getpid()) is None
-    child = subprocess.Popen(["sleep", "30"])
-    try:
-        os.kill(child.pid, signal.SIGSTOP)
-        while agent_process_state(child.pid) is None:  # the signal is delivered asynchronously
-            os.sched_yield()
-        assert agent_process_state(child.pid) == "is stopped"
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        assert agent_process_state(child.pid) == "exited"
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import signal
 import stat
 import sys
 import time
@@ -49,7 +50,7 @@ def test_token_is_in_a_private_file_and_never_on_the_command_line(tmp_path: Path
 
 
 def test_capabilities() -> None:
-    assert LocalLauncher.capabilities == {"start_agent", "put_file", "run", "close"}
+    assert LocalLauncher.capabilities == {"start_agent", "put_file", "run", "close", "signal", "kill_leftovers"}
     assert issubclass(LocalLauncher, Launcher)
 
 
@@ -109,6 +110,12 @@ async def test_an_agent_that_cannot_connect_exits_with_its_reason(tmp_path: Path
         (agent,) = await launcher.start_agents(["lonely"])
         assert await asyncio.wait_for(agent.wait(), 60) == 1
         assert "agent failed" in agent.stderr_tail()
+        # what the engine asks through the interface: the launcher tells a dead agent from a broken link
+        assert launcher.agent("lonely") is agent and launcher.alive() == []
+        assert launcher.agent_state("lonely", agent.pid) == "exited (1)"
+        assert launcher.agent_state("lonely", agent.pid + 1) is None  # not the agent it started: cannot tell
+        assert launcher.signal_agent("lonely", signal.SIGKILL) is False  # nobody left to signal
+        assert launcher.address("lonely") == "127.0.0.1"
         again = await launcher.start_agent("lonely")  # an exited agent may be started anew
         assert again.pid != agent.pid
         assert await asyncio.wait_for(again.wait(), 60) == 1

@@ -29,6 +29,8 @@ from plush.controller.report import FailureReport, build_report, load_report, wr
 from plush.controller.rundir import RunDir
 from plush.controller.runstatus import RunStatus
 from plush.errors import PlushError, StorageError
+from plush.launch.base import AgentContact, Launcher
+from plush.launch.local import LocalLauncher, SandboxHosts
 from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
@@ -124,8 +126,27 @@ class Controller:
         journal.set_meta("run_id", rundir.run_id)
         journal.set_meta("spec", project.source)
         self.bus.add_sink(journal)
+        sandbox = SandboxHosts()
+        hosts = {c.name: sandbox.take(counts.get(c.name, c.num_hosts.min)) for c in project.components}
+
+        def launcher(contact: AgentContact) -> Launcher:
+            return LocalLauncher(
+                rundir.root,
+                contact,
+                stop_grace=self.settings.stop_grace,
+                dir_mode=rundir.dir_mode,
+                file_mode=rundir.file_mode,
+            )
+
         self.engine = RunEngine(
-            project, settings=self.settings, rundir=rundir, bus=self.bus, hosts=counts, on_output=on_output
+            project,
+            settings=self.settings,
+            rundir=rundir,
+            bus=self.bus,
+            hosts=hosts,
+            new_host=lambda component: sandbox.take(1)[0],
+            launcher=launcher,
+            on_output=on_output,
         )
         on_start(rundir)
         try:

@@ -34,7 +34,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from plush.barriers.manager import BarrierManager
@@ -47,7 +47,7 @@ from plush.controller.failures import FailureLadder
 from plush.controller.healing import HealingMixin
 from plush.controller.links import LinksMixin
 from plush.controller.outputs import OutputsMixin, _Upload
-from plush.controller.recovery import HostLimits, kill_host_processes
+from plush.controller.recovery import HostLimits
 from plush.controller.rundir import RunDir
 from plush.controller.runstate import HostSlot, OutputCallback, RunOutcome
 from plush.controller.sessions import SessionTable
@@ -55,10 +55,10 @@ from plush.errors import StorageError
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
 from plush.files.catalog import FileCatalog
-from plush.launch.base import AgentContact
-from plush.launch.local import LocalLauncher
+from plush.launch.base import AgentContact, Launcher
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
+from plush.resources.host import Host
 from plush.spec.model import BarrierBlock, Project, WorkflowBlock, to_dict
 
 __all__ = ["HostSlot", "OutputCallback", "RunEngine", "RunOutcome"]
@@ -73,7 +73,10 @@ STOP_MARGIN = 10.0
 
 
 class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
-    """Runs ``project`` on local sandbox hosts (``hosts``: component name → host count)."""
+    """Runs ``project`` on the hosts ``hosts`` assigns to its components, whose agents ``launcher`` starts.
+
+    ``new_host(component)`` is a fresh host for a component (a rematch, a service refill) or None when
+    there is none; ``launcher(contact)`` makes the launcher of the run's hosts."""
 
     def __init__(
         self,
@@ -82,7 +85,9 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         settings: Settings,
         rundir: RunDir,
         bus: EventBus,
-        hosts: dict[str, int],
+        hosts: Mapping[str, Sequence[Host]],
+        new_host: Callable[[str], Host | None],
+        launcher: Callable[[AgentContact], Launcher],
         on_output: OutputCallback | None = None,
     ) -> None:
         self.project = project
@@ -92,12 +97,12 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         self.on_output = on_output
         self.slots: dict[str, HostSlot] = {}
         #: the hosts each component's pool really has: on the local sandbox, the count the run started with
-        self.pool_size = {c.name: hosts.get(c.name, c.num_hosts.min) for c in project.components}
-        k = 0
+        self.pool_size = {c.name: len(hosts.get(c.name, ())) for c in project.components}
         for comp in project.components:
-            for i in range(self.pool_size[comp.name]):
-                k += 1
-                self.slots[f"local-{k}"] = HostSlot(f"local-{k}", comp.name, i)
+            for i, host in enumerate(hosts.get(comp.name, ())):
+                self.slots[host.name] = HostSlot(host.name, comp.name, i)
+        self._new_host_source = new_host
+        self._make_launcher = launcher
         self.barriers = BarrierManager()
         self.queues: dict[str, WorkQueue] = {}
         self._parked: dict[str, deque[str]] = {}
@@ -114,13 +119,12 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         self._t0 = time.monotonic()
         self._declare_barriers_and_queues()
         # --- failure handling (see "failures" below) ---
-        self._launcher: LocalLauncher | None = None
+        self._launcher: Launcher | None = None
         self.ladder = FailureLadder(
             {s.name: s.component for s in self.slots.values()},
             {c.name: c.num_hosts.min for c in project.components},
             host_restarts=settings.host_restarts,
         )
-        self._next_host = k  # local-<n> names of new hosts go on from here
         self._replaced: dict[str, int] = {}  # component -> replacement hosts given so far
         self._recovering: set[str] = set()  # hosts whose agent is being (re)started after a failure
         self._recovery_tasks: set[asyncio.Task[None]] = set()
@@ -159,7 +163,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
             "PLUSH_RUN_ID": self.rundir.run_id,
             "PLUSH_RUN_DIR": str(self.rundir.shared),
             "PLUSH_WORKDIR": str(self.rundir.workdir(slot.name)),
-            "PLUSH_ADDR": "127.0.0.1",
+            "PLUSH_ADDR": self._launcher.address(slot.name) if self._launcher is not None else "",
         }
         for comp in self.project.components:
             names = [s.name for s in self.slots.values() if s.component == comp.name]
@@ -187,12 +191,8 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         )
         self._listener = listener
         await listener.start()
-        launcher = LocalLauncher(
-            self.rundir.root,
-            AgentContact(host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token),
-            stop_grace=self.settings.stop_grace,
-            dir_mode=self.rundir.dir_mode,
-            file_mode=self.rundir.file_mode,
+        launcher = self._make_launcher(
+            AgentContact(host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token)
         )
         self._launcher = launcher
         pump = asyncio.create_task(self._pump(listener))
@@ -224,7 +224,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
                     await _agents_exited(launcher, AGENT_EXIT_WAIT)
                 finally:
                     await launcher.stop_all()
-                    kill_host_processes(launcher.token, None)  # what a killed or hung agent left behind
+                    await launcher.kill_leftovers(self.rundir.run_id, None)  # what a killed or hung agent left
                     try:
                         self._close_files()
                     except OSError as exc:
@@ -380,7 +380,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         if slot.reconnect_timer is not None:
             slot.reconnect_timer.cancel()
             slot.reconnect_timer = None
-        slot.agent_pid, slot.agent_hostname = int(join["pid"]), str(join["hostname"])
+        slot.agent_pid = int(join["pid"])
         self.sessions.open(slot.name)  # a fresh agent: a fresh conversation
         peer.send(Message.of("welcome", host=slot.name))
         assert self._catalog is not None
@@ -529,7 +529,7 @@ class RunEngine(CoordinationMixin, LinksMixin, HealingMixin, OutputsMixin):
         return {"hosts": len(self.slots), "states": states}
 
 
-async def _agents_exited(launcher: LocalLauncher, within: float) -> None:
+async def _agents_exited(launcher: Launcher, within: float) -> None:
     """Give agents that replied ``stopped`` a moment to exit by themselves (closing their link, sweeping
     their orphans) before the launcher signals the stragglers: a SIGTERM must not cut a clean exit short."""
     agents = launcher.alive()

@@ -9,9 +9,9 @@ replace one. This module carries those decisions out.
 A host fails when its agent process exits (watched through the launcher), when liveness declares its
 connection dead and the agent cannot resume (:mod:`~plush.controller.links`), when its samples stay over the
 component's limits, or by hand (:meth:`HealingMixin.fail_host`). Its agent's process group and every process
-of the host (found by the launcher's run token and PLUSH_HOST in /proc) are killed first, so a hung agent woken later
+the host still runs for the run (its launcher's ``kill_leftovers``) are killed first, so a hung agent woken later
 cannot touch the run; barriers stop expecting it and its work items go back to the queue. Then the ladder
-decides: restart the agent in place, rematch to a new local host ``local-<n>``, go on without it while its
+decides: restart the agent in place, rematch to a new host of the pool, go on without it while its
 component keeps its min, or abort. A restarted or replacement host rejoins, installs (cached) and executes
 its component blocks from the start (instance numbers go on), passing released barriers late. A block failed
 with ``restart_application`` restarts every host's execution from the top (``reset``; at most
@@ -36,10 +36,10 @@ from typing import Any
 
 from plush.barriers.manager import BarrierManager
 from plush.controller.failures import LadderStep
-from plush.controller.recovery import kill_host_processes, local_spares
+from plush.controller.recovery import local_spares
 from plush.controller.runstate import EngineState, HostSlot, RunOutcome
 from plush.errors import LaunchError, PlushError
-from plush.launch.local import LocalAgent
+from plush.launch.base import AgentHandle
 from plush.protocol.messages import Message
 from plush.spec.model import BarrierBlock
 
@@ -87,6 +87,9 @@ class HealingMixin(EngineState):
             self._spawn_recovery(self._restart_host(slot, step))
         elif step.kind == "rematch":
             new = self._new_host(slot.component)
+            if new is None:
+                self._abort(f"{step.message}, but no host is left to replace it", slot.name, None)
+                return
             self._replaced[slot.component] = self._replaced.get(slot.component, 0) + 1
             self.bus.emit(
                 "host.rematched",
@@ -134,10 +137,13 @@ class HealingMixin(EngineState):
             max_local_hosts=self.settings.max_local_hosts,
         )
 
-    def _new_host(self, component: str) -> HostSlot:
-        """A new local host for ``component`` (a rematch or a service refill), expected at its barriers."""
-        self._next_host += 1
-        name = f"local-{self._next_host}"
+    def _new_host(self, component: str) -> HostSlot | None:
+        """A new host for ``component`` (a rematch or a service refill), expected at its barriers; None when
+        the pool has none left."""
+        host = self._new_host_source(component)
+        if host is None:
+            return None
+        name = host.name
         index = sum(1 for s in self.slots.values() if s.component == component)
         slot = self.slots[name] = HostSlot(name, component, index)
         self.ladder.add_host(name, component)
@@ -166,14 +172,13 @@ class HealingMixin(EngineState):
 
     def _kill_host_now(self, name: str) -> None:
         """SIGKILL the host's agent group now (a stopped agent dies too), and its other processes soon."""
-        agent = self._launcher.agents.get(name) if self._launcher is not None else None
-        if agent is not None:
-            agent.signal_group(signal.SIGKILL)
+        if self._launcher is not None:
+            self._launcher.signal_agent(name, signal.SIGKILL)
         self._spawn_recovery(self._sweep(name))
 
     async def _kill_host(self, name: str) -> None:
         """:meth:`_kill_host_now`, then wait (bounded) until the agent is gone and sweep once more."""
-        agent = self._launcher.agents.get(name) if self._launcher is not None else None
+        agent = self._current_agent(name)
         self._kill_host_now(name)
         if agent is not None and agent.returncode is None:
             with contextlib.suppress(TimeoutError):
@@ -181,8 +186,8 @@ class HealingMixin(EngineState):
         await self._sweep(name)  # what a dying agent may still have started
 
     async def _sweep(self, host: str) -> None:
-        """SIGKILL every process of ``host`` found in /proc (by the launcher's run token and PLUSH_HOST). Hosts failing
-        together share one pass over /proc, in a thread (the event loop goes on meanwhile)."""
+        """SIGKILL every process ``host`` still runs for this run (its launcher's ``kill_leftovers``). Hosts
+        failing together share one call (for the local launcher: one pass over /proc, in a thread)."""
         self._sweep_hosts.add(host)
         if self._sweep_pass is None:
             self._sweep_pass = asyncio.get_running_loop().create_task(self._sweep_pass_run())
@@ -193,7 +198,7 @@ class HealingMixin(EngineState):
         hosts, self._sweep_hosts = self._sweep_hosts, set()
         self._sweep_pass = None
         if self._launcher is not None:
-            await asyncio.to_thread(kill_host_processes, self._launcher.token, hosts)
+            await self._launcher.kill_leftovers(self.rundir.run_id, hosts)
 
     async def _restart_host(self, slot: HostSlot, step: LadderStep) -> None:
         await self._kill_host(slot.name)
@@ -226,23 +231,23 @@ class HealingMixin(EngineState):
         timer = asyncio.get_running_loop().call_later(self.settings.join_timeout, self._rejoin_timeout, slot, agent)
         self._join_timers.append(timer)
 
-    def _rejoin_timeout(self, slot: HostSlot, agent: LocalAgent) -> None:
+    def _rejoin_timeout(self, slot: HostSlot, agent: AgentHandle) -> None:
         if slot.state == "starting" and self._current_agent(slot.name) is agent:
             self._host_failed(slot, f"its new agent did not join within {self.settings.join_timeout:g}s")
 
-    def _current_agent(self, name: str) -> LocalAgent | None:
-        return self._launcher.agents.get(name) if self._launcher is not None else None
+    def _current_agent(self, name: str) -> AgentHandle | None:
+        return self._launcher.agent(name) if self._launcher is not None else None
 
     def agent_pid(self, host: str) -> int | None:
         """The pid of ``host``'s current agent process (None before it started or after it exited)."""
         agent = self._current_agent(host)
         return agent.pid if agent is not None and agent.returncode is None else None
 
-    def _watch_agents(self, agents: Sequence[LocalAgent]) -> None:
+    def _watch_agents(self, agents: Sequence[AgentHandle]) -> None:
         for agent in agents:
             self._spawn_recovery(self._watch_agent(agent))
 
-    async def _watch_agent(self, agent: LocalAgent) -> None:
+    async def _watch_agent(self, agent: AgentHandle) -> None:
         """An agent process that exits while its host is part of the run is a host failure, at once."""
         code = await agent.wait()
         slot = self.slots.get(agent.name)
@@ -341,6 +346,8 @@ class HealingMixin(EngineState):
                 self._spawn_recovery(self._restart_host(slot, self._revived_step(slot)))
             while self._room(comp.name, new=True) > 0:
                 new = self._new_host(comp.name)
+                if new is None:
+                    break
                 added.append(new.name)
                 self._spawn_recovery(self._start_agent(new))
         live = self._live_slots()

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 
 from plush.controller.runstate import EngineState, HostSlot
-from plush.controller.sessions import AGENT_POLL, agent_process_state, numbered
+from plush.controller.sessions import AGENT_POLL, numbered
 from plush.errors import ProtocolError
 from plush.fabric.listener import Peer
 from plush.protocol.messages import Message
@@ -111,22 +110,15 @@ class LinksMixin(EngineState):
         )
 
     def _agent_gone(self, slot: HostSlot) -> str | None:
-        """Why ``slot``'s agent can no longer resume ("exited", "is stopped"), or None when it runs or this
-        machine cannot tell (an agent on another machine gets the window)."""
+        """Why ``slot``'s agent can no longer resume ("exited", "is stopped"), or None when it runs or its
+        launcher cannot tell (the link then gets its window)."""
         launcher = self._launcher
-        agent = launcher.agents.get(slot.name) if launcher is not None else None
-        if agent is not None and agent.pid == slot.agent_pid:
-            if agent.returncode is not None:
-                return f"exited ({agent.returncode})"
-            return agent_process_state(agent.pid)
-        if slot.agent_pid is not None and slot.agent_hostname == socket.gethostname():
-            return agent_process_state(slot.agent_pid)
-        return None
+        return launcher.agent_state(slot.name, slot.agent_pid) if launcher is not None else None
 
     def _launched(self, slot: HostSlot) -> bool:
         """Whether ``slot``'s agent is the one this run's launcher started (and watches)."""
         launcher = self._launcher
-        agent = launcher.agents.get(slot.name) if launcher is not None else None
+        agent = launcher.agent(slot.name) if launcher is not None else None
         return agent is not None and agent.pid == slot.agent_pid
 
     def _lost_fallback(self, name: str, pid: int | None, reason: str, gone: str) -> None:
@@ -185,7 +177,7 @@ class LinksMixin(EngineState):
         down_for = time.monotonic() - slot.disconnected_at if slot.disconnected and slot.disconnected_at else 0.0
         slot.peer = peer
         slot.disconnected = False
-        slot.agent_pid, slot.agent_hostname = int(join["pid"]), str(join["hostname"])
+        slot.agent_pid = int(join["pid"])
         peer.send(Message.of("welcome", host=slot.name))
         peer.send(Message.of("resume", received=session.received))
         try:

@@ -30,7 +30,8 @@ from plush.controller.rundir import RunDir
 from plush.controller.sessions import SessionTable
 from plush.fabric.listener import ControllerListener, Peer
 from plush.files.catalog import FileCatalog
-from plush.launch.local import LocalLauncher
+from plush.launch.base import Launcher
+from plush.resources.host import Host
 from plush.spec.model import Project
 
 if TYPE_CHECKING:
@@ -60,9 +61,8 @@ class HostSlot:
     disconnected: bool = False
     disconnected_at: float | None = None
     reconnect_timer: asyncio.TimerHandle | None = None
-    #: the agent's process id and machine, from its join (to tell a broken link from a dead agent)
+    #: the agent's process id, from its join (its launcher tells a broken link from a dead agent by it)
     agent_pid: int | None = None
-    agent_hostname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,8 @@ class EngineState:
     _catalog: FileCatalog | None
     _listener: ControllerListener | None
     _t0: float
-    _launcher: LocalLauncher | None
-    _next_host: int
+    _launcher: Launcher | None
+    _new_host_source: Callable[[str], Host | None]
     _replaced: dict[str, int]
     _recovering: set[str]
     _recovery_tasks: set[asyncio.Task[None]]

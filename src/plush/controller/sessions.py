@@ -26,13 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from plush.protocol.framing import encode
 from plush.protocol.messages import C2A, RUN, SCHEMA, Message, validate
 from plush.protocol.reliable import SEQ_FIELD, Inbox, Outbox
 
-__all__ = ["ACK_EVERY", "ACK_INTERVAL", "AGENT_POLL", "HostSession", "SessionTable", "agent_process_state", "numbered"]
+__all__ = ["ACK_EVERY", "ACK_INTERVAL", "AGENT_POLL", "HostSession", "SessionTable", "numbered"]
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +52,6 @@ _NUMBERED: frozenset[str] = frozenset(
 def numbered(mtype: str) -> bool:
     """Whether the controller numbers (and keeps until acknowledged) messages of type ``mtype``."""
     return mtype in _NUMBERED
-
-
-def agent_process_state(pid: int) -> str | None:
-    """Why local process ``pid`` cannot resume a session -- ``"exited"`` or ``"is stopped"`` (SIGSTOP, traced)
-    -- or None when it runs (or when this system has no ``/proc`` to tell)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
-        return "exited" if Path("/proc/self/stat").exists() else None
-    except OSError:
-        return None
-    state = stat[stat.rfind(b")") + 2 :][:1]
-    if state in (b"Z", b"X", b"x"):
-        return "exited"
-    if state in (b"T", b"t"):
-        return "is stopped"
-    return None
 
 
 class HostSession:

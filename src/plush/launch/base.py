@@ -1,11 +1,16 @@
 """The launcher interface: how the controller gets an agent running on a host.
 
-A :class:`Launcher` starts agents (``start_agent``) and, when it can, copies files to a host
-(``put_file``), runs a command there (``run``), and always releases what it holds (``close``). What a
-launcher can do is declared in :attr:`Launcher.capabilities` (like Ansible's connection plugins declare
-theirs), so the controller asks ``launcher.supports("put_file")`` instead of probing. Launchers never
-decide anything about the run; they only start, copy, run and stop. Implementations: ``local`` (agents on
-this machine); ``ssh`` and the zipapp ``bundle`` come later.
+A :class:`Launcher` starts agents (``start_agent``), knows the agents it started (``agent``, ``alive``),
+says where a host is for its processes (``address``), tells a dead or stopped agent from a broken link
+(``agent_state``), stops its agents (``stop_all``) and always releases what it holds (``close``). When it
+can, it also signals an agent (``signal_agent``), kills what a host's processes left of a run
+(``kill_leftovers``), copies files to a host (``put_file``) and runs a command there (``run``). What a
+launcher can do beyond the required is declared in :attr:`Launcher.capabilities` (like Ansible's connection
+plugins declare theirs), so the controller asks ``launcher.supports("signal")`` instead of probing; a
+method whose capability is not declared is a no-op or a :class:`~plush.errors.LaunchError`, as each says.
+Launchers never decide anything about the run; they only start, copy, run, signal and stop. This is the
+only layer that knows where a host is: the run engine names hosts, the launcher reaches them.
+Implementations: ``local`` (agents on this machine); ``ssh`` and the zipapp ``bundle`` come later.
 
 Every agent is told how to reach the controller by an :class:`AgentContact`; the join token travels in a
 file (0600) or on stdin, never on a command line, in the environment or in a log.
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -25,8 +30,9 @@ from plush.protocol.secret import Secret
 
 __all__ = ["CAPABILITIES", "AgentContact", "AgentHandle", "Launcher", "RunResult"]
 
-#: every capability a launcher may declare
-CAPABILITIES = frozenset({"start_agent", "put_file", "run", "close"})
+#: every capability a launcher may declare: ``signal`` (:meth:`Launcher.signal_agent`), ``kill_leftovers``
+#: (:meth:`Launcher.kill_leftovers`), ``put_file``, ``run``; ``start_agent`` and ``close`` every launcher has
+CAPABILITIES = frozenset({"start_agent", "put_file", "run", "close", "signal", "kill_leftovers"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,11 @@ class AgentHandle(Protocol):
     @property
     def returncode(self) -> int | None: ...
 
+    @property
+    def started_at(self) -> float:
+        """When the agent was started (``time.monotonic()``): its join timeout counts from there."""
+        ...
+
     async def wait(self) -> int: ...
 
     def stderr_tail(self, lines: int = 20) -> str: ...
@@ -84,6 +95,38 @@ class Launcher(abc.ABC):
     async def start_agents(self, names: Iterable[str]) -> Sequence[AgentHandle]:
         """Start many agents concurrently (launchers may do better than this default)."""
         return list(await asyncio.gather(*(self.start_agent(n) for n in names)))
+
+    @abc.abstractmethod
+    def agent(self, name: str) -> AgentHandle | None:
+        """The agent last started for host ``name`` (running or not), or None."""
+
+    @abc.abstractmethod
+    def alive(self) -> Sequence[AgentHandle]:
+        """Every agent this launcher started that has not exited."""
+
+    def address(self, name: str) -> str:
+        """The address of host ``name`` as its processes tell others (``PLUSH_ADDR``)."""
+        return name
+
+    def agent_state(self, name: str, pid: int | None) -> str | None:
+        """Why the agent ``pid`` of host ``name`` can no longer resume a broken link (``"exited (1)"``, ``"is
+        stopped"``), or None when it runs or the launcher cannot tell (a broken link then gets its window)."""
+        return None
+
+    def signal_agent(self, name: str, sig: int) -> bool:
+        """Send ``sig`` to the agent of host ``name`` and everything in its process group (capability
+        ``signal``); whether an agent was there to get it. Without the capability: False."""
+        return False
+
+    async def kill_leftovers(self, run_id: str, hosts: Collection[str] | None) -> list[int]:
+        """SIGKILL every process that hosts ``hosts`` (every host when None) still run for run ``run_id``:
+        what a killed or hung agent left behind (capability ``kill_leftovers``); what was killed. Without
+        the capability: nothing."""
+        return []
+
+    @abc.abstractmethod
+    async def stop_all(self, grace: float | None = None) -> None:
+        """Stop every agent this launcher started (SIGTERM, ``grace`` seconds, SIGKILL) and wait for them."""
 
     async def put_file(self, name: str, source: Path, dest: str) -> None:
         """Copy ``source`` to ``dest`` (relative to the host's working directory) on host ``name``."""

@@ -41,7 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -50,9 +50,15 @@ from plush.errors import LaunchError
 from plush.launch.base import AgentContact, Launcher, RunResult
 from plush.launch.leftovers import SANDBOX_VARIABLE, Registration, new_token, register
 from plush.launch.processes import AgentProcess, ForkRequest, SpawnedProcess, ZygoteClient
+from plush.launch.sweep import kill_host_processes, process_state
 from plush.processes.tree import find_with_env, terminate
+from plush.resources.host import Host
+from plush.resources.sandbox import local_properties
 
-__all__ = ["LocalAgent", "LocalLauncher", "pycache_dir", "source_root"]
+__all__ = ["LOCAL_ADDRESS", "LocalAgent", "LocalLauncher", "SandboxHosts", "pycache_dir", "source_root"]
+
+#: the address of every local sandbox host (what its processes get as ``PLUSH_ADDR``)
+LOCAL_ADDRESS = "127.0.0.1"
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,10 @@ class LocalAgent:
     def returncode(self) -> int | None:
         return self.process.poll()
 
+    @property
+    def started_at(self) -> float:
+        return self.process.started_at
+
     async def wait(self) -> int:
         """Wait for the agent to exit; its exit status (negative: the signal that killed it)."""
         return await self.process.wait()
@@ -121,7 +131,7 @@ class LocalAgent:
 class LocalLauncher(Launcher):
     """Starts agents on this machine under ``run_dir``; see the module docstring for the invariants."""
 
-    capabilities = frozenset({"start_agent", "put_file", "run", "close"})
+    capabilities = frozenset({"start_agent", "put_file", "run", "close", "signal", "kill_leftovers"})
 
     def __init__(
         self,
@@ -330,8 +340,32 @@ class LocalLauncher(Launcher):
         assert proc.returncode is not None
         return RunResult(proc.returncode, out, err)
 
+    def agent(self, name: str) -> LocalAgent | None:
+        return self.agents.get(name)
+
     def alive(self) -> list[LocalAgent]:
         return [a for a in self.agents.values() if a.returncode is None]
+
+    def address(self, name: str) -> str:
+        return LOCAL_ADDRESS
+
+    def agent_state(self, name: str, pid: int | None) -> str | None:
+        """Judged for the agents this launcher started (the last one of ``name``): its exit status, else
+        its process state in ``/proc``; None for any other pid (not ours: the link gets its window)."""
+        agent = self.agents.get(name)
+        if agent is None or pid is None or agent.pid != pid:
+            return None
+        if agent.returncode is not None:
+            return f"exited ({agent.returncode})"
+        return process_state(agent.pid)
+
+    def signal_agent(self, name: str, sig: int) -> bool:
+        agent = self.agents.get(name)
+        return agent is not None and agent.signal_group(sig)
+
+    async def kill_leftovers(self, run_id: str, hosts: Collection[str] | None) -> list[int]:
+        """One pass over ``/proc`` in a thread (the event loop goes on meanwhile)."""
+        return await asyncio.to_thread(kill_host_processes, run_id, None if hosts is None else list(hosts))
 
     async def stop_all(self, grace: float | None = None) -> None:
         """SIGTERM every agent's group, SIGKILL after ``grace`` seconds, wait for them all, close the zygote."""
@@ -367,3 +401,27 @@ class LocalLauncher(Launcher):
 
     async def close(self) -> None:
         await self.stop_all()
+
+
+class SandboxHosts:
+    """The local sandbox's hosts: named ``local-1``, ``local-2``, ... in the order they are asked for (the
+    first ones a run's components, later ones replacements), all at :data:`LOCAL_ADDRESS` with this machine's
+    properties (:func:`~plush.resources.sandbox.local_properties`, read once)."""
+
+    def __init__(self) -> None:
+        self._taken = 0
+        self._properties: dict[str, float | str] | None = None
+
+    def take(self, count: int = 1) -> list[Host]:
+        if self._properties is None:
+            self._properties = local_properties()
+        first, self._taken = self._taken + 1, self._taken + count
+        return [
+            Host(f"local-{k}", LOCAL_ADDRESS, provider="local", properties=self._properties)
+            for k in range(first, self._taken + 1)
+        ]
+
+    @property
+    def taken(self) -> int:
+        """How many hosts were handed out so far."""
+        return self._taken

@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
@@ -52,6 +53,9 @@ class AgentProcess(Protocol):
 
     @property
     def pid(self) -> int: ...
+
+    #: ``time.monotonic()`` when the process was started (forked, spawned)
+    started_at: float
 
     def poll(self) -> int | None: ...
 
@@ -98,6 +102,7 @@ class SpawnedProcess:
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self.popen = popen
+        self.started_at = time.monotonic()
 
     @property
     def pid(self) -> int:
@@ -123,6 +128,7 @@ class ForkedProcess:
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
+        self.started_at = time.monotonic()
         self._code: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def __repr__(self) -> str:

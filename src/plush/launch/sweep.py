@@ -1,0 +1,86 @@
+"""What the local launcher reads of this machine's processes: a host's processes, an agent's state.
+
+Role: the ``/proc`` knowledge behind :class:`~plush.launch.local.LocalLauncher`'s answers to
+``agent_state`` (is an agent that lost its link dead, stopped, or still there?) and ``kill_leftovers``
+(every process of one host of one run, found by its environment: each process a host starts carries
+``PLUSH_RUN_ID`` and ``PLUSH_HOST``). Nothing above the launchers reads ``/proc``: the run engine asks its
+launcher, which for remote hosts will ask the host.
+
+Invariants: never signals the calling process; never raises for a process that vanished or belongs to
+someone else; a system without ``/proc`` finds nothing and cannot tell (None), it does not guess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Collection
+from pathlib import Path
+
+__all__ = ["host_processes", "kill_host_processes", "process_state"]
+
+
+def process_state(pid: int) -> str | None:
+    """Why local process ``pid`` cannot go on -- ``"exited"`` or ``"is stopped"`` (SIGSTOP, traced) -- or
+    None when it runs (or when this system has no ``/proc`` to tell)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return "exited" if Path("/proc/self/stat").exists() else None
+    except OSError:
+        return None
+    state = stat[stat.rfind(b")") + 2 :][:1]
+    if state in (b"Z", b"X", b"x"):
+        return "exited"
+    if state in (b"T", b"t"):
+        return "is stopped"
+    return None
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return fh.read().split(b"\0")
+    except OSError:  # gone, or another user's process
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2 :][:1] not in (b"Z", b"X", b"x", b"")
+
+
+def host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
+    """Live processes (not this one) whose environment holds ``PLUSH_RUN_ID=run_id`` and ``PLUSH_HOST=h`` for
+    an ``h`` of ``hosts`` (any host of the run when ``hosts`` is None). One pass over ``/proc``."""
+    run = f"PLUSH_RUN_ID={run_id}".encode()
+    wanted = None if hosts is None else {f"PLUSH_HOST={h}".encode() for h in hosts}
+    me = os.getpid()
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        env = _environ(pid)
+        if run in env and (wanted is None or not wanted.isdisjoint(env)) and _alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+def kill_host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
+    """SIGKILL every process of ``hosts`` (of every host when None) in run ``run_id`` (a stopped one dies
+    too); the pids signalled."""
+    pids = host_processes(run_id, hosts)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
