@@ -7,8 +7,10 @@ import os
 import resource
 import signal
 import stat
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from plush.fabric.listener import ControllerListener
 from plush.fabric.tls import ensure_ca, server_context
 from plush.launch.base import AgentContact, Launcher
 from plush.launch.local import LocalLauncher, source_root
+from plush.launch.sweep import host_processes
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 
@@ -65,6 +68,30 @@ async def test_capability_flags_and_refusals(tmp_path: Path) -> None:
     src.write_text("data")
     with pytest.raises(LaunchError, match="outside"):
         await launcher.put_file("h1", src, "../../x")
+
+
+def test_kill_leftovers_kills_only_this_launchers_processes_of_the_run(tmp_path: Path) -> None:
+    """Run ids are unique within a runs directory only: two controllers (two test sessions, two users) may
+    both run 20260101-120000-0001 at once. A launcher's sweep of a run's leftovers kills only what carries
+    its own token (today it killed the other controller's processes of the same run id and host name)."""
+    launcher = make_launcher(tmp_path)
+    code = "import time; time.sleep(60)"
+    run_id = f"run-{uuid.uuid4().hex}"
+    env = dict(os.environ, PLUSH_RUN_ID=run_id, PLUSH_HOST="local-1")
+    mine = subprocess.Popen([sys.executable, "-c", code], env=dict(env, PLUSH_SANDBOX_RUN=launcher.token))
+    other = subprocess.Popen([sys.executable, "-c", code], env=dict(env, PLUSH_SANDBOX_RUN="run-another"))
+    try:
+        deadline = time.monotonic() + 30
+        while len(host_processes(run_id, None)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # /proc/PID/environ reads empty for a moment after the exec
+        assert asyncio.run(launcher.kill_leftovers(run_id, ["local-1"])) == [mine.pid]
+        assert mine.wait(timeout=10) == -9
+        assert other.poll() is None
+    finally:
+        for proc in (mine, other):
+            proc.kill()
+            proc.wait()
+        asyncio.run(launcher.close())
 
 
 async def test_put_file_and_run_in_the_host_directory(tmp_path: Path) -> None:

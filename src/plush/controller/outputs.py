@@ -1,16 +1,16 @@
-"""Process output and uploads of the run engine: log files, the output callback, collected output files.
+"""Process output and uploads of a run: log files, the output callback, collected output files.
 
-Role. :class:`OutputsMixin` records what agents report of their processes: ``proc.started`` (the last
-instance number per host and process, so a restarted host's instances go on), ``proc.exited`` (with the
-tail of stderr when the exit was not a success), ``output`` (appended to the run's log files and handed
-to ``on_output``) and ``upload``/``upload.end`` (written under the run's outputs, checked against the
-agent's size and SHA-256).
+Role. :class:`OutputSink` (a part of :class:`~plush.controller.engine.RunEngine` that owns its files)
+records what agents report of their processes: ``proc.started`` (the last instance number per host and
+process, so a restarted host's instances go on), ``proc.exited`` (with the tail of stderr when the exit was
+not a success), ``output`` (appended to the run's log files and handed to ``on_output``) and
+``upload``/``upload.end`` (written under the run's outputs, checked against the agent's size and SHA-256).
 
 Invariants: at most one open file per (host, process, instance, stream) log and per upload; a process's
-log files are closed when it exits; every file is closed by :meth:`OutputsMixin._close_files` when the
-run ends; an upload whose name would leave the host's output directory is refused. Logs get the run's
-file mode; an upload is written 0600 and, once complete, gets the mode the agent reported narrowed to
-the run's (:meth:`~plush.controller.rundir.RunDir.seal_output`): never wider than its source.
+log files are closed when it exits; every file is closed by :meth:`OutputSink.close` when the run ends; an
+upload whose name would leave the host's output directory is refused. Logs get the run's file mode; an
+upload is written 0600 and, once complete, gets the mode the agent reported narrowed to the run's
+(:meth:`~plush.controller.rundir.RunDir.seal_output`): never wider than its source.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import IO
 
+from plush.controller.events import EventBus
 from plush.controller.rundir import RunDir
-from plush.controller.runstate import EngineState, HostSlot
+from plush.controller.runstate import HostSlot, OutputCallback
 from plush.protocol.messages import Message
 
-__all__ = ["OutputsMixin"]
+__all__ = ["OutputSink"]
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,29 @@ class _Upload:
         self.size = 0
 
 
-class OutputsMixin(EngineState):
-    """Process reports, log files and uploads of :class:`~plush.controller.engine.RunEngine`."""
+class OutputSink:
+    """Process reports, log files and uploads of one run."""
 
-    def _on_proc_started(self, slot: HostSlot, msg: Message) -> None:
-        key = (slot.name, msg["path"])
-        self._instances[key] = max(self._instances.get(key, 0), int(msg["instance"]))
+    def __init__(self, rundir: RunDir, bus: EventBus, on_output: OutputCallback | None) -> None:
+        self.rundir = rundir
+        self.bus = bus
+        self.on_output = on_output
+        self._logs: dict[tuple[str, str, int, str], IO[bytes]] = {}
+        self._uploads: dict[tuple[str, str, str], _Upload] = {}
+        self._instances: dict[str, dict[str, int]] = {}  # host -> process path -> last instance started
+
+    def instances(self, host: str) -> dict[str, int]:
+        """The last instance number of each process ``host`` started (a restarted host's go on from there)."""
+        return dict(self._instances.get(host, {}))
+
+    def on_proc_started(self, slot: HostSlot, msg: Message) -> None:
+        seen = self._instances.setdefault(slot.name, {})
+        seen[msg["path"]] = max(seen.get(msg["path"], 0), int(msg["instance"]))
         self.bus.emit(
             "process.started", host=slot.name, block=msg["path"], instance=msg["instance"], data={"pid": msg["pid"]}
         )
 
-    def _on_proc_exited(self, slot: HostSlot, msg: Message) -> None:
+    def on_proc_exited(self, slot: HostSlot, msg: Message) -> None:
         path, instance = msg["path"], msg["instance"]
         for stream in ("stdout", "stderr"):
             fh = self._logs.pop((slot.name, path, instance, stream), None)
@@ -67,7 +81,7 @@ class OutputsMixin(EngineState):
             )
         self.bus.emit("process.exited", host=slot.name, block=path, instance=instance, data=data)
 
-    def _on_output(self, slot: HostSlot, msg: Message) -> None:
+    def on_output_message(self, slot: HostSlot, msg: Message) -> None:
         path, instance, stream = msg["path"], msg["instance"], msg["stream"]
         key = (slot.name, path, instance, stream)
         fh = self._logs.get(key)
@@ -78,7 +92,7 @@ class OutputsMixin(EngineState):
         if self.on_output is not None:
             self.on_output(slot.name, path, instance, stream, data)
 
-    def _on_upload(self, slot: HostSlot, msg: Message) -> None:
+    def on_upload(self, slot: HostSlot, msg: Message) -> None:
         key = (slot.name, msg["path"], msg["name"])
         up = self._uploads.get(key)
         if up is None:
@@ -92,7 +106,7 @@ class OutputsMixin(EngineState):
         up.digest.update(data)
         up.size += len(data)
 
-    def _on_upload_end(self, slot: HostSlot, msg: Message) -> None:
+    def on_upload_end(self, slot: HostSlot, msg: Message) -> None:
         up = self._uploads.pop((slot.name, msg["path"], msg["name"]), None)
         if up is None:
             return
@@ -103,7 +117,7 @@ class OutputsMixin(EngineState):
             "output.collected", host=slot.name, block=msg["path"], data={"name": msg["name"], "size": up.size, "ok": ok}
         )
 
-    def _close_files(self) -> None:
+    def close(self) -> None:
         """Close every file; the first error (a write that failed on close) is raised once all are closed."""
         errors: list[OSError] = []
         for fh in [*self._logs.values(), *(up.file for up in self._uploads.values())]:

@@ -1,68 +1,51 @@
-"""The run engine's shared state: host slots, the run's outcome, and what every part of the engine may use.
+"""The run's hosts and outcome, and the narrow face the run engine shows its parts.
 
-Role. :class:`~plush.controller.engine.RunEngine` is assembled from one class per concern (the lifecycle in
-:mod:`~plush.controller.engine`, barriers and workflows in :mod:`~plush.controller.coordination`, sessions
-and reconnection in :mod:`~plush.controller.links`, failure handling in :mod:`~plush.controller.healing`,
-process output and uploads in :mod:`~plush.controller.outputs`). Each of those mixins derives from
-:class:`EngineState`, which *declares* (for the type checker only) the attributes that ``RunEngine.__init__``
-sets and the few methods one part calls in another.
+Role. :class:`~plush.controller.engine.RunEngine` is composed of parts that own their state (the
+:class:`~plush.controller.mesh.Mesh` of agents and links, the :class:`~plush.controller.coordination.
+Coordinator` of barriers and work queues, the :class:`~plush.controller.healing.Healer` of failures, the
+:class:`~plush.controller.outputs.OutputSink`). What they share is the run's table of hosts
+(:class:`RunHosts`: one :class:`HostSlot` per host, its state changed only through :meth:`RunHosts.move`)
+and what they may ask of the run (:class:`RunPort`).
 
-Invariants: :class:`EngineState` defines nothing at run time (its attributes are bare annotations and its
-method declarations sit under ``TYPE_CHECKING``), so the method resolution order of ``RunEngine`` can never
-pick a placeholder over a real method; every attribute is set by ``RunEngine.__init__``.
+Invariants: :attr:`RunHosts.counts` always holds how many hosts are in each state, and ``recovering`` the
+failed hosts being restarted, so that "has every live host installed / finished?" is O(1) per message;
+a slot's ``state`` is assigned nowhere but :meth:`RunHosts.move` (and a slot's creation).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
-
-from plush.barriers.manager import BarrierManager
-from plush.barriers.workqueue import WorkQueue
-from plush.config import Settings
-from plush.controller.events import EventBus
-from plush.controller.failures import FailureLadder
-from plush.controller.recovery import HostLimits
-from plush.controller.rundir import RunDir
-from plush.controller.sessions import SessionTable
-from plush.fabric.listener import ControllerListener, Peer
-from plush.files.catalog import FileCatalog
-from plush.launch.base import Launcher
-from plush.resources.host import Host
-from plush.spec.model import Project
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from plush.barriers.rules import BarrierEvent
-    from plush.controller.outputs import _Upload
+    from plush.config import Settings
+    from plush.controller.events import EventBus
+    from plush.controller.rundir import RunDir
     from plush.protocol.messages import Message
+    from plush.spec.model import Project
 
-__all__ = ["EngineState", "HostSlot", "OutputCallback", "RunOutcome"]
+__all__ = ["HostSlot", "OutputCallback", "RunHosts", "RunOutcome", "RunPort"]
 
 #: ``on_output(host, process_path, instance, stream, data)``
 OutputCallback = Callable[[str, str, int, str, bytes], None]
 
+#: the states of a host in a run, in order (``failed`` hosts being restarted are in ``RunHosts.recovering``)
+STATES = ("starting", "joined", "installing", "installed", "running", "finished", "failed", "stopped")
 
-@dataclass
+
+@dataclass(eq=False)
 class HostSlot:
-    """The controller's view of one host of the run."""
+    """The run's view of one host: its component, its place in the run, and what it reported."""
 
     name: str
     component: str
     index: int
-    state: str = "starting"  # starting joined prepared installing installed running finished failed stopped
-    peer: Peer | None = None
+    state: str = "starting"  # one of STATES
     ok: bool | None = None
     blocks: dict[str, str] = field(default_factory=dict)
     joined_at: float | None = None
-    #: the link broke while the agent still runs: the engine waits ``reconnect_window`` for it to resume
-    disconnected: bool = False
-    disconnected_at: float | None = None
-    reconnect_timer: asyncio.TimerHandle | None = None
-    #: the agent's process id, from its join (its launcher tells a broken link from a dead agent by it)
-    agent_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,56 +61,104 @@ class RunOutcome:
     stopped: bool = False
 
 
-class EngineState:
-    """What the parts of the run engine share (declarations only; ``RunEngine.__init__`` sets them)."""
+class RunHosts:
+    """The hosts of one run by name, with a count per state (see the module docstring)."""
 
-    project: Project
-    settings: Settings
-    rundir: RunDir
-    bus: EventBus
-    on_output: OutputCallback | None
-    slots: dict[str, HostSlot]
-    pool_size: dict[str, int]
-    barriers: BarrierManager
-    queues: dict[str, WorkQueue]
-    sessions: SessionTable
-    timings: dict[str, float]
-    ladder: FailureLadder
-    app_restarts: int
-    _parked: dict[str, deque[str]]
-    _logs: dict[tuple[str, str, int, str], IO[bytes]]
-    _uploads: dict[tuple[str, str, str], _Upload]
-    _outcome: asyncio.Future[RunOutcome] | None
-    _timer: asyncio.TimerHandle | None
-    _catalog: FileCatalog | None
-    _listener: ControllerListener | None
-    _t0: float
-    _launcher: Launcher | None
-    _new_host_source: Callable[[str], Host | None]
-    _replaced: dict[str, int]
-    _recovering: set[str]
-    _recovery_tasks: set[asyncio.Task[None]]
-    _limits: HostLimits
-    _started: bool
-    _resetting: set[str]
-    _instances: dict[tuple[str, str], int]
-    _refresh_timer: asyncio.TimerHandle | None
-    _rejoining: set[str]
-    _join_timers: list[asyncio.TimerHandle]
-    _sweep_hosts: set[str]
-    _sweep_pass: asyncio.Task[None] | None
+    def __init__(self) -> None:
+        self._slots: dict[str, HostSlot] = {}
+        self.counts: Counter[str] = Counter()
+        #: failed hosts whose agent is being (re)started: they count as live
+        self.recovering: set[str] = set()
+        self._per_component: Counter[str] = Counter()
 
-    if TYPE_CHECKING:  # defined by one part, called by another (see each for its contract)
+    def add(self, name: str, component: str) -> HostSlot:
+        index = self._per_component[component]
+        self._per_component[component] += 1
+        slot = self._slots[name] = HostSlot(name, component, index)
+        self.counts[slot.state] += 1
+        return slot
 
-        @property
-        def finished(self) -> bool: ...  # engine
-        def _finish(self, outcome: RunOutcome) -> None: ...  # engine
-        def _mark(self, name: str) -> None: ...  # engine
-        def _declare_barriers_and_queues(self) -> None: ...  # engine
-        def _maybe_release_start(self) -> None: ...  # engine
-        def _go_execute(self, slots: list[HostSlot]) -> None: ...  # engine
-        def _check_complete(self) -> None: ...  # engine
-        def _apply_barrier_events(self, events: list[BarrierEvent]) -> None: ...  # coordination
-        def _serve_parked(self, path: str) -> None: ...  # coordination
-        def _send(self, host: str, msg: Message) -> None: ...  # links
-        def _host_failed(self, slot: HostSlot, reason: str, *, restart: bool = True) -> None: ...  # healing
+    def move(self, slot: HostSlot, state: str) -> None:
+        """Set ``slot``'s state (the only place a state changes)."""
+        if slot.state != state:
+            self.counts[slot.state] -= 1
+            self.counts[state] += 1
+            slot.state = state
+
+    def get(self, name: str) -> HostSlot | None:
+        return self._slots.get(name)
+
+    def __getitem__(self, name: str) -> HostSlot:
+        return self._slots[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._slots
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def values(self) -> list[HostSlot]:
+        return list(self._slots.values())
+
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    def is_live(self, slot: HostSlot) -> bool:
+        return slot.state != "failed" or slot.name in self.recovering
+
+    def live(self) -> list[HostSlot]:
+        """Hosts that are, or are about to be again, part of the run (failed ones being restarted count)."""
+        return [s for s in self._slots.values() if self.is_live(s)]
+
+    def live_count(self) -> int:
+        """``len(live())`` in O(1)."""
+        return len(self._slots) - self.counts["failed"] + len(self.recovering)
+
+    def all_live_in(self, state: str) -> bool:
+        """Whether every live host is in ``state`` (and there is one), in O(1)."""
+        live = self.live_count()
+        return live > 0 and self.counts[state] == live
+
+    def in_component(self, component: str) -> list[HostSlot]:
+        return [s for s in self._slots.values() if s.component == component]
+
+    def statistics(self) -> dict[str, int]:
+        return {state: n for state, n in self.counts.items() if n}
+
+
+class RunPort(Protocol):
+    """What the parts of a run may ask of it (the run engine implements it)."""
+
+    @property
+    def project(self) -> Project: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def rundir(self) -> RunDir: ...
+    @property
+    def bus(self) -> EventBus: ...
+    @property
+    def hosts(self) -> RunHosts: ...
+    @property
+    def finished(self) -> bool: ...
+
+    def finish(self, outcome: RunOutcome) -> None:
+        """Decide the run's end (the first decision wins)."""
+
+    def abort_run(self, reason: str, host: str | None, block: str | None) -> None:
+        """End the run as failed with ``app.aborted``."""
+
+    def send(self, host: str, msg: Message) -> None:
+        """Send ``msg`` to ``host``'s agent (kept and replayed if its link is down; see the mesh)."""
+
+    def go_execute(self, slots: list[HostSlot]) -> None:
+        """``go execute`` to ``slots`` (they run their component blocks)."""
+
+    def maybe_release_start(self) -> None:
+        """Release the start barrier if every live host has installed."""
+
+    def check_complete(self) -> None:
+        """End the run if every live host has finished."""

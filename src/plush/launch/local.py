@@ -364,8 +364,10 @@ class LocalLauncher(Launcher):
         return agent is not None and agent.signal_group(sig)
 
     async def kill_leftovers(self, run_id: str, hosts: Collection[str] | None) -> list[int]:
-        """One pass over ``/proc`` in a thread (the event loop goes on meanwhile)."""
-        return await asyncio.to_thread(kill_host_processes, run_id, None if hosts is None else list(hosts))
+        """One pass over ``/proc`` in a thread (the event loop goes on meanwhile), for the processes that carry
+        this launcher's token (another controller's run may have the same id)."""
+        mark = f"{SANDBOX_VARIABLE}={self.token}"
+        return await asyncio.to_thread(kill_host_processes, run_id, None if hosts is None else list(hosts), mark=mark)
 
     async def stop_all(self, grace: float | None = None) -> None:
         """SIGTERM every agent's group, SIGKILL after ``grace`` seconds, wait for them all, close the zygote."""

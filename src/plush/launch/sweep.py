@@ -55,10 +55,13 @@ def _alive(pid: int) -> bool:
     return data[data.rfind(b")") + 2 :][:1] not in (b"Z", b"X", b"x", b"")
 
 
-def host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
+def host_processes(run_id: str, hosts: Collection[str] | None, *, mark: str | None = None) -> list[int]:
     """Live processes (not this one) whose environment holds ``PLUSH_RUN_ID=run_id`` and ``PLUSH_HOST=h`` for
-    an ``h`` of ``hosts`` (any host of the run when ``hosts`` is None). One pass over ``/proc``."""
+    an ``h`` of ``hosts`` (any host of the run when ``hosts`` is None), and ``mark`` (``NAME=value``) when
+    given: run ids are unique within a runs directory only, so a launcher also names its own mark (the
+    sandbox token) lest it kill another controller's run of the same id. One pass over ``/proc``."""
     run = f"PLUSH_RUN_ID={run_id}".encode()
+    marked = mark.encode() if mark is not None else None
     wanted = None if hosts is None else {f"PLUSH_HOST={h}".encode() for h in hosts}
     me = os.getpid()
     found = []
@@ -71,15 +74,20 @@ def host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
             continue
         pid = int(name)
         env = _environ(pid)
-        if run in env and (wanted is None or not wanted.isdisjoint(env)) and _alive(pid):
+        if (
+            run in env
+            and (marked is None or marked in env)
+            and (wanted is None or not wanted.isdisjoint(env))
+            and _alive(pid)
+        ):
             found.append(pid)
     return sorted(found)
 
 
-def kill_host_processes(run_id: str, hosts: Collection[str] | None) -> list[int]:
-    """SIGKILL every process of ``hosts`` (of every host when None) in run ``run_id`` (a stopped one dies
-    too); the pids signalled."""
-    pids = host_processes(run_id, hosts)
+def kill_host_processes(run_id: str, hosts: Collection[str] | None, *, mark: str | None = None) -> list[int]:
+    """SIGKILL every process of ``hosts`` (of every host when None) in run ``run_id`` that carries ``mark``
+    (see :func:`host_processes`; a stopped one dies too); the pids signalled."""
+    pids = host_processes(run_id, hosts, mark=mark)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
