@@ -26,7 +26,8 @@ from plush.shell.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]
 
-COMMAND = re.compile(r"(?<![\w./-])plush((?:[ \t]+[a-z][a-z0-9-]*)+)")
+#: ``plush WORD...``, but not Python's ``from plush import ...`` / ``import plush``
+COMMAND = re.compile(r"(?<![\w./-])(?<!from )(?<!import )plush((?:[ \t]+[a-z][a-z0-9-]*)+)")
 AGENT = re.compile(r"python3? -m plush\.agent")
 FLAG = re.compile(r"(?<![\w-])(--?[a-zA-Z][a-zA-Z0-9-]*)")
 SPAN = re.compile(r"`([^`]+)`")

@@ -66,14 +66,19 @@ _SILENCE_FLOOR = 10.0
 
 class MinimalRuntime:
     """The runtime used until the real one exists: ``go install`` -> ``installed []``, ``go execute`` ->
-    ``finished ok``, ``stop`` -> ``stopped`` and return. Everything else is logged and ignored."""
+    ``finished ok``, ``end`` -> ``ended``, a new ``prepare`` -> ``prepared``, ``stop`` -> ``stopped`` and
+    return. Everything else is logged and ignored."""
 
     async def run(self, link: Channel, prepare: Message) -> None:
         async for msg in link:
             if msg.type == "stop":
                 link.send(Message.of("stopped"))
                 return
-            if msg.type == "go":
+            if msg.type == "end":
+                link.send(Message.of("ended"))
+            elif msg.type == "prepare":
+                link.send(Message.of("prepared"))
+            elif msg.type == "go":
                 if msg["stage"] == "install":
                     link.send(Message.of("installed", software=[]))
                 else:

@@ -12,6 +12,9 @@ name, component, environment and the packages it may need) and then serves one l
 - ``reset`` (the application restarts): ends the execution and its process trees, keeps the link and the
   installed software, replies ``reset.done``; the next ``go execute`` numbers instances on from its
   ``instances`` field;
+- ``end`` (the application is over; another may follow on this connection): as ``stop`` below, but the
+  runtime stays: it replies ``ended`` and waits for the next ``prepare`` (a new application, a new run id:
+  the model, host record and settings are replaced, ``prepared`` replies) or ``stop``;
 - ``stop``: stops every process tree (SIGTERM, grace, SIGKILL; each stopped process still reports its
   exit), then every orphan the agent adopted as subreaper, uploads the outputs of the process blocks that
   did not complete (:meth:`~plush.agent.program.HostProgram.upload_unsent`), replies ``stopped`` and returns.
@@ -104,24 +107,45 @@ class AgentRuntime(Uplink):
 
     async def run(self, link: Channel, prepare: Message) -> None:
         self.link = link
-        project: Project = from_dict(prepare["spec"])
-        host: Dict[str, Any] = prepare["host"]
-        settings = AgentSettings.from_dict(prepare["settings"])
+        self._prepare(prepare)
         self.workdir.mkdir(parents=True, exist_ok=True)
         enable_subreaper()  # orphans of our processes re-parent to this agent, so _stop can end them
-        monitor = asyncio.ensure_future(self._hostmon(settings.hostmon_interval))
-        self._tasks.append(monitor)
+        monitor = asyncio.ensure_future(self._hostmon(self._settings.hostmon_interval))
         try:
             async for msg in link:
                 if msg.type == "stop":
+                    monitor.cancel()
                     await self._stop(float(msg["grace"]), collect=True)
                     link.send(Message.of("stopped"))
                     await link.drain()
                     return
-                self._dispatch(msg, project, host, settings)
+                if msg.type == "end":  # the application is over; the agent stays for the next one
+                    await self._stop(float(msg["grace"]), collect=True)
+                    self._clear()
+                    self._send("ended")
+                elif msg.type == "prepare":  # the next application on this connection
+                    await self._stop(self._settings.stop_grace)
+                    self._clear()
+                    self._prepare(msg)
+                    link.send(Message.of("prepared"))
+                else:
+                    self._dispatch(msg, self._project, self._host, self._settings)
             raise LinkClosed("the controller went away")
         finally:
-            await self._stop(settings.stop_grace)
+            monitor.cancel()
+            await self._stop(self._settings.stop_grace)
+
+    def _prepare(self, prepare: Message) -> None:
+        """Take the application, this host's record and the settings of a ``prepare``."""
+        self._project: Project = from_dict(prepare["spec"])
+        self._host: Dict[str, Any] = prepare["host"]
+        self._settings = AgentSettings.from_dict(prepare["settings"])
+
+    def _clear(self) -> None:
+        """Forget what waited on the ended application (barriers, work requests)."""
+        self._barriers.clear()
+        self._work.clear()
+        self._executions = []
 
     def _dispatch(self, msg: Message, project: Project, host: Dict[str, Any], settings: AgentSettings) -> None:
         t = msg.type

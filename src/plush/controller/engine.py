@@ -53,7 +53,7 @@ from plush.controller.runstate import HostSlot, OutputCallback, RunHosts, RunOut
 from plush.controller.supervisor import Supervisor
 from plush.errors import StorageError
 from plush.files.catalog import FileCatalog
-from plush.launch.base import AgentContact, Launcher
+from plush.launch.base import Launcher
 from plush.protocol.messages import Message
 from plush.resources.host import Host
 from plush.spec.model import Project, to_dict
@@ -64,10 +64,12 @@ log = logging.getLogger(__name__)
 
 
 class RunEngine:
-    """Runs ``project`` on the hosts ``hosts`` assigns to its components, whose agents ``launcher`` starts.
+    """Runs ``project`` on the hosts ``hosts`` assigns to its components, over ``mesh`` (the agents of those
+    already connected are prepared at once, the others started).
 
     ``new_host(component)`` is a fresh host for a component (a rematch, a service refill) or None when
-    there is none; ``launcher(contact)`` makes the launcher of the run's hosts."""
+    there is none. ``keep``: the agents stay connected after the run (``end``; the mesh belongs to the
+    controller); otherwise the run closes the mesh at its end (``stop``: the agents exit)."""
 
     def __init__(
         self,
@@ -78,7 +80,8 @@ class RunEngine:
         bus: EventBus,
         hosts: Mapping[str, Sequence[Host]],
         new_host: Callable[[str], Host | None],
-        launcher: Callable[[AgentContact], Launcher],
+        mesh: Mesh,
+        keep: bool = False,
         on_output: OutputCallback | None = None,
     ) -> None:
         self.project = project
@@ -86,9 +89,11 @@ class RunEngine:
         self.rundir = rundir
         self.bus = bus
         self.hosts = RunHosts()
+        self._assigned = [h for comp in project.components for h in hosts.get(comp.name, ())]
         for comp in project.components:
             for host in hosts.get(comp.name, ()):
                 self.hosts.add(host.name, comp.name)
+        self.keep = keep
         self._outcome: asyncio.Future[RunOutcome] | None = None
         self._catalog: FileCatalog | None = None
         self._spec: dict[str, Any] | None = None  # the model as prepare carries it, built once
@@ -99,8 +104,8 @@ class RunEngine:
         #: the first failed write to the run directory (the run stopped because of it)
         self.storage_error: StorageError | None = None
         # --- the parts ---
-        self.tasks = Supervisor("run", self._task_failed)
-        self.mesh = Mesh(settings, bus, self, run_id=rundir.run_id, launcher=launcher, on_error=self._task_failed)
+        self.tasks = Supervisor("run", self.task_failed)
+        self.mesh = mesh
         self.outputs = OutputSink(rundir, bus, on_output)
         self.coordinator = Coordinator(self)
         self.healer = Healer(
@@ -177,9 +182,17 @@ class RunEngine:
         self._spec = to_dict(self.project)
         self._catalog = FileCatalog.for_project(self.project)
         await self._catalog.hash_all()
-        await self.mesh.start()
+        mesh = self.mesh
+        mesh.attach(self)
         try:
-            await self.mesh.start_agents(self.hosts.names())
+            if not mesh.started:
+                await mesh.start()
+            for host in self._assigned:
+                mesh.add(host)
+            connected = [h.name for h in self._assigned if mesh.members[h.name].state == "joined"]
+            for name in connected:
+                self.joined(name)  # a connected agent: no agent starts, it is prepared at once
+            await mesh.start_agents([h.name for h in self._assigned if mesh.members[h.name].state != "joined"])
             self._mark("agents_started")
             self.healer.arm_refresh()
             outcome = await self._outcome
@@ -192,7 +205,10 @@ class RunEngine:
             self.coordinator.close()
             self._mark("stopping")
             try:
-                await self.mesh.close(self._late_message)
+                if self.keep:
+                    await mesh.end_run([n for n in self.hosts if self.hosts[n].state in _PREPARED])
+                else:
+                    await mesh.close()
             finally:
                 try:
                     self.outputs.close()
@@ -248,13 +264,20 @@ class RunEngine:
         what = str(where) if exc.filename else f"the run directory {where}"
         self.storage_failed(StorageError(f"cannot write {what}: {exc.strerror or exc}", path=str(where)))
 
-    def _task_failed(self, exc: BaseException) -> None:
+    def task_failed(self, exc: BaseException) -> None:
         log.error("failure recovery went wrong", exc_info=exc)
         self.abort_run(f"internal error while recovering from a failure: {exc}", None, None)
 
     def finish(self, outcome: RunOutcome) -> None:
         if self._outcome is not None and not self._outcome.done():
             self._outcome.set_result(outcome)
+
+    @property
+    def outcome(self) -> RunOutcome | None:
+        """How the run ended, once that is decided."""
+        if self._outcome is None or not self._outcome.done():
+            return None
+        return self._outcome.result()
 
     @property
     def finished(self) -> bool:
@@ -268,13 +291,17 @@ class RunEngine:
 
     # --- what the mesh tells (MeshClient) ------------------------------------------------------------------
 
+    @property
+    def run_id(self) -> str:
+        return self.rundir.run_id
+
     def host_state(self, name: str) -> str | None:
         slot = self.hosts.get(name)
         return slot.state if slot is not None else None
 
-    def expects_join(self, name: str) -> bool:
+    def host_component(self, name: str) -> str | None:
         slot = self.hosts.get(name)
-        return slot is not None and slot.state == "starting"
+        return slot.component if slot is not None else None
 
     def link_ended(self, name: str) -> None:
         slot = self.hosts[name]
@@ -312,6 +339,8 @@ class RunEngine:
         self.finish(RunOutcome(False, f"internal error handling a message from {host}: {exc}"))
 
     def joined(self, name: str) -> None:
+        """``name``'s agent is connected (it just joined, or was idle at the run's start): ``prepare`` it (the
+        mesh emits ``host.joined``)."""
         slot = self.hosts[name]
         self.hosts.move(slot, "joined")
         slot.joined_at = time.time()
@@ -332,7 +361,6 @@ class RunEngine:
                 settings=self.settings.agent_settings().to_dict(),
             ),
         )
-        self.bus.emit("host.joined", host=slot.name, data={"component": slot.component})
         if self.hosts.counts["starting"] == 0:
             self._mark("all_joined")
 
@@ -344,7 +372,7 @@ class RunEngine:
             "PLUSH_COMPONENT": slot.component,
             "PLUSH_RUN_ID": self.rundir.run_id,
             "PLUSH_RUN_DIR": str(self.rundir.shared),
-            "PLUSH_WORKDIR": str(self.rundir.workdir(slot.name)),
+            "PLUSH_WORKDIR": self._workdir(slot.name),
             "PLUSH_ADDR": launcher.address(slot.name) if launcher is not None else "",
         }
         by_component: dict[str, list[str]] = {}
@@ -353,6 +381,11 @@ class RunEngine:
         for comp in self.project.components:
             env[f"PLUSH_HOSTS_{_env_name(comp.name)}"] = ",".join(by_component.get(comp.name, ()))
         return env
+
+    def _workdir(self, name: str) -> str:
+        """The host's working directory, as its agent reported it when it joined."""
+        member = self.mesh.members.get(name)
+        return member.workdir if member is not None and member.workdir else str(self.rundir.workdir(name))
 
     def message(self, name: str, msg: Message) -> None:
         slot = self.hosts[name]
@@ -367,7 +400,7 @@ class RunEngine:
         else:
             log.debug("%s: ignored %r", slot.name, t)
 
-    def _late_message(self, name: str, msg: Message) -> None:
+    def late(self, name: str, msg: Message) -> None:
         """A report that arrived while the agents stop: output, uploads and exits are still recorded."""
         try:
             self.message(name, msg)
@@ -481,6 +514,10 @@ class RunEngine:
 
     def statistics(self) -> dict[str, Any]:
         return {"hosts": len(self.hosts), "states": self.hosts.statistics()}
+
+
+#: run states of a host that was sent ``prepare`` (and whose agent holds run state the run's end must end)
+_PREPARED = frozenset({"joined", "installing", "installed", "running", "finished"})
 
 
 def _env_name(name: str) -> str:

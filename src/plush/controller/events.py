@@ -105,17 +105,27 @@ class Event:
 class Subscription:
     """An ordered stream of events for one consumer. Iterate with ``async for``; ``close()`` to leave."""
 
-    def __init__(self, bus: EventBus, *, maxlen: int | None, names: Callable[[str], bool] | None) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        maxlen: int | None,
+        names: Callable[[str], bool] | None,
+        where: Callable[[Event], bool] | None = None,
+    ) -> None:
         self._bus = bus
         self._queue: deque[Event] = deque()
         self._maxlen = maxlen
         self._filter = names
+        self._where = where
         self._wakeup = asyncio.Event()
         self.missed = 0
         self.closed = False
 
     def _push(self, event: Event) -> None:
         if self._filter is not None and not self._filter(event.name):
+            return
+        if self._where is not None and not self._where(event):
             return
         if self._maxlen is not None and len(self._queue) >= self._maxlen:
             self._queue.popleft()
@@ -169,8 +179,16 @@ class EventBus:
     def remove_sink(self, sink: Callable[[Event], None]) -> None:
         self._sinks.remove(sink)
 
-    def subscribe(self, *, maxlen: int | None = None, names: Callable[[str], bool] | None = None) -> Subscription:
-        sub = Subscription(self, maxlen=maxlen, names=names)
+    def subscribe(
+        self,
+        *,
+        maxlen: int | None = None,
+        names: Callable[[str], bool] | None = None,
+        where: Callable[[Event], bool] | None = None,
+    ) -> Subscription:
+        """A new subscription: every event from now on for which ``names(event.name)`` and ``where(event)``
+        hold; ``maxlen`` makes it lossy (the oldest events go first, counted in ``missed``)."""
+        sub = Subscription(self, maxlen=maxlen, names=names, where=where)
         self._subs.append(sub)
         return sub
 

@@ -178,6 +178,7 @@ class Healer:
         host = self._new_host_source(component)
         if host is None:
             return None
+        self.mesh.add(host)
         slot = self.run.hosts.add(host.name, component)
         self.ladder.add_host(host.name, component)
         self.coordinator.expect(slot)
@@ -201,7 +202,12 @@ class Healer:
             await self._start_agent(new)
 
     async def _start_agent(self, slot: HostSlot) -> None:
-        """Start ``slot``'s agent; it joins, is prepared, installs, and executes (the start barrier is past)."""
+        """Start ``slot``'s agent; it joins, is prepared, installs, and executes (the start barrier is past).
+        A host whose agent is connected already (an idle spare of the mesh) is prepared at once."""
+        member = self.mesh.members.get(slot.name)
+        if member is not None and member.state == "joined":
+            self.run.joined(slot.name)
+            return
         self.rejoining.add(slot.name)
         try:
             await self.mesh.start_agent(slot.name)

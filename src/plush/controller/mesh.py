@@ -1,19 +1,26 @@
-"""The mesh: the agents of a set of hosts, their launcher, the listener they join, and their links.
+"""The mesh: the connected agents of a controller, kept across application runs.
 
-Role. :class:`Mesh` starts agents through a :class:`~plush.launch.base.Launcher` (which alone knows where a
-host is), runs the TLS :class:`~plush.fabric.listener.ControllerListener` they join with a fresh token, and
-carries every message between them and its :class:`MeshClient` (the run): a fresh ``join`` is welcomed when
-the client expects the host, a resuming one goes to :class:`~plush.controller.links.Links`, every other
-message passes reliable delivery (:meth:`Links.accept`) and is handed to the client. It also watches each
-agent process (an exit is the client's to judge), counts each host's ``join_timeout`` from its own agent's
-start (one timer for all: the earliest deadline), kills a failed host (its agent's group now, what it left
-soon: ``Launcher.kill_leftovers``, batched), and at the end stops every agent: ``stop`` to each live link,
-the replies awaited (bounded), the listener closed, the launcher's agents stopped, leftovers swept.
+Role. :class:`Mesh` holds one :class:`Member` per host it was asked to connect, starts their agents through
+a :class:`~plush.launch.base.Launcher` (which alone knows where a host is), runs the TLS
+:class:`~plush.fabric.listener.ControllerListener` they join with the mesh's token, and carries every
+message between them and the run in progress (its :class:`MeshClient`), if any:
 
-Invariants: one pump task reads the listener; every other task of the mesh (agent watches, sweeps) belongs
-to its :class:`~plush.controller.supervisor.Supervisor` and ends with :meth:`Mesh.close`; a host's join
-deadline is its agent's start plus ``join_timeout``, judged only for the agent that is still the host's
-current one; nothing here decides a failure (the client does).
+- a fresh ``join`` is welcomed when the mesh started that host's agent and it has not joined yet; the run
+  then prepares it (if the host is one of its), else it waits idle for the next run;
+- a resuming ``join`` goes to :class:`~plush.controller.links.Links` (the run's reconnect window);
+- every other message passes reliable delivery (:meth:`Links.accept`) and goes to the run holding the host;
+  once the run's end is decided only what :data:`LATE_KEPT` names still does (output, uploads, exits).
+
+It also watches each agent process (an exit is the run's to judge, or makes an idle host gone), counts each
+host's ``join_timeout`` from its own agent's start (one timer: the earliest deadline), kills a failed host
+(its agent's group now, what it left soon: ``Launcher.kill_leftovers``, batched), ends a run on its hosts
+(:meth:`Mesh.end_run`: ``end`` -> ``ended``, the agents stay), disconnects hosts (``stop`` -> ``stopped``,
+then the launcher makes sure the agent is gone) and closes (every agent, the listener, the launcher).
+
+Invariants: one pump task reads the listener; every other task (agent watches, sweeps) belongs to the
+mesh's :class:`~plush.controller.supervisor.Supervisor` and ends with :meth:`Mesh.close`; at most one run is
+attached; a host's join deadline is judged only for the agent that is still its current one; the mesh
+decides no run failure (the run does), and an idle host that loses its link or its agent is simply gone.
 """
 
 from __future__ import annotations
@@ -25,26 +32,29 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from plush.config import Settings, state_dir
 from plush.controller.events import EventBus
 from plush.controller.links import LinkClient, Links
 from plush.controller.supervisor import Supervisor
-from plush.fabric.listener import ControllerListener, PeerEvent
+from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
 from plush.launch.base import AgentContact, AgentHandle, Launcher
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
+from plush.resources.host import Host
 
-__all__ = ["AGENT_EXIT_WAIT", "KILL_WAIT", "STOP_MARGIN", "Mesh", "MeshClient"]
+__all__ = ["AGENT_EXIT_WAIT", "KILL_WAIT", "LATE_KEPT", "STOP_MARGIN", "Member", "Mesh", "MeshClient"]
 
 log = logging.getLogger(__name__)
 
-#: seconds agents get to exit on their own after the run's ``stop`` before the launcher signals them
+#: seconds agents get to exit on their own after ``stop`` before the launcher signals them
 AGENT_EXIT_WAIT = 2.0
-#: seconds beyond ``stop_grace`` that agents get to answer ``stop``: a tree's SIGKILL rounds (up to 5 s),
-#: the adopted orphans (1 s), the last reports
+#: seconds beyond ``stop_grace`` that agents get to answer ``stop`` or ``end``: a tree's SIGKILL rounds (up
+#: to 5 s), the adopted orphans (1 s), the last reports
 STOP_MARGIN = 10.0
 #: seconds to wait for a failed host's SIGKILLed agent to be gone before it is restarted
 KILL_WAIT = 5.0
@@ -52,18 +62,28 @@ KILL_WAIT = 5.0
 #: what is still recorded from an agent after the run decided to stop: output, uploads, exits, block states
 LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.started", "block", "log"})
 
+#: member states: ``connecting`` (agent started, not joined), ``joined`` (connected: idle or in a run),
+#: ``failed`` (its agent did not join, exited, or the run failed it), ``gone`` (disconnected)
+MEMBER_STATES = ("connecting", "joined", "failed", "gone")
+
 
 class MeshClient(LinkClient, Protocol):
-    """What the mesh tells, and asks of, the run that uses it."""
+    """What the mesh tells, and asks of, the run attached to it."""
 
-    def expects_join(self, name: str) -> bool:
-        """Whether a fresh agent of host ``name`` may join now."""
+    @property
+    def run_id(self) -> str: ...
+
+    def host_component(self, name: str) -> str | None:
+        """The component the run gave ``name`` (None: not a host of the run)."""
 
     def joined(self, name: str) -> None:
-        """A fresh agent of ``name`` joined and was welcomed."""
+        """A fresh agent of ``name`` (a host of the run) joined and was welcomed: prepare it."""
 
     def message(self, name: str, msg: Message) -> None:
         """A message from ``name``'s agent, after reliable delivery."""
+
+    def late(self, name: str, msg: Message) -> None:
+        """A report (:data:`LATE_KEPT`) that arrived after the run's end was decided."""
 
     def agent_exited(self, name: str, code: int) -> None:
         """The current agent process of ``name`` exited with ``code`` (negative: the signal)."""
@@ -74,37 +94,84 @@ class MeshClient(LinkClient, Protocol):
     def handling_failed(self, exc: Exception, host: str | None) -> None:
         """Handling a message from ``host`` raised ``exc`` (an OSError: a file could not be written)."""
 
+    def task_failed(self, exc: BaseException) -> None:
+        """A task of the mesh (an agent watch, a sweep) raised ``exc``."""
+
+
+class _NoRun:
+    """The links' client while no run is attached: no host is in a run."""
+
+    finished = True
+    run_id = ""
+
+    def host_state(self, name: str) -> str | None:
+        return None
+
+    def link_ended(self, name: str) -> None:
+        pass
+
+    def link_failed(self, name: str, reason: str) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class Member:
+    """One host of the mesh."""
+
+    host: Host
+    state: str = "connecting"  # one of MEMBER_STATES
+    reason: str = ""
+    workdir: str | None = None  # the agent's working directory, from its join
+    joined_at: float | None = None
+    sample: dict[str, Any] | None = None  # the latest host monitor sample
+    waiter: asyncio.Future[str | None] | None = field(default=None, repr=False)  # connect(): None or why not
+
+    def settle(self, why: str | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(why)
+
 
 class Mesh:
-    """Agents, listener and links of one run's hosts (see the module docstring)."""
+    """The connected agents of a controller (see the module docstring)."""
 
     def __init__(
         self,
         settings: Settings,
         bus: EventBus,
-        client: MeshClient,
         *,
-        run_id: str,
+        mesh_id: str,
+        workspace: Path,
         launcher: Callable[[AgentContact], Launcher],
-        on_error: Callable[[BaseException], None],
     ) -> None:
         self.settings = settings
         self.bus = bus
-        self.client = client
-        self.run_id = run_id
+        self.mesh_id = mesh_id
+        #: where the launcher keeps what it makes for its hosts (local sandbox hosts: their directories)
+        self.workspace = workspace
         self._make_launcher = launcher
         self.launcher: Launcher | None = None
         self.listener: ControllerListener | None = None
-        self.links = Links(settings, bus, client, None)
-        self.tasks = Supervisor("mesh", on_error)
+        self.members: dict[str, Member] = {}
+        self.client: MeshClient | None = None
+        self.links = Links(settings, bus, _NoRun(), None)
+        self.tasks = Supervisor("mesh", self._task_failed)
         self._pump: asyncio.Task[None] | None = None
         self._joins: list[tuple[float, int, str, AgentHandle]] = []  # (deadline, tie, host, agent): a heap
         self._join_timer: asyncio.TimerHandle | None = None
         self._tie = 0
         self._sweep_hosts: set[str] = set()
         self._sweep_pass: asyncio.Task[None] | None = None
+        self._awaiting: set[str] = set()  # hosts whose ``ended`` / ``stopped`` is awaited
+        self._replied: asyncio.Event = asyncio.Event()
+        self._await_until = 0.0
+        self._closing = False
+        self.closed = False
 
-    # --- start ------------------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self.listener is not None
+
+    # --- start and membership ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """The listener (a fresh token) and the launcher; the pump starts reading."""
@@ -113,7 +180,7 @@ class Mesh:
         listener = ControllerListener(
             ssl_context=server_context(ca),
             token=token,
-            run_id=self.run_id,
+            run_id=self.mesh_id,
             host=self.settings.listen_host,
             settings=self.settings,
             inbox_limit=256,
@@ -125,18 +192,78 @@ class Mesh:
         self.links.launcher = self.launcher
         self._pump = asyncio.get_running_loop().create_task(self._run_pump(listener))
 
+    def add(self, host: Host) -> Member:
+        """``host`` becomes a member (a gone or failed one starts anew); its agent is not started yet."""
+        member = self.members.get(host.name)
+        if member is None or member.state in ("gone", "failed"):
+            member = self.members[host.name] = Member(host, state="failed", reason="not started")
+        return member
+
+    def joined(self) -> list[Host]:
+        """The hosts whose agent is connected now (idle or in a run), in the order they were added."""
+        return [m.host for m in self.members.values() if m.state == "joined"]
+
+    def idle(self, name: str) -> bool:
+        """Whether ``name``'s agent is connected and in no run."""
+        member = self.members.get(name)
+        return member is not None and member.state == "joined" and not self._in_run(name)
+
+    def _in_run(self, name: str) -> bool:
+        return self.client is not None and self.client.host_state(name) is not None
+
+    def attach(self, client: MeshClient) -> None:
+        """``client`` (a run) takes the messages of its hosts from now on."""
+        if self.client is not None and not self.client.finished:
+            raise RuntimeError("a run is attached to the mesh already")
+        self.client = client
+        self.links.client = client
+
+    def detach(self) -> None:
+        self.client = None
+        self.links.client = _NoRun()
+
+    async def connect(self, hosts: Sequence[Host]) -> dict[str, str]:
+        """Start the agents of ``hosts`` not connected yet and wait until each joined or failed (its agent
+        exited, or did not join within ``join_timeout``); why each failed host failed."""
+        loop = asyncio.get_running_loop()
+        todo = []
+        for host in hosts:
+            member = self.add(host)
+            if member.state in ("joined", "connecting"):
+                continue
+            member.waiter = loop.create_future()
+            todo.append(member)
+        if not todo:
+            return {}
+        try:
+            await self.start_agents([m.host.name for m in todo])
+        except Exception as exc:  # a launcher error: every host of the batch failed
+            for member in todo:
+                self._fail_member(member, f"cannot start its agent: {exc}")
+        failed = {}
+        for member in todo:
+            assert member.waiter is not None
+            why = await member.waiter
+            member.waiter = None
+            if why is not None:
+                failed[member.host.name] = why
+        return failed
+
     async def start_agents(self, names: Sequence[str]) -> Sequence[AgentHandle]:
-        """Start the agents of ``names`` (they join on their own); each is watched and has its join deadline."""
+        """Start the agents of ``names`` (members; they join on their own): watched, each with its deadline."""
         assert self.launcher is not None
+        if not names:
+            return []
+        for name in names:
+            member = self.members[name]
+            member.state, member.reason = "connecting", ""
         agents = await self.launcher.start_agents(names)
         self._watch(agents)
         return agents
 
     async def start_agent(self, name: str) -> AgentHandle:
-        """Start (again) the agent of ``name``; raises :class:`~plush.errors.LaunchError`."""
-        assert self.launcher is not None
-        agent = await self.launcher.start_agent(name)
-        self._watch([agent])
+        """Start (again) the agent of member ``name``; raises :class:`~plush.errors.LaunchError`."""
+        (agent,) = await self.start_agents([name])
         return agent
 
     def _watch(self, agents: Iterable[AgentHandle]) -> None:
@@ -148,26 +275,51 @@ class Mesh:
 
     async def _watch_agent(self, agent: AgentHandle) -> None:
         code = await agent.wait()
-        if self.current_agent(agent.name) is agent:
-            self.client.agent_exited(agent.name, code)
+        name = agent.name
+        if self.current_agent(name) is not agent:
+            return
+        if self._in_run(name):
+            assert self.client is not None
+            self.client.agent_exited(name, code)
+            return
+        member = self.members.get(name)
+        if member is not None and member.state in ("connecting", "joined"):
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            self._fail_member(member, f"its agent exited ({how})", gone=member.state == "joined")
+
+    def _fail_member(self, member: Member, reason: str, *, gone: bool = False) -> None:
+        """An idle or connecting member failed (or, ``gone``, left): its link closed, its agent ended."""
+        name = member.host.name
+        member.state, member.reason = ("gone" if gone else "failed"), reason
+        self.links.close(name, reason)
+        member.settle(reason)
+        if gone and not self._closing:
+            self.bus.emit("host.left", host=name, data={"reason": reason})
+        if self.launcher is not None:
+            self.tasks.spawn(self.launcher.stop_agent(name, 0.0), name=f"end {name}")
 
     def _arm_join_timer(self) -> None:
         if self._join_timer is not None:
             self._join_timer.cancel()
             self._join_timer = None
-        if self._joins:
+        if self._joins and not self._closing:
             delay = max(0.0, self._joins[0][0] - time.monotonic())
             self._join_timer = asyncio.get_running_loop().call_later(delay, self._join_deadline)
 
     def _join_deadline(self) -> None:
         self._join_timer = None
         now = time.monotonic()
-        expired = []
+        expired: list[str] = []
         while self._joins and self._joins[0][0] <= now:
             _, _, name, agent = heapq.heappop(self._joins)
-            if self.current_agent(name) is agent and self.client.host_state(name) == "starting":
+            member = self.members.get(name)
+            if self.current_agent(name) is not agent or member is None or member.state != "connecting":
+                continue
+            if self._in_run(name):
                 expired.append(name)
-        if expired:
+            else:
+                self._fail_member(member, f"its agent did not join within {self.settings.join_timeout:g}s")
+        if expired and self.client is not None:
             self.client.join_expired(expired)
         self._arm_join_timer()
 
@@ -179,6 +331,12 @@ class Mesh:
         agent = self.current_agent(name)
         return agent.pid if agent is not None and agent.returncode is None else None
 
+    def _task_failed(self, exc: BaseException) -> None:
+        if self.client is not None and not self.client.finished:
+            self.client.task_failed(exc)
+        else:
+            log.error("mesh: a task failed", exc_info=exc)
+
     # --- the inbox ---------------------------------------------------------------------------------------
 
     async def _run_pump(self, listener: ControllerListener) -> None:
@@ -186,38 +344,83 @@ class Mesh:
             event = await listener.next_event()
             try:
                 self._on_event(event)
-            except Exception as exc:  # a bug, a hostile agent, a full disk: the client decides
-                self.client.handling_failed(exc, event.peer.host)
+            except Exception as exc:  # a bug, a hostile agent, a full disk: the run decides
+                if self.client is not None and not self.client.finished:
+                    self.client.handling_failed(exc, event.peer.host)
+                else:
+                    log.exception("error handling %r from %s", event.message, event.peer.host)
 
     def _on_event(self, event: PeerEvent) -> None:
         peer, msg, reason = event
         name = peer.host or ""
         if msg is None:
             if self.links.is_current(name, peer):
-                self.links.lost(name, reason or "connection closed")
+                self._answered(name)
+                if self._in_run(name):
+                    self.links.lost(name, reason or "connection closed")
+                else:
+                    member = self.members.get(name)
+                    if member is not None and member.state == "joined":
+                        self._fail_member(member, f"its link broke ({reason or 'connection closed'})", gone=True)
             return
         if msg.type == "join":
-            join = peer.join
-            assert join is not None
-            if join.get("resume"):
+            self._on_join(peer, name)
+            return
+        if not self.links.is_current(name, peer) or not self.links.accept(name, msg):
+            return
+        t = msg.type
+        if t in ("ended", "stopped") and name in self._awaiting:
+            self._answered(name)
+        elif t == "hostmon":
+            member = self.members.get(name)
+            if member is not None:
+                member.sample = msg["sample"]
+        client = self.client
+        if client is not None and client.host_state(name) is not None:
+            if not client.finished:
+                client.message(name, msg)
+            elif t in LATE_KEPT:
+                client.late(name, msg)
+                if t in ("upload", "upload.end"):
+                    self._await_until = max(self._await_until, time.monotonic() + STOP_MARGIN)
+        self.links.processed(name, msg)
+
+    def _on_join(self, peer: Peer, name: str) -> None:
+        join = peer.join
+        assert join is not None
+        if self._closing:
+            _reject(peer, "the run is over")
+        elif join.get("resume"):
+            if self._in_run(name):
                 self.links.resume(peer, name, join)
-            elif not self.client.expects_join(name):
-                peer.send(Message.of("reject", reason=f"no host named {peer.host!r} is expected in this run"))
-                peer.close("rejected")
             else:
-                self.links.attach(name, peer, join)
-                self.client.joined(name)
-            return
-        if not self.links.is_current(name, peer):
-            return
-        if self.links.accept(name, msg):
-            self.client.message(name, msg)
-            self.links.processed(name, msg)
+                _reject(peer, f"host {peer.host!r} cannot resume (it is in no run)")
+        else:
+            member = self.members.get(name)
+            if member is None or member.state != "connecting":
+                _reject(peer, f"no host named {peer.host!r} is expected in this run")
+                return
+            self.links.attach(name, peer, join)
+            member.state, member.reason = "joined", ""
+            member.workdir = str(join["workdir"])
+            member.joined_at = time.time()
+            member.settle(None)
+            client = self.client
+            in_run = client is not None and client.host_state(name) is not None
+            if in_run and client is not None and not client.finished:
+                client.joined(name)
+                component = client.host_component(name)
+            else:
+                component = None
+            self.bus.emit("host.joined", host=name, data={"component": component})
 
     # --- failed hosts --------------------------------------------------------------------------------------
 
     def kill_now(self, name: str) -> None:
         """SIGKILL the host's agent group now (a stopped agent dies too), and its other processes soon."""
+        member = self.members.get(name)
+        if member is not None:
+            member.state = "failed"
         if self.launcher is not None:
             self.launcher.signal_agent(name, signal.SIGKILL)
         self.tasks.spawn(self.sweep(name), name=f"sweep {name}")
@@ -232,8 +435,8 @@ class Mesh:
         await self.sweep(name)  # what a dying agent may still have started
 
     async def sweep(self, name: str) -> None:
-        """SIGKILL every process ``name`` still runs for this run (its launcher's ``kill_leftovers``). Hosts
-        failing together share one call (for the local launcher: one pass over /proc, in a thread)."""
+        """SIGKILL every process ``name`` still runs for the run in progress (its launcher's
+        ``kill_leftovers``). Hosts failing together share one call (local: one pass over /proc, in a thread)."""
         self._sweep_hosts.add(name)
         if self._sweep_pass is None:
             self._sweep_pass = self.tasks.spawn(self._sweep_pass_run(), name="sweep pass")
@@ -244,27 +447,94 @@ class Mesh:
         await asyncio.sleep(0)  # let the other failures of this moment join the pass
         hosts, self._sweep_hosts = self._sweep_hosts, set()
         self._sweep_pass = None
+        run_id = self.client.run_id if self.client is not None else ""
+        if self.launcher is not None and run_id:
+            await self.launcher.kill_leftovers(run_id, hosts)
+
+    # --- ends ----------------------------------------------------------------------------------------------
+
+    async def _await_answers(self, names: Iterable[str], msg: Message) -> set[str]:
+        """Send ``msg`` (``end`` or ``stop``) to ``names`` and wait until each answered or lost its link,
+        for ``stop_grace`` + :data:`STOP_MARGIN` and at least :data:`STOP_MARGIN` after the last upload
+        received; the hosts that did not answer."""
+        self._awaiting = set(names)
+        for name in self._awaiting:
+            self.links.send(name, Message(msg.type, dict(msg.fields)))
+        self._await_until = time.monotonic() + self.settings.stop_grace + STOP_MARGIN
+        while self._awaiting and (left := self._await_until - time.monotonic()) > 0:
+            self._replied.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replied.wait(), left)
+        silent, self._awaiting = self._awaiting, set()
+        return silent
+
+    def _answered(self, name: str) -> None:
+        if name in self._awaiting:
+            self._awaiting.discard(name)
+            if not self._awaiting:
+                self._replied.set()
+
+    async def end_run(self, names: Iterable[str]) -> None:
+        """The attached run is over; ``names`` are its hosts prepared for it: each gets ``end``, its last
+        reports still reach the run, its answer ``ended`` is awaited (bounded). The agents stay connected,
+        idle; one that did not answer is disconnected. Then what the run's processes left is killed and the
+        run is detached."""
+        self.links.cancel_timers()
+        up = [n for n in names if self.links.get(n).up]
+        grace = self.settings.stop_grace
+        silent = await self._await_answers(up, Message.of("end", grace=grace, reason="the run is over"))
+        if silent:
+            await self.disconnect(sorted(silent), reason=f"it did not end the run within {grace + STOP_MARGIN:g}s")
+        client = self.client
+        if client is not None and self.launcher is not None:
+            await self.launcher.kill_leftovers(client.run_id, None)  # what a killed or hung agent left behind
+        self.detach()
+
+    async def disconnect(self, names: Sequence[str] | None = None, *, reason: str = "disconnected") -> None:
+        """Disconnect ``names`` (every member when None): ``stop`` to each connected one, its ``stopped``
+        awaited (bounded), then its launcher makes sure the agent is gone. Each becomes ``gone``."""
+        chosen = [self.members[n] for n in (names if names is not None else list(self.members)) if n in self.members]
+        linked = [m.host.name for m in chosen if m.state == "joined" and self.links.get(m.host.name).up]
+        if linked:
+            grace = self.settings.stop_grace
+            await self._await_answers(linked, Message.of("stop", grace=grace, reason=reason))
+        for member in chosen:
+            if member.state in ("gone",):
+                continue
+            was = member.state
+            member.state, member.reason = "gone", reason
+            self.links.close(member.host.name, reason)
+            member.settle(reason)
+            if was == "joined" and not self._closing:
+                self.bus.emit("host.left", host=member.host.name, data={"reason": reason})
         if self.launcher is not None:
-            await self.launcher.kill_leftovers(self.run_id, hosts)
+            await asyncio.gather(*(self.launcher.stop_agent(m.host.name) for m in chosen))
 
-    # --- the end ------------------------------------------------------------------------------------------
-
-    async def close(self, late: Callable[[str, Message], None]) -> None:
-        """Stop every agent: ``stop`` to each, replies awaited (see :meth:`_stop_agents`), the listener
-        closed, the launcher's agents stopped, what they left swept; every task of the mesh ended."""
+    async def close(self) -> None:
+        """Stop every agent (``stop``, the answers awaited: what a finished run still hears reaches it), close
+        the listener, give the agents a moment to exit, stop what is left through the launcher, sweep the
+        run's leftovers, end every task of the mesh."""
+        if self.closed:
+            return
+        self._closing = True
         if self._join_timer is not None:
             self._join_timer.cancel()
             self._join_timer = None
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        client = self.client
         try:
-            if self.listener is not None:
-                await self._stop_agents(self.listener, late)
+            self.links.cancel_timers()
+            live = [n for n, m in self.members.items() if m.state == "joined" and self.links.get(n).up]
+            grace = self.settings.stop_grace
+            await self._await_answers(live, Message.of("stop", grace=grace, reason="the run is over"))
         except Exception:  # whatever went wrong, the agents below must still be stopped
             log.exception("error while stopping the agents")
         finally:
+            self.closed = True
+            self.links.sessions.close()
+            if self._pump is not None:
+                self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pump
             try:
                 if self.listener is not None:
                     await self.listener.close()
@@ -274,44 +544,24 @@ class Mesh:
                 await self.tasks.close()
                 if self.launcher is not None:
                     await self.launcher.stop_all()
-                    await self.launcher.kill_leftovers(self.run_id, None)  # what a killed or hung agent left
+                    if client is not None:
+                        await self.launcher.kill_leftovers(client.run_id, None)  # what a killed agent left
+                for member in self.members.values():
+                    member.settle("the mesh closed")
+                    if member.state != "failed":
+                        member.state = "gone"
+                self.detach()
 
-    async def _stop_agents(self, listener: ControllerListener, late: Callable[[str, Message], None]) -> None:
-        """Send ``stop`` to every connected agent and wait (bounded) until each replied or went away.
+    def statistics(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for member in self.members.values():
+            states[member.state] = states.get(member.state, 0) + 1
+        return {"members": len(self.members), "states": states, "tasks": len(self.tasks)}
 
-        The wait is ``stop_grace`` + :data:`STOP_MARGIN`, and at least :data:`STOP_MARGIN` after the last
-        upload received (agents upload the outputs of the blocks that did not complete before they reply).
-        An agent that comes back meanwhile (a resuming join) is rejected: the run is over, it stops. What
-        the agents still report of their processes (:data:`LATE_KEPT`) goes to ``late``."""
-        links = self.links
-        links.cancel_timers()
-        live = links.live_peers()
-        for name in live:
-            links.send(name, Message.of("stop", grace=self.settings.stop_grace, reason="the run is over"))
-        deadline = time.monotonic() + self.settings.stop_grace + STOP_MARGIN
-        waiting = set(live)
-        try:
-            while waiting and time.monotonic() < deadline:
-                try:
-                    event = await asyncio.wait_for(listener.next_event(), deadline - time.monotonic())
-                except TimeoutError:
-                    break
-                name = event.peer.host or ""
-                msg = event.message
-                known = name in links.links
-                current = links.is_current(name, event.peer)
-                if msg is not None and msg.type == "join":
-                    event.peer.send(Message.of("reject", reason="the run is over"))
-                    event.peer.close("rejected")
-                elif msg is None or msg.type == "stopped":
-                    if current or not known:
-                        waiting.discard(name)
-                elif msg.type in LATE_KEPT and current and links.accept(name, msg):
-                    late(name, msg)
-                    if msg.type in ("upload", "upload.end"):
-                        deadline = max(deadline, time.monotonic() + STOP_MARGIN)
-        finally:
-            links.sessions.close()
+
+def _reject(peer: Peer, reason: str) -> None:
+    peer.send(Message.of("reject", reason=reason))
+    peer.close("rejected")
 
 
 async def _agents_exited(launcher: Launcher, within: float) -> None:

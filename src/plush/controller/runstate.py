@@ -154,6 +154,9 @@ class RunPort(Protocol):
     def send(self, host: str, msg: Message) -> None:
         """Send ``msg`` to ``host``'s agent (kept and replayed if its link is down; see the mesh)."""
 
+    def joined(self, name: str) -> None:
+        """``name``'s agent is connected: prepare it for the run."""
+
     def go_execute(self, slots: list[HostSlot]) -> None:
         """``go execute`` to ``slots`` (they run their component blocks)."""
 

@@ -125,6 +125,11 @@ class Launcher(abc.ABC):
         return []
 
     @abc.abstractmethod
+    async def stop_agent(self, name: str, grace: float | None = None) -> None:
+        """Make sure the agent of host ``name`` is gone: after asking it over its link to stop (the caller's
+        part), end it (SIGTERM, ``grace`` seconds, SIGKILL, or what the host's kind offers) and wait for it."""
+
+    @abc.abstractmethod
     async def stop_all(self, grace: float | None = None) -> None:
         """Stop every agent this launcher started (SIGTERM, ``grace`` seconds, SIGKILL) and wait for them."""
 

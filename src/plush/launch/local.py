@@ -369,6 +369,20 @@ class LocalLauncher(Launcher):
         mark = f"{SANDBOX_VARIABLE}={self.token}"
         return await asyncio.to_thread(kill_host_processes, run_id, None if hosts is None else list(hosts), mark=mark)
 
+    async def stop_agent(self, name: str, grace: float | None = None) -> None:
+        """SIGTERM the agent's group, SIGKILL after ``grace`` seconds (``stop_grace`` by default; 0: at
+        once), wait until it exited."""
+        agent = self.agents.get(name)
+        if agent is None or agent.returncode is not None:
+            return
+        grace = self.stop_grace if grace is None else grace
+        if grace > 0 and agent.signal_group(signal.SIGTERM):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(agent.wait()), grace)
+        if agent.returncode is None:
+            agent.signal_group(signal.SIGKILL)
+            await agent.wait()
+
     async def stop_all(self, grace: float | None = None) -> None:
         """SIGTERM every agent's group, SIGKILL after ``grace`` seconds, wait for them all, close the zygote."""
         grace = self.stop_grace if grace is None else grace

@@ -236,6 +236,8 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("finished", A2C, RUN, {"ok": BOOL}),
         _spec("reset", C2A, RUN, {"reason": STR}),
         _spec("reset.done", A2C, RUN),
+        _spec("end", C2A, RUN, {"grace": NUM, "reason": STR}),
+        _spec("ended", A2C, RUN),
         # control
         _spec("stop", C2A, CONTROL, {"grace": NUM, "reason": STR}),
         _spec("stopped", A2C, CONTROL),

@@ -1,5 +1,8 @@
 """``plush run SPEC``: run an application on local sandbox hosts and stream its output.
 
+A face of :class:`~plush.controller.api.Controller`: load the spec, run it (the run connects the local
+sandbox hosts it needs in its run directory), quit.
+
 Output lines are prefixed with host and process path (``[local-3 /filedist/senders/serve/srv] ...``);
 stderr lines go to stderr. The first Ctrl-C (or SIGTERM) stops the run on request (:meth:`Controller.stop`:
 processes stopped, outputs and logs collected, agents stopped; the report says STOPPED); a second one forces.
@@ -168,7 +171,9 @@ async def _run(
             click.echo(note, err=True)
 
     try:
+        # load (done) -> run: it connects the sandbox hosts it needs, in its run directory -> quit
         result = await controller.run(project, hosts=hosts, on_output=writer, on_start=started, on_notice=notice)
+        await controller.quit()
     except asyncio.CancelledError:
         click.echo("plush: forced stop", err=True)
         return 130
