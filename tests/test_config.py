@@ -237,3 +237,16 @@ def test_results_mode_is_private_by_default_and_only_private_or_shared(tmp_path:
     assert shared.results_mode == "shared"
     with pytest.raises(ConfigError, match=r"results_mode.*env.*one of private, shared"):
         load_settings(env={"PLUSH_RESULTS_MODE": "public"}, user_file=none, system_file=none)
+
+
+def test_the_pool_setting_is_a_path_or_empty_for_the_sandbox(tmp_path: Path) -> None:
+    none = tmp_path / "none"
+    settings, sources = load_settings(env={}, user_file=none, system_file=none)
+    assert settings.pool == "" and sources["pool"] == "default"
+    from_env, _ = load_settings(env={"PLUSH_POOL": "lab.xml"}, user_file=none, system_file=none)
+    assert from_env.pool == "lab.xml"
+    flag, _ = load_settings({"pool": "x.yaml"}, env={"PLUSH_POOL": "lab.xml"}, user_file=none, system_file=none)
+    assert flag.pool == "x.yaml"
+    with pytest.raises(ConfigError, match=r"pool.*PLUSH_POOL.*pool file's path"):
+        load_settings(env={"PLUSH_POOL": "a\nb"}, user_file=none, system_file=none)
+    assert is_plush_variable("PLUSH_PROP_SITE") and is_plush_variable("PLUSH_VIP") and is_plush_variable("PLUSH_VN")

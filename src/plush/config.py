@@ -188,6 +188,8 @@ class Settings:
     preauth_limit: int = setting(512, Check(min=1, max=1_000_000))
     #: unauthenticated connections held at most from one source address; beyond, its oldest is dropped
     preauth_per_source: int = setting(128, Check(min=1, max=1_000_000))
+    #: the pool file runs and plans take their hosts from (``-d``); empty: the local sandbox
+    pool: str = setting("", Check(pattern=r"[^\x00\n]*", what="a pool file's path (empty: the local sandbox)"))
 
     def agent_settings(self) -> AgentSettings:
         """The settings agents get in ``prepare`` (their fields of these settings)."""
@@ -223,11 +225,13 @@ PROCESS_VARIABLES = frozenset(
         "PLUSH_RUN_DIR",
         "PLUSH_RUN_ID",
         "PLUSH_SANDBOX_RUN",
+        "PLUSH_VIP",
+        "PLUSH_VN",
         "PLUSH_WORKDIR",
     }
 )
-#: ``PLUSH_HOSTS_<COMPONENT>``, one per component of a spec
-PROCESS_VARIABLE_PREFIX = "PLUSH_HOSTS_"
+#: ``PLUSH_HOSTS_<COMPONENT>``, one per component of a spec; ``PLUSH_PROP_<NAME>``, one per host property
+PROCESS_VARIABLE_PREFIXES = ("PLUSH_HOSTS_", "PLUSH_PROP_")
 
 
 def env_name(name: str) -> str:
@@ -236,7 +240,7 @@ def env_name(name: str) -> str:
 
 def is_plush_variable(var: str) -> bool:
     """True for a variable that Plush sets for processes (``PLUSH_HOST``, ``PLUSH_HOSTS_<C>``, ...)."""
-    return var in PROCESS_VARIABLES or var.startswith(PROCESS_VARIABLE_PREFIX)
+    return var in PROCESS_VARIABLES or var.startswith(PROCESS_VARIABLE_PREFIXES)
 
 
 def _kind(name: str) -> type[Any]:

@@ -167,3 +167,33 @@ def test_plan_starts_no_process_and_contacts_no_host(nothing_started: list[str],
     # the guard works: a run under it is stopped at its first attempt to listen or start an agent
     ran = invoke("run", "--runs-dir", str(tmp_path / "runs"), str(EXAMPLES / "tarball.xml"))
     assert ran.exit_code != 0 and nothing_started, ran.output
+
+
+def test_plan_on_a_pool_file_names_its_hosts_by_group_and_contacts_none(
+    nothing_started: list[str], tmp_path: Path
+) -> None:
+    pool = str(EXAMPLES / "pools" / "local.xml")
+    result = invoke("plan", "-d", pool, str(EXAMPLES / "filedist.yaml"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:5] == [
+        f"plan on {pool}: 6 hosts, pool order; no host contacted",
+        "components",
+        "  senders  2 hosts (num_hosts 2): ucsd[1-2]  spares: epfl2",
+        "  receivers  3 hosts (num_hosts 3): epfl1,mit[1-2]  spares: epfl2",
+    ]
+    assert "plush: notice:" not in result.stderr  # the pool's hosts, not a sandbox stand-in
+    grouped = write(tmp_path, two().replace("hosts: 2}", "hosts: 2, resources: [{type: local, group: lab}]}"))
+    assert invoke("plan", "--json", "--pool", pool, grouped).exit_code == 0
+    assert nothing_started == []
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]  # no run directory either
+
+
+def test_plan_on_a_pool_too_small_exits_2_with_the_matchers_message(tmp_path: Path) -> None:
+    pool = tmp_path / "nine.yaml"
+    pool.write_text("defaults: {type: local}\nhosts:\n  - n[1-9]\n")
+    spec = write(tmp_path, two(senders="10..800"))
+    result = invoke("plan", "-d", str(pool), spec)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith("plush: error: senders: need 10, 9 candidates")
+    env_pool = CliRunner(env={"PLUSH_POOL": str(pool)}).invoke(cli, ["plan", spec])
+    assert env_pool.exit_code == 2 and "senders: need 10" in env_pool.stderr

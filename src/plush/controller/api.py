@@ -207,13 +207,17 @@ class Controller:
         on_start: Callable[[RunDir], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
         seed: int | None = None,
+        pool: Pool | None = None,
     ) -> RunResult:
         """Run ``project`` (default: the loaded application) and return its result.
 
         On connected hosts: the matcher assigns them (``hosts``: exact counts per component, ``"*"`` for
         every one; else as many as each component's max allows), the agents are prepared at once and stay
         connected. With none connected: on fresh local sandbox hosts (``hosts``: component -> count, default
-        each ``min``), connected in the run directory for this run only. Raises
+        each ``min``), connected in the run directory for this run only. With ``pool`` (hosts of the ``local``
+        provider, as a pool file gives them) and none connected: the matcher chooses each component's hosts
+        from it by group (``hosts`` as for connected hosts), connected under the pool's names in the run
+        directory for this run only; a failed host is replaced by a spare of the matching. Raises
         :class:`~plush.errors.SpecError` (or MatchError) before anything starts when the run is refused;
         ``on_notice`` (default: this module's logger) hears, after ``on_start``, which components run here
         instead of the resources their spec names."""
@@ -221,11 +225,15 @@ class Controller:
         if self.engine is not None and not self.engine.finished:
             raise PlushError("an application is already running on this controller; abort it first")
         mesh = self.mesh if self.mesh is not None and not self.mesh.closed and self.mesh.joined() else None
+        notice: str | None = None
         if mesh is not None:
             preflight(project, self.settings, hosts, requirements=False)
             matching = _match(project, mesh.joined(), hosts or {}, seed)
             assigned = {c: [_host(mesh, n) for n in names] for c, names in matching.hosts.items()}
             new_host = self._spare_source(mesh, matching)
+        elif pool is not None:
+            preflight(project, self.settings, hosts, requirements=False)
+            assigned, new_host = _pool_hosts(project, pool, hosts or {}, seed)
         else:
             counts = preflight(project, self.settings, hosts)
             sandbox = SandboxHosts()
@@ -234,7 +242,7 @@ class Controller:
             def new_host(component: str) -> Host | None:
                 return sandbox.take(1)[0]
 
-        notice = sandbox_notice(project, {c: len(h) for c, h in assigned.items()})
+            notice = sandbox_notice(project, {c: len(h) for c, h in assigned.items()})
         rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
         status = RunStatus.create(rundir.root, rundir.run_id, rundir.file_mode)
@@ -386,3 +394,30 @@ def _match(project: Project, connected: Sequence[Host], wanted: Mapping[str, int
     counts.update({k: v for k, v in wanted.items() if k != EVERY})
     local = all(h.provider == "local" for h in connected)
     return match(project.components, Pool(connected), wanted=counts, seed=seed, by_group=not local)
+
+
+def _pool_hosts(
+    project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None
+) -> tuple[dict[str, list[Host]], Callable[[str], Host | None]]:
+    """The hosts of each component from ``pool`` (matched by group; MatchError when no matching exists) and
+    the source of replacements: the component's spares, in preference order."""
+    foreign = sorted({h.provider for h in pool if h.provider != "local"})
+    if foreign:
+        raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts yet (only local)")
+    every = wanted.get(EVERY)
+    counts = {c.name: every for c in project.components} if every is not None else {}
+    counts.update({k: v for k, v in wanted.items() if k != EVERY})
+    matching = match(project.components, pool, wanted=counts, seed=seed, by_group=True)
+    assigned = {c: [h for h in map(pool.get, names) if h is not None] for c, names in matching.hosts.items()}
+    spares = {c: list(names) for c, names in matching.spares.items()}
+    used = set(matching.used())
+
+    def new_host(component: str) -> Host | None:
+        while spares.get(component):
+            name = spares[component].pop(0)
+            if name not in used:
+                used.add(name)
+                return pool.get(name)
+        return None
+
+    return assigned, new_host

@@ -55,7 +55,7 @@ from plush.errors import StorageError
 from plush.files.catalog import FileCatalog
 from plush.launch.base import Launcher
 from plush.protocol.messages import Message
-from plush.resources.host import Host
+from plush.resources.host import Host, property_env
 from plush.spec.model import Project, to_dict
 
 __all__ = ["HostSlot", "OutputCallback", "RunEngine", "RunOutcome"]
@@ -375,6 +375,9 @@ class RunEngine:
             "PLUSH_WORKDIR": self._workdir(slot.name),
             "PLUSH_ADDR": launcher.address(slot.name) if launcher is not None else "",
         }
+        member = self.mesh.members.get(slot.name)
+        if member is not None:
+            env.update(property_env(member.host.properties))  # PLUSH_PROP_<NAME>, PLUSH_VIP, PLUSH_VN
         by_component: dict[str, list[str]] = {}
         for each in self.hosts.values():
             by_component.setdefault(each.component, []).append(each.name)

@@ -16,11 +16,12 @@ newer word wins); pool order is insertion order, so a pool listed twice lists th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["Host", "Pool", "PropertyValue", "property_value"]
+__all__ = ["Host", "Pool", "PropertyValue", "property_env", "property_text", "property_value"]
 
 #: a host property: a number when its text parses as a finite one, else the text
 PropertyValue = float | str
@@ -33,6 +34,30 @@ def property_value(text: str) -> PropertyValue:
     except ValueError:
         return text
     return number if math.isfinite(number) else text
+
+
+def property_text(value: PropertyValue) -> str:
+    """A property as text: ``2400.0`` -> ``"2400"``, ``32.88`` -> ``"32.88"``, text as it is."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return value
+
+
+#: host properties that processes also get under their ModelNet names (PLUSH-FORMAT.md): ``vip`` -> ``PLUSH_VIP``
+MODELNET_VARIABLES = {"vip": "PLUSH_VIP", "vn": "PLUSH_VN"}
+
+
+def property_env(properties: Mapping[str, PropertyValue]) -> dict[str, str]:
+    """The environment variables of a host's properties, for every process on it: ``PLUSH_PROP_<NAME>`` (NAME
+    upper-cased, every character but ``A-Z0-9_`` made ``_``), and ``PLUSH_VIP`` / ``PLUSH_VN`` for ``vip`` /
+    ``vn``. Two names that fold to one variable: the first in the host's order wins."""
+    env: dict[str, str] = {}
+    for name, value in properties.items():
+        text = property_text(value)
+        env.setdefault("PLUSH_PROP_" + re.sub(r"[^A-Z0-9_]", "_", name.upper()), text)
+        if name in MODELNET_VARIABLES:
+            env[MODELNET_VARIABLES[name]] = text
+    return env
 
 
 def _frozen(props: Mapping[str, PropertyValue]) -> Mapping[str, PropertyValue]:

@@ -2,10 +2,10 @@
 
 Nothing is started and no host is contacted: the spec goes through the same preflight as ``plush check``
 and ``plush run`` (with the same ``--hosts``), then :func:`plush.controller.plan.plan` matches the pool.
-The pool is the local sandbox, as for ``plush run``: one host ``local-K`` per host the run would start
-(each component's ``--hosts`` count or ``num_hosts`` min), all with this machine's properties, any resource
-type and group accepted (the notice line of ``plush run`` says so). A later ``-d POOLFILE`` only hands
-:func:`~plush.controller.plan.plan` another pool.
+The pool is the one ``plush run`` would use: with ``-d POOLFILE`` (or the ``pool`` setting) the hosts of
+that pool file, under its names, matched by group (:func:`load_pool`); without, the local sandbox: one host
+``local-K`` per host the run would start (each component's ``--hosts`` count or ``num_hosts`` min), all with
+this machine's properties, any resource type and group accepted (the notice line of ``plush run`` says so).
 
 Output: plain text, readable when piped; ``--json`` prints :meth:`Plan.to_dict` (at least
 ``{"components": {NAME: {"hosts": [...], "spares": [...]}}}``). Exit status 0, or 2 when the spec is
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from plush.controller.plan import Plan
     from plush.resources.host import Pool
 
-__all__ = ["plan_command", "render_plan"]
+__all__ = ["POOL_HELP", "load_pool", "plan_command", "render_plan"]
+
+#: the help of ``-d`` (``plush run`` and ``plush plan``)
+POOL_HELP = "Take the hosts from this pool file (default: the `pool` setting, else the local sandbox)."
 
 
 def sandbox_pool(count: int) -> Pool:
@@ -35,6 +38,17 @@ def sandbox_pool(count: int) -> Pool:
 
     props = local_properties()
     return Pool(Host(f"local-{k}", "127.0.0.1", provider="local", properties=props) for k in range(1, count + 1))
+
+
+def load_pool(path: str) -> Pool:
+    """The hosts of the pool file at ``path``, read by the pool-file provider (its kind told by its content;
+    PoolFileError, exit 2, listing every problem); only ``local`` hosts exist in pool files today."""
+    import asyncio
+
+    from plush.resources.host import Pool
+    from plush.resources.providers import PoolFile
+
+    return Pool(asyncio.run(PoolFile(path).hosts()))
 
 
 def _fold(names: tuple[str, ...] | list[str]) -> str:
@@ -73,9 +87,10 @@ def render_plan(plan: Plan, pool: str) -> list[str]:
 @cli.command("plan")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Host counts, as `plush run --hosts`.")
+@click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=POOL_HELP)
 @click.option("--seed", type=int, default=None, help="Permute the pool with this seed (default: pool order).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(spec: str, hosts: tuple[str, ...], seed: int | None, as_json: bool) -> None:
+def plan_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, seed: int | None, as_json: bool) -> None:
     """Show the hosts each component of SPEC would get, the spares, the DAG order and what is installed
     where, without contacting any host."""
     from plush.controller.plan import plan
@@ -84,16 +99,22 @@ def plan_command(spec: str, hosts: tuple[str, ...], seed: int | None, as_json: b
     from plush.shell.check import read_spec
     from plush.shell.run import parse_hosts
 
-    settings = load_cli_settings({})
+    settings = load_cli_settings({"pool": pool_file})
     project = read_spec(spec)
-    counts = preflight(project, settings, parse_hosts(hosts), requirements=False)
-    result = plan(project, sandbox_pool(sum(counts.values())), counts, seed, by_group=False)
-    text = sandbox_notice(project, counts)
-    if text is not None:
-        notice(text)
+    wanted = parse_hosts(hosts)
+    counts = preflight(project, settings, wanted, requirements=False)
+    if settings.pool:
+        where = settings.pool
+        result = plan(project, load_pool(settings.pool), wanted, seed, by_group=True)
+    else:
+        where = "the local sandbox"
+        result = plan(project, sandbox_pool(sum(counts.values())), counts, seed, by_group=False)
+        text = sandbox_notice(project, counts)
+        if text is not None:
+            notice(text)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
     click.echo(f"{spec}: valid")
-    for line in render_plan(result, "the local sandbox"):
+    for line in render_plan(result, where):
         click.echo(line)

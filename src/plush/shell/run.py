@@ -1,7 +1,8 @@
-"""``plush run SPEC``: run an application on local sandbox hosts and stream its output.
+"""``plush run SPEC``: run an application on local sandbox hosts (or a pool file's, ``-d``) and stream its output.
 
 A face of :class:`~plush.controller.api.Controller`: load the spec, run it (the run connects the local
-sandbox hosts it needs in its run directory), quit.
+sandbox hosts it needs in its run directory; with ``-d POOLFILE`` or the ``pool`` setting, the pool file's
+hosts the matcher chose, under their names), quit.
 
 Output lines are prefixed with host and process path (``[local-3 /filedist/senders/serve/srv] ...``);
 stderr lines go to stderr. The first Ctrl-C (or SIGTERM) stops the run on request (:meth:`Controller.stop`:
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 import click
 
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
+from plush.shell.plan import POOL_HELP
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -128,24 +130,32 @@ def parse_hosts(values: tuple[str, ...]) -> dict[str, int]:
 @cli.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Local hosts per component.")
+@click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=POOL_HELP)
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream process output (it is still logged).")
-def run_command(spec: str, hosts: tuple[str, ...], runs_dir: str | None, quiet: bool) -> None:
-    """Run the application of SPEC on local sandbox hosts."""
+def run_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, runs_dir: str | None, quiet: bool) -> None:
+    """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d)."""
     from plush.controller.api import Controller
+    from plush.shell.plan import load_pool
 
-    settings = load_cli_settings({"runs_dir": runs_dir})
+    settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
     notes = clean_up_dead_runs()  # printed after the first line, which scripts parse
     controller = Controller(settings)
     project = controller.load(spec)
+    pool = load_pool(settings.pool) if settings.pool else None
     writer = LineWriter()
-    code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer, notes))
+    code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer, notes, pool))
     writer.flush()
     sys.exit(code)
 
 
 async def _run(
-    controller: Any, project: Any, hosts: dict[str, int], writer: LineWriter | None, notes: list[str] | None = None
+    controller: Any,
+    project: Any,
+    hosts: dict[str, int],
+    writer: LineWriter | None,
+    notes: list[str] | None = None,
+    pool: Any = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -172,7 +182,9 @@ async def _run(
 
     try:
         # load (done) -> run: it connects the sandbox hosts it needs, in its run directory -> quit
-        result = await controller.run(project, hosts=hosts, on_output=writer, on_start=started, on_notice=notice)
+        result = await controller.run(
+            project, hosts=hosts, on_output=writer, on_start=started, on_notice=notice, pool=pool
+        )
         await controller.quit()
     except asyncio.CancelledError:
         click.echo("plush: forced stop", err=True)

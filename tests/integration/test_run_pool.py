@@ -1,0 +1,91 @@
+"""``plush run SPEC -d POOLFILE``: the matcher chooses each component's hosts from a pool file; ``type="local"``
+hosts run here under the pool's names, and every host property reaches the processes on that host.
+
+A pool too small for a component refuses the run before anything starts (exit 2, the matcher's message,
+no run directory, no agent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from integration_support import cli_env, events, only_run, run_cli, write_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+PROPS = """
+project: props
+components:
+  nodes:
+    hosts: 1..10
+application:
+  execution:
+    nodes:
+      blocks:
+        - {process: show, run: [sh, -c, 'echo "$PLUSH_HOST vip=$PLUSH_VIP vn=$PLUSH_VN site=$PLUSH_PROP_SITE"']}
+"""
+
+#: a directory file of type="local" hosts with properties, two groups the spec does not name
+DIRECTORY = """<?xml version="1.0"?>
+<plush>
+  <resource_manager type="local">
+    <node hostname="node[1-3]" group="west" site="ucsd" cpu_mhz="2400"/>
+    <node hostname="node[4-6]" group="east" site="mit" cpu_mhz="3000"/>
+  </resource_manager>
+</plush>
+"""
+
+
+def test_every_host_property_reaches_the_processes_of_its_host(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PROPS)
+    proc = run_cli(spec, tmp_path / "runs", "-q", "-d", str(EXAMPLES / "pools" / "local.xml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "plush: notice:" not in proc.stderr  # no sandbox stand-in: these are the pool's hosts
+    root = only_run(tmp_path / "runs")
+    logs = {p.parent.parent.name: p.read_text() for p in root.glob("hosts/*/logs/nodes.show.show.1.stdout")}
+    assert logs == {
+        "ucsd1": "ucsd1 vip=10.0.0.1 vn=1 site=ucsd\n",
+        "ucsd2": "ucsd2 vip=10.0.0.2 vn=2 site=ucsd\n",
+        "mit1": "mit1 vip=10.0.0.3 vn=3 site=mit\n",
+        "mit2": "mit2 vip=10.0.0.4 vn=4 site=mit\n",
+        "epfl1": "epfl1 vip=10.0.0.5 vn=5 site=epfl\n",
+        "epfl2": "epfl2 vip=10.0.0.6 vn=6 site=epfl\n",
+    }
+
+
+def test_filedist_runs_on_the_hosts_of_a_directory_file(tmp_path: Path) -> None:
+    pool = tmp_path / "lab.xml"
+    pool.write_text(DIRECTORY)
+    proc = run_cli(EXAMPLES / "filedist.yaml", tmp_path / "runs", "-q", "-d", str(pool))
+    assert proc.returncode == 0, proc.stderr
+    finished = events(only_run(tmp_path / "runs"), "run.finished")
+    assert finished and finished[-1].data["ok"], finished
+    hosts = {p.name for p in (only_run(tmp_path / "runs") / "hosts").iterdir()}
+    assert hosts == {"node1", "node2", "node3", "node4", "node5"}  # 2 + 3 hosts, in pool order
+
+
+def test_the_pool_setting_from_the_environment_is_a_run_s_pool(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PROPS.replace("1..10", "2"))
+    env = cli_env(PLUSH_POOL=str(EXAMPLES / "pools" / "local.xml"))
+    proc = run_cli(spec, tmp_path / "runs", "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in (only_run(tmp_path / "runs") / "hosts").iterdir()} == {"ucsd1", "ucsd2"}
+
+
+def test_a_component_the_pool_cannot_serve_does_not_start(tmp_path: Path) -> None:
+    pool = tmp_path / "nine.yaml"
+    pool.write_text("defaults: {type: local}\nhosts:\n  - n[1-9]\n")
+    spec = write_spec(tmp_path, PROPS.replace("1..10", "10..800"))
+    runs = tmp_path / "runs"
+    proc = run_cli(spec, runs, "-d", str(pool))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("plush: error: nodes: need 10, 9 candidates"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())  # no run directory, so no agent was started
+
+
+def test_a_file_that_is_not_a_pool_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PROPS)
+    proc = run_cli(spec, tmp_path / "runs", "-d", str(spec))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("plush: error: "), proc.stderr
+    assert not (tmp_path / "runs").exists()
