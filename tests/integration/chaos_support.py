@@ -85,9 +85,11 @@ async def run_chaos(
     script: Script,
     *,
     hosts: dict[str, int] | None = None,
+    pool: Any = None,
     **settings: Any,
 ) -> RunResult:
-    """Run ``spec_text`` with ``script`` beside it; raise the script's error, if any, after the run."""
+    """Run ``spec_text`` with ``script`` beside it (on ``pool``'s hosts when given); raise the script's error, if
+    any, after the run."""
     task: asyncio.Task[None] | None = None
 
     def start(controller: Controller) -> None:
@@ -108,7 +110,8 @@ async def run_chaos(
     spec = write_spec(tmp_path, spec_text)
     try:
         result = await asyncio.wait_for(
-            run_in_process(spec, tmp_path / "runs", hosts=hosts, on_controller=start, **settings), RUN_TIMEOUT
+            run_in_process(spec, tmp_path / "runs", hosts=hosts, on_controller=start, pool=pool, **settings),
+            RUN_TIMEOUT,
         )
     except BaseException:
         if task is not None:

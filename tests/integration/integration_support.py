@@ -225,11 +225,13 @@ async def run_in_process(
     *,
     hosts: dict[str, int] | None = None,
     on_controller: Callable[[Controller], Any] | None = None,
+    pool: Any = None,
     **settings: Any,
 ) -> RunResult:
-    """Run ``spec`` with a Controller on this event loop; ``on_controller`` may start watchers first."""
+    """Run ``spec`` with a Controller on this event loop (on ``pool``'s hosts when given); ``on_controller`` may
+    start watchers first."""
     controller = Controller(Settings(runs_dir=str(runs_dir), **{**LENIENT, **settings}))
     project = controller.load(spec)
     if on_controller is not None:
         on_controller(controller)
-    return await controller.run(project, hosts=hosts)
+    return await controller.run(project, hosts=hosts, pool=pool)

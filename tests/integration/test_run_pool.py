@@ -6,9 +6,15 @@ no run directory, no agent)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
+from chaos_support import Watch, run_chaos
 from integration_support import cli_env, events, only_run, run_cli, write_spec
+
+from plush.resources.host import Pool
+from plush.resources.poolfile import read_pool
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -89,3 +95,34 @@ def test_a_file_that_is_not_a_pool_is_refused_before_anything_starts(tmp_path: P
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("plush: error: "), proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+WAITING = """\
+project: spare
+components:
+  w:
+    hosts: 2
+application:
+  execution:
+    w:
+      blocks:
+        - process: work
+          run: [sh, -c, 'while [ ! -e "$PLUSH_RUN_DIR/release" ]; do sleep 0.05; done; echo "$PLUSH_HOST $PLUSH_VIP"']
+"""
+
+
+async def test_a_failed_pool_host_is_replaced_by_the_next_spare_of_the_matching(tmp_path: Path) -> None:
+    _, hosts = read_pool(EXAMPLES / "pools" / "local.xml")
+
+    async def script(w: Watch) -> None:
+        await w.each("process.started", {"ucsd1", "ucsd2"}, instance=1)
+        os.kill(w.engine.agent_pid("ucsd1"), signal.SIGKILL)
+        rematched = await w.event("host.rematched", host="ucsd1")
+        assert rematched.data["replacement"] == "mit1"  # the first spare, in pool order
+        await w.event("process.started", host="mit1", instance=1)
+        (Path(w.engine.rundir.shared) / "release").touch()
+
+    result = await run_chaos(WAITING, tmp_path, script, pool=Pool(hosts), host_restarts=0)
+    assert result.ok, result.outcome
+    logs = {p.parent.parent.name: p.read_text() for p in result.rundir.root.glob("hosts/*/logs/w.work.work.1.stdout")}
+    assert logs["ucsd2"] == "ucsd2 10.0.0.2\n" and logs["mit1"] == "mit1 10.0.0.3\n"
