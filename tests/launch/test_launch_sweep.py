@@ -52,3 +52,29 @@ def test_the_state_of_an_agent_process() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_process_of_another_run_with_the_same_id_and_host_names_is_never_touched() -> None:
+    """Run ids are unique only within one runs directory: two runs started in the same second in two
+    directories share one (``…-0001``), and both have a ``local-1``. The sweep tells them apart by the
+    launcher's mark (its random ``PLUSH_SANDBOX_RUN`` token)."""
+    code = "import time; time.sleep(60)"
+    same = {"PLUSH_RUN_ID": f"run-{uuid.uuid4().hex}", "PLUSH_HOST": "local-1"}
+    ours_token, theirs_token = f"run-{uuid.uuid4().hex}", f"run-{uuid.uuid4().hex}"
+    ours = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, **same, PLUSH_SANDBOX_RUN=ours_token))
+    theirs = subprocess.Popen(
+        [sys.executable, "-c", code], env=dict(os.environ, **same, PLUSH_SANDBOX_RUN=theirs_token)
+    )
+    mark = f"PLUSH_SANDBOX_RUN={ours_token}"
+    try:
+        deadline = time.monotonic() + 30
+        while len(host_processes(same["PLUSH_RUN_ID"], None)) < 2:
+            assert time.monotonic() < deadline, "the test processes never showed their environment"
+            time.sleep(0.01)
+        assert kill_host_processes(same["PLUSH_RUN_ID"], None, mark=mark) == [ours.pid]
+        assert ours.wait(timeout=10) == -9
+        assert theirs.poll() is None
+    finally:
+        for proc in (ours, theirs):
+            proc.kill()
+            proc.wait()
