@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from plush.config import Settings
 from plush.errors import ProtocolError
 from plush.protocol.framing import KIND_BINARY, KIND_JSON, MAX_FRAME, FrameDecoder, encode
 from plush.protocol.messages import Message
@@ -130,3 +131,20 @@ def test_unencodable_fields() -> None:
 def test_decoder_validates_schema_by_default() -> None:
     with pytest.raises(ProtocolError, match="'join' is missing field 'token'"):
         FrameDecoder().feed(encode(Message.of("join", host="h")))
+
+
+def test_a_frame_from_fields_encoded_once_is_the_frame_of_the_message() -> None:
+    from plush.protocol.framing import encode_fields, json_text
+
+    spec = {"name": "app", "components": [{"name": "c", "hosts": [1, 2]}], "text": "ünïcode"}
+    host = {"name": "local-1", "env": {"PLUSH_HOSTS_C": "local-1,local-2"}}
+    settings = Settings().agent_settings().to_dict()
+    msg = Message.of("prepare", spec=spec, host=host, settings=settings)
+    parts = [("spec", json_text(spec)), ("host", json_text(host)), ("settings", json_text(settings))]
+    frame = encode_fields("prepare", parts)
+    assert frame == encode(msg)
+    assert FrameDecoder().feed(frame) == [msg]
+    with pytest.raises(ProtocolError, match="reserved"):
+        encode_fields("prepare", [("t", b"1")])
+    with pytest.raises(ProtocolError, match="frame limit"):
+        encode_fields("prepare", parts, max_frame=64)

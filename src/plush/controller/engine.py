@@ -1,42 +1,45 @@
-"""The run engine: one application run on a set of hosts, from the first agent start to the last stop.
+"""The run engine: one application run on a set of hosts, over a mesh of their agents.
 
-Theory of operation. :class:`RunEngine` is the thin asyncio adapter between the fabric and the parts of a
+Theory of operation. :class:`RunEngine` is the thin asyncio adapter between the mesh and the parts of a
 run, each of which owns its state:
 
-- the :class:`~plush.controller.mesh.Mesh`: the launcher, the listener, each host's link (reliable
-  delivery, the reconnect window: :mod:`~plush.controller.links`), agent exits and join deadlines;
+- the :class:`~plush.controller.mesh.Mesh` (the controller's, kept across runs, or one of the run's own):
+  the launcher, the listener, each host's link (reliable delivery, the reconnect window:
+  :mod:`~plush.controller.links`), agent exits and join deadlines;
+- the :class:`~plush.controller.install.Installer`: ``prepare`` (shared parts encoded once per run),
+  ``go install``, the start barrier, the files served;
 - the :class:`~plush.controller.coordination.Coordinator`: barriers and workflow queues;
 - the :class:`~plush.controller.healing.Healer`: the failure ladder, restarts, rematches, limits,
   application restarts, the service pool refresh;
 - the :class:`~plush.controller.outputs.OutputSink`: process reports, log files, uploads.
 
-The engine keeps the run's hosts (:class:`~plush.controller.runstate.RunHosts`, with a count per state) and
-its lifecycle:
+The engine keeps the run's hosts (:class:`~plush.controller.runstate.RunHosts`, with a count per state),
+routes each agent's messages to the part that handles them, and keeps the run's course:
 
-1. **connect**: the mesh starts a TLS listener with a fresh token and one agent per host; each agent joins
-   (``join`` -> ``welcome``) and is sent ``prepare`` (the model, its host record, settings). Each host has
-   ``join_timeout`` seconds from its own agent's start.
-2. **install**: every prepared host gets ``go install``; hosts report ``installed``. Unless the
-   application is a service, the *start barrier* holds execution until every host has installed.
+1. **connect**: the hosts whose agent is connected (idle in the mesh) are prepared at once; for the others
+   the mesh starts an agent, which joins (``join`` -> ``welcome``) within ``join_timeout`` of its own start
+   and is then prepared (the model, its host record, settings).
+2. **install**: ``go install``; unless the application is a service, the start barrier holds execution
+   until every live host has installed.
 3. **execute**: ``go execute``; each agent walks its component blocks and reports block states, process
    starts/exits, output and uploads, barrier arrivals and workflow requests.
 4. **failures**: the healer.
 5. **finish**: when every live host reported ``finished`` the run succeeded; a failed block whose policy
-   says ``abort``, a ladder abort, an install failure or :meth:`abort` end it as failed; :meth:`stop` ends it
-   as *stopped* on request (``app.stopped``; a service's normal end). Either way every agent is sent ``stop``
-   (processes stopped, the outputs of blocks that did not complete uploaded, output flushed), then the
-   launcher stops the agents.
+   says ``abort``, a ladder abort, an install failure or :meth:`RunEngine.abort` end it as failed;
+   :meth:`RunEngine.stop` ends it as *stopped* on request (``app.stopped``; a service's normal end). Then
+   every agent ends the application (processes stopped, the outputs of blocks that did not complete
+   uploaded): with ``end`` when the agents stay connected (``keep``: the controller's mesh), else with
+   ``stop`` before the run's own mesh closes and the launcher stops the agents.
 
 Every state change is an :class:`~plush.controller.events.Event` on the bus. Every task of the run belongs
 to its :class:`~plush.controller.supervisor.Supervisor` (recoveries, files served) or the mesh's (agent
 watches, sweeps): none outlives :meth:`RunEngine.run`. Completion and the start barrier are O(1) per
-message (counts per state); the model is encoded into a dict once per run.
+message (counts per state).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,17 +49,17 @@ from plush.config import Settings
 from plush.controller.coordination import Coordinator
 from plush.controller.events import RUN_STORAGE_FAILED, EventBus
 from plush.controller.healing import Healer
+from plush.controller.install import Installer
 from plush.controller.mesh import Mesh
 from plush.controller.outputs import OutputSink
 from plush.controller.rundir import RunDir
 from plush.controller.runstate import HostSlot, OutputCallback, RunHosts, RunOutcome
 from plush.controller.supervisor import Supervisor
 from plush.errors import StorageError
-from plush.files.catalog import FileCatalog
 from plush.launch.base import Launcher
 from plush.protocol.messages import Message
-from plush.resources.host import Host, property_env
-from plush.spec.model import Project, to_dict
+from plush.resources.host import Host
+from plush.spec.model import Project
 
 __all__ = ["HostSlot", "OutputCallback", "RunEngine", "RunOutcome"]
 
@@ -95,18 +98,18 @@ class RunEngine:
                 self.hosts.add(host.name, comp.name)
         self.keep = keep
         self._outcome: asyncio.Future[RunOutcome] | None = None
-        self._catalog: FileCatalog | None = None
-        self._spec: dict[str, Any] | None = None  # the model as prepare carries it, built once
         #: seconds since the run started at which each phase ended (``agents_started``, ``all_joined``, ...)
         self.timings: dict[str, float] = {}
         self._t0 = time.monotonic()
-        self._started = False  # the start barrier was released: a host that installs later executes at once
         #: the first failed write to the run directory (the run stopped because of it)
         self.storage_error: StorageError | None = None
         # --- the parts ---
         self.tasks = Supervisor("run", self.task_failed)
         self.mesh = mesh
         self.outputs = OutputSink(rundir, bus, on_output)
+        self.installer = Installer(
+            self, resetting=lambda: bool(self.healer.resetting), instances=self.outputs.instances
+        )
         self.coordinator = Coordinator(self)
         self.healer = Healer(
             self,
@@ -117,10 +120,10 @@ class RunEngine:
             new_host=new_host,
         )
         self._handlers: dict[str, Callable[[HostSlot, Message], None]] = {
-            "prepared": self._on_prepared,
-            "installed": self._on_installed,
-            "install.failed": self._on_install_failed,
-            "fetch": self._on_fetch,
+            "prepared": self.installer.on_prepared,
+            "installed": self.installer.on_installed,
+            "install.failed": self.installer.on_install_failed,
+            "fetch": self.installer.on_fetch,
             "block": self._on_block,
             "proc.started": self.outputs.on_proc_started,
             "proc.exited": self.outputs.on_proc_exited,
@@ -179,9 +182,7 @@ class RunEngine:
         self._outcome = loop.create_future()
         self._t0 = time.monotonic()
         self.bus.emit("run.started", data={"run": self.rundir.run_id, "hosts": len(self.hosts)})
-        self._spec = to_dict(self.project)
-        self._catalog = FileCatalog.for_project(self.project)
-        await self._catalog.hash_all()
+        await self.installer.start()
         mesh = self.mesh
         mesh.attach(self)
         try:
@@ -193,7 +194,7 @@ class RunEngine:
             for name in connected:
                 self.joined(name)  # a connected agent: no agent starts, it is prepared at once
             await mesh.start_agents([h.name for h in self._assigned if mesh.members[h.name].state != "joined"])
-            self._mark("agents_started")
+            self.mark("agents_started")
             self.healer.arm_refresh()
             outcome = await self._outcome
         except asyncio.CancelledError:
@@ -203,7 +204,7 @@ class RunEngine:
             self.healer.close()
             await self.tasks.close()
             self.coordinator.close()
-            self._mark("stopping")
+            self.mark("stopping")
             try:
                 if self.keep:
                     await mesh.end_run([n for n in self.hosts if self.hosts[n].state in _PREPARED])
@@ -214,7 +215,7 @@ class RunEngine:
                     self.outputs.close()
                 except OSError as exc:
                     self._write_failed(exc)
-                self._mark("stopped")
+                self.mark("stopped")
         if self.storage_error is not None and outcome.ok:
             outcome = RunOutcome(False, str(self.storage_error))
         outcome = RunOutcome(
@@ -283,7 +284,7 @@ class RunEngine:
     def finished(self) -> bool:
         return self._outcome is not None and self._outcome.done()
 
-    def _mark(self, name: str) -> None:
+    def mark(self, name: str) -> None:
         self.timings.setdefault(name, time.monotonic() - self._t0)
 
     def send(self, host: str, msg: Message) -> None:
@@ -339,56 +340,9 @@ class RunEngine:
         self.finish(RunOutcome(False, f"internal error handling a message from {host}: {exc}"))
 
     def joined(self, name: str) -> None:
-        """``name``'s agent is connected (it just joined, or was idle at the run's start): ``prepare`` it (the
-        mesh emits ``host.joined``)."""
-        slot = self.hosts[name]
-        self.hosts.move(slot, "joined")
-        slot.joined_at = time.time()
-        assert self._catalog is not None and self._spec is not None
-        self.send(
-            slot.name,
-            Message.of(
-                "prepare",
-                spec=self._spec,
-                host={
-                    "name": slot.name,
-                    "component": slot.component,
-                    "index": slot.index,
-                    "attrs": {},
-                    "env": self._host_env(slot),
-                    "packages": self._catalog.packages_info(),
-                },
-                settings=self.settings.agent_settings().to_dict(),
-            ),
-        )
-        if self.hosts.counts["starting"] == 0:
-            self._mark("all_joined")
-
-    def _host_env(self, slot: HostSlot) -> dict[str, str]:
-        launcher = self.mesh.launcher
-        env = {
-            "PLUSH_HOST": slot.name,
-            "PLUSH_HOST_INDEX": str(slot.index),
-            "PLUSH_COMPONENT": slot.component,
-            "PLUSH_RUN_ID": self.rundir.run_id,
-            "PLUSH_RUN_DIR": str(self.rundir.shared),
-            "PLUSH_WORKDIR": self._workdir(slot.name),
-            "PLUSH_ADDR": launcher.address(slot.name) if launcher is not None else "",
-        }
-        member = self.mesh.members.get(slot.name)
-        if member is not None:
-            env.update(property_env(member.host.properties))  # PLUSH_PROP_<NAME>, PLUSH_VIP, PLUSH_VN
-        by_component: dict[str, list[str]] = {}
-        for each in self.hosts.values():
-            by_component.setdefault(each.component, []).append(each.name)
-        for comp in self.project.components:
-            env[f"PLUSH_HOSTS_{_env_name(comp.name)}"] = ",".join(by_component.get(comp.name, ()))
-        return env
-
-    def _workdir(self, name: str) -> str:
-        """The host's working directory, as its agent reported it when it joined."""
-        member = self.mesh.members.get(name)
-        return member.workdir if member is not None and member.workdir else str(self.rundir.workdir(name))
+        """``name``'s agent is connected (it just joined, or was idle at the run's start): prepare it (the mesh
+        emits ``host.joined``)."""
+        self.installer.joined(name)
 
     def message(self, name: str, msg: Message) -> None:
         slot = self.hosts[name]
@@ -410,77 +364,13 @@ class RunEngine:
         except OSError as exc:
             self._write_failed(exc)
 
-    # --- handshake and install ----------------------------------------------------------------------
-
-    def _on_prepared(self, slot: HostSlot, msg: Message) -> None:
-        self.hosts.move(slot, "installing")
-        self.bus.emit("host.prepared", host=slot.name)
-        self.send(slot.name, Message.of("go", stage="install"))
-
-    def _on_installed(self, slot: HostSlot, msg: Message) -> None:
-        self.hosts.move(slot, "installed")
-        self.bus.emit("host.installed", host=slot.name, data={"software": msg["software"]})
-        if self.healer.resetting:
-            return  # the application restarts: every installed host executes once all have reset
-        if self.project.application.service or self._started:
-            self.go_execute([slot])  # a service host, or a restarted or replacement host, starts at once
-        else:
-            self.maybe_release_start()
+    # --- what the parts ask of each other ---------------------------------------------------------------
 
     def maybe_release_start(self) -> None:
-        """The start barrier: execution begins once every live host has installed (O(1): counts)."""
-        if self._started or not self.hosts.all_live_in("installed"):
-            return
-        self._started = True
-        live = self.hosts.live()
-        self._mark("all_installed")
-        self.bus.emit("barrier.start_released", data={"hosts": len(live)})
-        self.go_execute(live)
+        self.installer.maybe_release_start()
 
     def go_execute(self, slots: list[HostSlot]) -> None:
-        for slot in slots:
-            self.hosts.move(slot, "running")
-            self.send(slot.name, Message.of("go", stage="execute", instances=self.outputs.instances(slot.name)))
-
-    def _on_install_failed(self, slot: HostSlot, msg: Message) -> None:
-        self.hosts.move(slot, "failed")
-        reason = f"installing software {msg['software']!r} failed on {slot.name}: {msg['reason']}"
-        self.bus.emit(
-            "host.install_failed", host=slot.name, data={"software": msg["software"], "reason": msg["reason"]}
-        )
-        self.finish(RunOutcome(False, reason, host=slot.name))
-
-    def _on_fetch(self, slot: HostSlot, msg: Message) -> None:
-        self.tasks.spawn(self._serve_file(slot, msg["req"], msg["key"]), name=f"serve {slot.name} {msg['key']}")
-
-    async def _serve_file(self, slot: HostSlot, req: int, key: str) -> None:
-        """Send file ``key`` to ``slot``'s agent: chunks read in a thread, written as the link drains."""
-        peer = self.mesh.links.peer(slot.name)
-        if peer is None:
-            return  # the host failed meanwhile
-        assert self._catalog is not None
-        entry = self._catalog.entries.get(key)
-        if entry is None or entry.path is None:
-            self.send(slot.name, Message.of("file.error", req=req, reason=f"no file known as {key!r}"))
-            return
-        digest = hashlib.sha256()
-        size = 0
-        chunks = self._catalog.open_chunks(key)
-        try:
-            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                digest.update(chunk)
-                size += len(chunk)
-                self.send(slot.name, Message.binary("file.data", chunk, req=req))
-                await peer.drain()
-        except OSError as exc:
-            self.send(slot.name, Message.of("file.error", req=req, reason=str(exc)))
-            return
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        self.send(slot.name, Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
-        self.bus.emit("file.sent", host=slot.name, data={"key": key, "size": size})
+        self.installer.go_execute(slots)
 
     # --- execution ------------------------------------------------------------------------------------
 
@@ -508,7 +398,7 @@ class RunEngine:
         count; the ladder saw to it that each component kept its ``min``). O(1) until it does."""
         if self.finished or self.healer.resetting or not self.hosts.all_live_in("finished"):
             return
-        self._mark("all_finished")
+        self.mark("all_finished")
         bad = [s.name for s in self.hosts.live() if not s.ok]
         self.finish(RunOutcome(not bad, f"hosts failed: {', '.join(bad)}" if bad else ""))
 
@@ -521,7 +411,3 @@ class RunEngine:
 
 #: run states of a host that was sent ``prepare`` (and whose agent holds run state the run's end must end)
 _PREPARED = frozenset({"joined", "installing", "installed", "running", "finished"})
-
-
-def _env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()

@@ -128,6 +128,14 @@ class Links:
             assert peer is not None
             peer.send(msg)
 
+    def send_frame(self, name: str, frame: bytes, msg: Message) -> None:
+        """``frame`` (``msg``, encoded by the caller: a ``prepare`` spliced from parts encoded once) to
+        ``name``'s live link, or nowhere: it is not numbered."""
+        link = self.links.get(name)
+        if link is not None and link.up:
+            assert link.peer is not None
+            link.peer.send_bytes(frame, msg)
+
     def _send_ack(self, name: str, q: int) -> None:
         link = self.links.get(name)
         if link is not None and link.up:

@@ -11,11 +11,15 @@ message between them and the run in progress (its :class:`MeshClient`), if any:
 - every other message passes reliable delivery (:meth:`Links.accept`) and goes to the run holding the host;
   once the run's end is decided only what :data:`LATE_KEPT` names still does (output, uploads, exits).
 
-It also watches each agent process (an exit is the run's to judge, or makes an idle host gone), counts each
-host's ``join_timeout`` from its own agent's start (one timer: the earliest deadline), kills a failed host
-(its agent's group now, what it left soon: ``Launcher.kill_leftovers``, batched), ends a run on its hosts
-(:meth:`Mesh.end_run`: ``end`` -> ``ended``, the agents stay), disconnects hosts (``stop`` -> ``stopped``,
-then the launcher makes sure the agent is gone) and closes (every agent, the listener, the launcher).
+Its :class:`~plush.controller.agents.AgentProcesses` watch each agent process (an exit is the run's to
+judge, or makes an idle host gone), count each host's ``join_timeout`` from its own agent's start, and kill
+a failed host (its agent's group now, what it left soon: ``Launcher.kill_leftovers``, batched). The mesh
+ends a run on its hosts (:meth:`Mesh.end_run`: ``end`` -> ``ended``, the agents stay), disconnects hosts
+(``stop`` -> ``stopped``, then the launcher makes sure the agent is gone) and closes (every agent, the
+listener, the launcher).
+
+(Longer than the house's ~400 lines: the routing of messages and the three ends -- of a run, of some hosts,
+of the mesh -- share the state of the answers awaited; they read together.)
 
 Invariants: one pump task reads the listener; every other task (agent watches, sweeps) belongs to the
 mesh's :class:`~plush.controller.supervisor.Supervisor` and ends with :meth:`Mesh.close`; at most one run is
@@ -27,18 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from plush.config import Settings, state_dir
+from plush.controller.agents import AgentProcesses
 from plush.controller.events import EventBus
-from plush.controller.links import LinkClient, Links
+from plush.controller.links import Links
+from plush.controller.members import Member, MeshClient, NoRun
 from plush.controller.supervisor import Supervisor
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
@@ -47,7 +50,7 @@ from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 from plush.resources.host import Host
 
-__all__ = ["AGENT_EXIT_WAIT", "KILL_WAIT", "LATE_KEPT", "STOP_MARGIN", "Member", "Mesh", "MeshClient"]
+__all__ = ["AGENT_EXIT_WAIT", "LATE_KEPT", "STOP_MARGIN", "Mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -56,79 +59,9 @@ AGENT_EXIT_WAIT = 2.0
 #: seconds beyond ``stop_grace`` that agents get to answer ``stop`` or ``end``: a tree's SIGKILL rounds (up
 #: to 5 s), the adopted orphans (1 s), the last reports
 STOP_MARGIN = 10.0
-#: seconds to wait for a failed host's SIGKILLed agent to be gone before it is restarted
-KILL_WAIT = 5.0
 
 #: what is still recorded from an agent after the run decided to stop: output, uploads, exits, block states
 LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.started", "block", "log"})
-
-#: member states: ``connecting`` (agent started, not joined), ``joined`` (connected: idle or in a run),
-#: ``failed`` (its agent did not join, exited, or the run failed it), ``gone`` (disconnected)
-MEMBER_STATES = ("connecting", "joined", "failed", "gone")
-
-
-class MeshClient(LinkClient, Protocol):
-    """What the mesh tells, and asks of, the run attached to it."""
-
-    @property
-    def run_id(self) -> str: ...
-
-    def host_component(self, name: str) -> str | None:
-        """The component the run gave ``name`` (None: not a host of the run)."""
-
-    def joined(self, name: str) -> None:
-        """A fresh agent of ``name`` (a host of the run) joined and was welcomed: prepare it."""
-
-    def message(self, name: str, msg: Message) -> None:
-        """A message from ``name``'s agent, after reliable delivery."""
-
-    def late(self, name: str, msg: Message) -> None:
-        """A report (:data:`LATE_KEPT`) that arrived after the run's end was decided."""
-
-    def agent_exited(self, name: str, code: int) -> None:
-        """The current agent process of ``name`` exited with ``code`` (negative: the signal)."""
-
-    def join_expired(self, names: list[str]) -> None:
-        """The agents of ``names`` did not join within ``join_timeout`` of their start."""
-
-    def handling_failed(self, exc: Exception, host: str | None) -> None:
-        """Handling a message from ``host`` raised ``exc`` (an OSError: a file could not be written)."""
-
-    def task_failed(self, exc: BaseException) -> None:
-        """A task of the mesh (an agent watch, a sweep) raised ``exc``."""
-
-
-class _NoRun:
-    """The links' client while no run is attached: no host is in a run."""
-
-    finished = True
-    run_id = ""
-
-    def host_state(self, name: str) -> str | None:
-        return None
-
-    def link_ended(self, name: str) -> None:
-        pass
-
-    def link_failed(self, name: str, reason: str) -> None:
-        pass
-
-
-@dataclass(eq=False)
-class Member:
-    """One host of the mesh."""
-
-    host: Host
-    state: str = "connecting"  # one of MEMBER_STATES
-    reason: str = ""
-    workdir: str | None = None  # the agent's working directory, from its join
-    joined_at: float | None = None
-    sample: dict[str, Any] | None = None  # the latest host monitor sample
-    waiter: asyncio.Future[str | None] | None = field(default=None, repr=False)  # connect(): None or why not
-
-    def settle(self, why: str | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(why)
 
 
 class Mesh:
@@ -153,14 +86,16 @@ class Mesh:
         self.listener: ControllerListener | None = None
         self.members: dict[str, Member] = {}
         self.client: MeshClient | None = None
-        self.links = Links(settings, bus, _NoRun(), None)
+        self.links = Links(settings, bus, NoRun(), None)
         self.tasks = Supervisor("mesh", self._task_failed)
+        self.agents = AgentProcesses(
+            settings,
+            self.tasks,
+            on_exit=self._agent_exited,
+            on_expired=self._join_expired,
+            run_id=lambda: self.client.run_id if self.client is not None else "",
+        )
         self._pump: asyncio.Task[None] | None = None
-        self._joins: list[tuple[float, int, str, AgentHandle]] = []  # (deadline, tie, host, agent): a heap
-        self._join_timer: asyncio.TimerHandle | None = None
-        self._tie = 0
-        self._sweep_hosts: set[str] = set()
-        self._sweep_pass: asyncio.Task[None] | None = None
         self._awaiting: set[str] = set()  # hosts whose ``ended`` / ``stopped`` is awaited
         self._replied: asyncio.Event = asyncio.Event()
         self._await_until = 0.0
@@ -190,6 +125,7 @@ class Mesh:
         contact = AgentContact(host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token)
         self.launcher = self._make_launcher(contact)
         self.links.launcher = self.launcher
+        self.agents.launcher = self.launcher
         self._pump = asyncio.get_running_loop().create_task(self._run_pump(listener))
 
     def add(self, host: Host) -> Member:
@@ -220,7 +156,7 @@ class Mesh:
 
     def detach(self) -> None:
         self.client = None
-        self.links.client = _NoRun()
+        self.links.client = NoRun()
 
     async def connect(self, hosts: Sequence[Host]) -> dict[str, str]:
         """Start the agents of ``hosts`` not connected yet and wait until each joined or failed (its agent
@@ -251,33 +187,18 @@ class Mesh:
 
     async def start_agents(self, names: Sequence[str]) -> Sequence[AgentHandle]:
         """Start the agents of ``names`` (members; they join on their own): watched, each with its deadline."""
-        assert self.launcher is not None
-        if not names:
-            return []
         for name in names:
             member = self.members[name]
             member.state, member.reason = "connecting", ""
-        agents = await self.launcher.start_agents(names)
-        self._watch(agents)
-        return agents
+        return await self.agents.start(names)
 
     async def start_agent(self, name: str) -> AgentHandle:
         """Start (again) the agent of member ``name``; raises :class:`~plush.errors.LaunchError`."""
         (agent,) = await self.start_agents([name])
         return agent
 
-    def _watch(self, agents: Iterable[AgentHandle]) -> None:
-        for agent in agents:
-            self.tasks.spawn(self._watch_agent(agent), name=f"watch {agent.name}")
-            self._tie += 1
-            heapq.heappush(self._joins, (agent.started_at + self.settings.join_timeout, self._tie, agent.name, agent))
-        self._arm_join_timer()
-
-    async def _watch_agent(self, agent: AgentHandle) -> None:
-        code = await agent.wait()
-        name = agent.name
-        if self.current_agent(name) is not agent:
-            return
+    def _agent_exited(self, name: str, code: int) -> None:
+        """The current agent of ``name`` exited: the run's to judge, or an idle host is gone."""
         if self._in_run(name):
             assert self.client is not None
             self.client.agent_exited(name, code)
@@ -298,22 +219,13 @@ class Mesh:
         if self.launcher is not None:
             self.tasks.spawn(self.launcher.stop_agent(name, 0.0), name=f"end {name}")
 
-    def _arm_join_timer(self) -> None:
-        if self._join_timer is not None:
-            self._join_timer.cancel()
-            self._join_timer = None
-        if self._joins and not self._closing:
-            delay = max(0.0, self._joins[0][0] - time.monotonic())
-            self._join_timer = asyncio.get_running_loop().call_later(delay, self._join_deadline)
-
-    def _join_deadline(self) -> None:
-        self._join_timer = None
-        now = time.monotonic()
-        expired: list[str] = []
-        while self._joins and self._joins[0][0] <= now:
-            _, _, name, agent = heapq.heappop(self._joins)
+    def _join_expired(self, names: list[str]) -> None:
+        """The agents of ``names`` did not join within ``join_timeout`` of their start: the run's hosts go to
+        the run; an agent started by ``connect`` failed."""
+        expired = []
+        for name in names:
             member = self.members.get(name)
-            if self.current_agent(name) is not agent or member is None or member.state != "connecting":
+            if member is None or member.state != "connecting":
                 continue
             if self._in_run(name):
                 expired.append(name)
@@ -321,15 +233,13 @@ class Mesh:
                 self._fail_member(member, f"its agent did not join within {self.settings.join_timeout:g}s")
         if expired and self.client is not None:
             self.client.join_expired(expired)
-        self._arm_join_timer()
 
     def current_agent(self, name: str) -> AgentHandle | None:
-        return self.launcher.agent(name) if self.launcher is not None else None
+        return self.agents.current(name)
 
     def agent_pid(self, name: str) -> int | None:
         """The pid of ``name``'s current agent process (None before it started or after it exited)."""
-        agent = self.current_agent(name)
-        return agent.pid if agent is not None and agent.returncode is None else None
+        return self.agents.pid(name)
 
     def _task_failed(self, exc: BaseException) -> None:
         if self.client is not None and not self.client.finished:
@@ -417,39 +327,18 @@ class Mesh:
     # --- failed hosts --------------------------------------------------------------------------------------
 
     def kill_now(self, name: str) -> None:
-        """SIGKILL the host's agent group now (a stopped agent dies too), and its other processes soon."""
+        """A host of the run failed: SIGKILL its agent group now, and its other processes soon."""
         member = self.members.get(name)
         if member is not None:
             member.state = "failed"
-        if self.launcher is not None:
-            self.launcher.signal_agent(name, signal.SIGKILL)
-        self.tasks.spawn(self.sweep(name), name=f"sweep {name}")
+        self.agents.kill_now(name)
 
     async def kill(self, name: str) -> None:
         """:meth:`kill_now`, then wait (bounded) until the agent is gone and sweep once more."""
-        agent = self.current_agent(name)
-        self.kill_now(name)
-        if agent is not None and agent.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(agent.wait()), KILL_WAIT)
-        await self.sweep(name)  # what a dying agent may still have started
-
-    async def sweep(self, name: str) -> None:
-        """SIGKILL every process ``name`` still runs for the run in progress (its launcher's
-        ``kill_leftovers``). Hosts failing together share one call (local: one pass over /proc, in a thread)."""
-        self._sweep_hosts.add(name)
-        if self._sweep_pass is None:
-            self._sweep_pass = self.tasks.spawn(self._sweep_pass_run(), name="sweep pass")
-        if self._sweep_pass is not None:
-            await asyncio.shield(self._sweep_pass)
-
-    async def _sweep_pass_run(self) -> None:
-        await asyncio.sleep(0)  # let the other failures of this moment join the pass
-        hosts, self._sweep_hosts = self._sweep_hosts, set()
-        self._sweep_pass = None
-        run_id = self.client.run_id if self.client is not None else ""
-        if self.launcher is not None and run_id:
-            await self.launcher.kill_leftovers(run_id, hosts)
+        member = self.members.get(name)
+        if member is not None:
+            member.state = "failed"
+        await self.agents.kill(name)
 
     # --- ends ----------------------------------------------------------------------------------------------
 
@@ -517,9 +406,7 @@ class Mesh:
         if self.closed:
             return
         self._closing = True
-        if self._join_timer is not None:
-            self._join_timer.cancel()
-            self._join_timer = None
+        self.agents.close()
         client = self.client
         try:
             self.links.cancel_timers()
@@ -538,8 +425,7 @@ class Mesh:
             try:
                 if self.listener is not None:
                     await self.listener.close()
-                if self.launcher is not None:
-                    await _agents_exited(self.launcher, AGENT_EXIT_WAIT)
+                await self.agents.exited(AGENT_EXIT_WAIT)
             finally:
                 await self.tasks.close()
                 if self.launcher is not None:
@@ -562,12 +448,3 @@ class Mesh:
 def _reject(peer: Peer, reason: str) -> None:
     peer.send(Message.of("reject", reason=reason))
     peer.close("rejected")
-
-
-async def _agents_exited(launcher: Launcher, within: float) -> None:
-    """Give agents that replied ``stopped`` a moment to exit by themselves (closing their link, sweeping
-    their orphans) before the launcher signals the stragglers: a SIGTERM must not cut a clean exit short."""
-    agents = launcher.alive()
-    if agents:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(a.wait() for a in agents)), within)

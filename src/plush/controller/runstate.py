@@ -157,6 +157,9 @@ class RunPort(Protocol):
     def joined(self, name: str) -> None:
         """``name``'s agent is connected: prepare it for the run."""
 
+    def mark(self, name: str) -> None:
+        """Note the time the run reached phase ``name`` (its first time only)."""
+
     def go_execute(self, slots: list[HostSlot]) -> None:
         """``go execute`` to ``slots`` (they run their component blocks)."""
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from plush.errors import ProtocolError
 from plush.protocol.messages import PROTOCOL_VERSION, Message, validate
 
-__all__ = ["KIND_BINARY", "KIND_JSON", "MAX_DEPTH", "MAX_FRAME", "FrameDecoder", "encode"]
+__all__ = ["KIND_BINARY", "KIND_JSON", "MAX_DEPTH", "MAX_FRAME", "FrameDecoder", "encode", "encode_fields", "json_text"]
 
 KIND_JSON = 0x01
 KIND_BINARY = 0x02
@@ -109,6 +109,32 @@ def encode(msg: Message, max_frame: int = MAX_FRAME) -> bytes:
     if length > max_frame:
         raise _too_big(msg, length, max_frame)
     return b"".join((_PREFIX.pack(length, KIND_BINARY), _HLEN.pack(len(header)), header, msg.payload))
+
+
+def json_text(value: Any) -> bytes:
+    """``value`` as frames encode it (compact UTF-8 JSON, no NaN): a part for :func:`encode_fields`."""
+    try:
+        return _dumps(value).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError("cannot be encoded as JSON: {}".format(exc)) from None
+
+
+def encode_fields(mtype: str, fields: List[Tuple[str, bytes]], max_frame: int = MAX_FRAME) -> bytes:
+    """The JSON frame of a message of type ``mtype`` whose fields are given already encoded (``(name,
+    json_text(value))``, in order): the same bytes as :func:`encode`, but a big value that many frames share
+    (the model every ``prepare`` carries) is encoded once, not once per frame. The caller vouches for the
+    fields (no schema check here; the receiver checks as always)."""
+    parts = [b'{"t":', json_text(mtype), b',"v":', str(PROTOCOL_VERSION).encode("ascii")]
+    for name, value in fields:
+        if name in _RESERVED:
+            raise ProtocolError("message {!r}: field name {!r} is reserved for the frame".format(mtype, name))
+        parts += [b",", json_text(name), b":", value]
+    parts.append(b"}")
+    header = b"".join(parts)
+    length = 1 + len(header)
+    if length > max_frame:
+        raise ProtocolError("message {!r} is {} bytes, over the {} byte frame limit".format(mtype, length, max_frame))
+    return _PREFIX.pack(length, KIND_JSON) + header
 
 
 class FrameDecoder:

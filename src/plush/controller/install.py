@@ -1,0 +1,204 @@
+"""The install phase of a run: each host prepared, its software installed, the start barrier, files served.
+
+Role. :class:`Installer` (a part of :class:`~plush.controller.engine.RunEngine`) owns the run's
+:class:`~plush.files.catalog.FileCatalog` and what every ``prepare`` carries. When a host's agent is
+connected (it joined, or was idle at the run's start) it sends ``prepare``; ``prepared`` gets ``go install``;
+``installed`` waits at the *start barrier* (every live host installed: ``go execute`` to all) unless the
+application is a service or the barrier is past (a restarted or replacement host executes at once); an
+``install.failed`` ends the run. ``fetch`` requests are served from the catalog by tasks of the run's
+supervisor: chunks read in a worker thread, written as the link drains.
+
+Cost (issue 8): what every ``prepare`` shares -- the model, the settings, the package table and the
+``PLUSH_HOSTS_<COMPONENT>`` lists -- is encoded to JSON once per run (the host lists again only when the run
+gains a host) and spliced into each host's frame (:func:`~plush.protocol.framing.encode_fields`), so a host
+costs the encoding of its own few fields, not of the whole model; the start barrier is O(1) per message.
+
+Invariants: a host is prepared at most once per agent (the run's ``joined`` state); ``go execute`` reaches a
+host only from ``installed``; a file is served only to a host's current link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from plush.controller.runstate import HostSlot, RunOutcome
+from plush.files.catalog import FileCatalog
+from plush.protocol.framing import encode_fields, json_text
+from plush.protocol.messages import Message
+from plush.resources.host import property_env
+from plush.spec.model import to_dict
+
+if TYPE_CHECKING:
+    from plush.controller.engine import RunEngine
+
+__all__ = ["Installer", "env_name"]
+
+
+class Installer:
+    """Prepare, install, the start barrier and file serving of one run."""
+
+    def __init__(self, run: RunEngine, *, resetting: Callable[[], bool], instances: Callable[[str], dict[str, int]]):
+        self.run = run
+        self._resetting = resetting
+        self._instances = instances
+        self.catalog: FileCatalog | None = None
+        self.started = False  # the start barrier was released: a host that installs later executes at once
+        self._shared: list[tuple[str, bytes]] = []  # the encoded model and settings
+        self._packages = b"{}"
+        self._lists: bytes | None = None  # the encoded PLUSH_HOSTS_* items, for the run's hosts as they are
+        self._lists_for = -1  # ... when the run had this many hosts
+
+    async def start(self) -> None:
+        """Hash the catalog's files (in threads) and encode what every ``prepare`` shares, once."""
+        run = self.run
+        self.catalog = FileCatalog.for_project(run.project)
+        await self.catalog.hash_all()
+        self._shared = [
+            ("spec", json_text(to_dict(run.project))),
+            ("settings", json_text(run.settings.agent_settings().to_dict())),
+        ]
+        self._packages = json_text(self.catalog.packages_info())
+
+    # --- prepare ----------------------------------------------------------------------------------------
+
+    def joined(self, name: str) -> None:
+        """``name``'s agent is connected: send it ``prepare`` (the model, its host record, the settings)."""
+        run = self.run
+        slot = run.hosts[name]
+        run.hosts.move(slot, "joined")
+        slot.joined_at = time.time()
+        frame, msg = self._prepare(slot)
+        run.mesh.links.send_frame(name, frame, msg)
+        if run.hosts.counts["starting"] == 0:
+            run.mark("all_joined")
+
+    def _prepare(self, slot: HostSlot) -> tuple[bytes, Message]:
+        run = self.run
+        own = {"name": slot.name, "component": slot.component, "index": slot.index, "attrs": {}}
+        env = self._own_env(slot)
+        env_text = json_text(env)[:-1] + b"," + self._host_lists() + b"}"
+        host_text = json_text(own)[:-1] + b',"env":' + env_text + b',"packages":' + self._packages + b"}"
+        spec, settings = self._shared
+        frame = encode_fields("prepare", [spec, ("host", host_text), settings])
+        # the message object only names the type for the connection's state (its frame is ``frame``)
+        msg = Message.of("prepare", spec={}, host=own, settings=run.settings.agent_settings().to_dict())
+        return frame, msg
+
+    def _own_env(self, slot: HostSlot) -> dict[str, str]:
+        run = self.run
+        launcher = run.mesh.launcher
+        member = run.mesh.members.get(slot.name)
+        workdir = member.workdir if member is not None and member.workdir else str(run.rundir.workdir(slot.name))
+        env = {
+            "PLUSH_HOST": slot.name,
+            "PLUSH_HOST_INDEX": str(slot.index),
+            "PLUSH_COMPONENT": slot.component,
+            "PLUSH_RUN_ID": run.rundir.run_id,
+            "PLUSH_RUN_DIR": str(run.rundir.shared),
+            "PLUSH_WORKDIR": workdir,
+            "PLUSH_ADDR": launcher.address(slot.name) if launcher is not None else "",
+        }
+        if member is not None:
+            env.update(property_env(member.host.properties))  # PLUSH_PROP_<NAME>, PLUSH_VIP, PLUSH_VN
+        return env
+
+    def _host_lists(self) -> bytes:
+        """``"PLUSH_HOSTS_<C>":"h1,h2",...`` for every component: encoded again only when the run gained a
+        host (a rematch, a refill), else reused."""
+        hosts = self.run.hosts
+        if self._lists is None or self._lists_for != len(hosts):
+            by_component: dict[str, list[str]] = {}
+            for each in hosts.values():
+                by_component.setdefault(each.component, []).append(each.name)
+            lists = {
+                f"PLUSH_HOSTS_{env_name(c.name)}": ",".join(by_component.get(c.name, ()))
+                for c in self.run.project.components
+            }
+            self._lists = json_text(lists)[1:-1] if lists else b""
+            self._lists_for = len(hosts)
+        return self._lists
+
+    # --- install and the start barrier ------------------------------------------------------------------
+
+    def on_prepared(self, slot: HostSlot, msg: Message) -> None:
+        self.run.hosts.move(slot, "installing")
+        self.run.bus.emit("host.prepared", host=slot.name)
+        self.run.send(slot.name, Message.of("go", stage="install"))
+
+    def on_installed(self, slot: HostSlot, msg: Message) -> None:
+        run = self.run
+        run.hosts.move(slot, "installed")
+        run.bus.emit("host.installed", host=slot.name, data={"software": msg["software"]})
+        if self._resetting():
+            return  # the application restarts: every installed host executes once all have reset
+        if run.project.application.service or self.started:
+            self.go_execute([slot])  # a service host, or a restarted or replacement host, starts at once
+        else:
+            self.maybe_release_start()
+
+    def maybe_release_start(self) -> None:
+        """The start barrier: execution begins once every live host has installed (O(1): counts)."""
+        run = self.run
+        if self.started or not run.hosts.all_live_in("installed"):
+            return
+        self.started = True
+        live = run.hosts.live()
+        run.mark("all_installed")
+        run.bus.emit("barrier.start_released", data={"hosts": len(live)})
+        self.go_execute(live)
+
+    def go_execute(self, slots: list[HostSlot]) -> None:
+        for slot in slots:
+            self.run.hosts.move(slot, "running")
+            self.run.send(slot.name, Message.of("go", stage="execute", instances=self._instances(slot.name)))
+
+    def on_install_failed(self, slot: HostSlot, msg: Message) -> None:
+        run = self.run
+        run.hosts.move(slot, "failed")
+        reason = f"installing software {msg['software']!r} failed on {slot.name}: {msg['reason']}"
+        run.bus.emit("host.install_failed", host=slot.name, data={"software": msg["software"], "reason": msg["reason"]})
+        run.finish(RunOutcome(False, reason, host=slot.name))
+
+    # --- files --------------------------------------------------------------------------------------------
+
+    def on_fetch(self, slot: HostSlot, msg: Message) -> None:
+        self.run.tasks.spawn(self._serve_file(slot, msg["req"], msg["key"]), name=f"serve {slot.name} {msg['key']}")
+
+    async def _serve_file(self, slot: HostSlot, req: int, key: str) -> None:
+        """Send file ``key`` to ``slot``'s agent: chunks read in a thread, written as the link drains."""
+        run = self.run
+        peer = run.mesh.links.peer(slot.name)
+        if peer is None:
+            return  # the host failed meanwhile
+        assert self.catalog is not None
+        entry = self.catalog.entries.get(key)
+        if entry is None or entry.path is None:
+            run.send(slot.name, Message.of("file.error", req=req, reason=f"no file known as {key!r}"))
+            return
+        digest = hashlib.sha256()
+        size = 0
+        chunks = self.catalog.open_chunks(key)
+        try:
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                digest.update(chunk)
+                size += len(chunk)
+                run.send(slot.name, Message.binary("file.data", chunk, req=req))
+                await peer.drain()
+        except OSError as exc:
+            run.send(slot.name, Message.of("file.error", req=req, reason=str(exc)))
+            return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        run.send(slot.name, Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
+        run.bus.emit("file.sent", host=slot.name, data={"key": key, "size": size})
+
+
+def env_name(name: str) -> str:
+    """A component's name in a ``PLUSH_HOSTS_<COMPONENT>`` variable: upper case, ``A-Z 0-9 _``."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
