@@ -1,7 +1,9 @@
 """What the controller emits, read from its source: every ``bus.emit(NAME, ..., data=...)`` call.
 
-An event name is a string literal, a constant of :mod:`plush.controller.events`, a conditional of those, or
-an f-string (``f"block.{state}"`` becomes the pattern ``block.*``). Its data fields are the keys of a dict
+An event name is a string literal, a constant of :mod:`plush.controller.catalogue` (or of
+:mod:`plush.controller.events`, which re-exports some), a conditional of those, a call of
+``catalogue.block_event`` (every ``block.*`` event), or an f-string (``f"block.{state}"`` becomes the pattern
+``block.*``). Its data fields are the keys of a dict
 literal, or of the dict a local variable was built as in the same function (a literal, a comprehension over
 a tuple of keys, plus ``data["key"] = ...``); anything else is ``*`` (fields unknown).
 """
@@ -13,6 +15,7 @@ import fnmatch
 from pathlib import Path
 
 import plush.controller
+from plush.controller import catalogue
 from plush.controller import events as events_module
 
 CONTROLLER = Path(plush.controller.__file__).parent
@@ -21,8 +24,12 @@ CONTROLLER = Path(plush.controller.__file__).parent
 def _names(node: ast.expr) -> list[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
+    if isinstance(node, ast.Name) and isinstance(getattr(catalogue, node.id, None), str):
+        return [getattr(catalogue, node.id)]
     if isinstance(node, ast.Name) and isinstance(getattr(events_module, node.id, None), str):
         return [getattr(events_module, node.id)]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "block_event":
+        return [n for n in catalogue.CATALOGUE if n.startswith("block.")]
     if isinstance(node, ast.IfExp):
         return _names(node.body) + _names(node.orelse)
     if isinstance(node, ast.JoinedStr):

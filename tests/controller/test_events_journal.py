@@ -201,3 +201,13 @@ def test_any_status_file_reads_without_error(tmp_path: Path, raw: bytes) -> None
     (tmp_path / "status.json").write_bytes(raw)
     state = read_status(tmp_path)
     assert isinstance(state.state, str) and state.held is False
+
+
+def test_the_journal_keeps_no_process_output(tmp_path: Path) -> None:
+    """Process output is an event on the bus for every face, but the run's log files hold it: not journaled."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal(Event(name="process.output", host="h", data={"stream": "stdout", "data": b"x"}))
+    journal(Event(name="process.exited", host="h", data={"code": 0}))
+    assert journal.close() is None
+    assert [e.name for e in read_events(path)] == ["process.exited"]

@@ -82,6 +82,7 @@ async def test_two_runs_and_a_second_application_on_the_same_connected_agents(tm
         started = dict(controller.mesh.launcher.agents)  # type: ignore[attr-defined]
 
         controller.load(write_spec(tmp_path, TWICE))
+        output = controller.subscribe(kinds=["process.output"], hosts=["local-2"])
         first = await asyncio.wait_for(controller.run(), RUN_TIMEOUT)
         second = await asyncio.wait_for(controller.run(), RUN_TIMEOUT)
         assert first.ok and second.ok, (first.outcome, second.outcome)
@@ -92,6 +93,14 @@ async def test_two_runs_and_a_second_application_on_the_same_connected_agents(tm
         # a host's working directory is the same in both runs: the second run saw the first one's line
         log = second.rundir.root / "hosts" / "local-2" / "logs" / "workers.note.note.1.stdout"
         assert log.read_text().split() == [first.rundir.run_id, second.rundir.run_id]
+        # the output is an event on the bus too (not journaled): what local-2's processes wrote, both runs
+        printed = output.drain_nowait()
+        assert {(e.name, e.host, e.block) for e in printed} == {
+            ("process.output", "local-2", "/twice/workers/note/note")
+        }
+        text = b"".join(e.data["data"] for e in printed).decode()
+        assert text.split() == [first.rundir.run_id, first.rundir.run_id, second.rundir.run_id]
+        assert events(second.rundir.root, "process.output") == []
         assert {n["state"] for n in controller.info("nodes")} == {"joined"}  # idle, connected
 
         controller.load(write_spec(tmp_path, OTHER, "other.yaml"))

@@ -348,9 +348,10 @@ class Controller:
         host_set = set(hosts) if hosts is not None else None
         block_list = [b.rstrip("/") for b in blocks] if blocks is not None else None
 
+        def named(name: str) -> bool:
+            return kind_list is None or any(_kind_matches(k, name) for k in kind_list)
+
         def wanted(event: Event) -> bool:
-            if kind_list is not None and not any(_kind_matches(k, event.name) for k in kind_list):
-                return False
             if host_set is not None and event.host not in host_set:
                 return False
             if block_list is not None:
@@ -359,8 +360,10 @@ class Controller:
                     return False
             return True
 
-        no_filter = kind_list is None and host_set is None and block_list is None
-        return self.bus.subscribe(maxlen=maxlen, where=None if no_filter else wanted)
+        unfiltered = host_set is None and block_list is None
+        return self.bus.subscribe(
+            maxlen=maxlen, names=None if kind_list is None else named, where=None if unfiltered else wanted
+        )
 
     def info(self, what: str) -> Any:
         """Plain data (JSON-ready) about ``nodes`` (each host: name, address, group, properties, state,

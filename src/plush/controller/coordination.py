@@ -25,6 +25,16 @@ from collections.abc import Iterable
 from plush.barriers.manager import BarrierManager
 from plush.barriers.rules import Admitted, BarrierError, BarrierEvent, BarrierRule, PassedLate, Released
 from plush.barriers.workqueue import WorkQueue
+from plush.controller.catalogue import (
+    BARRIER_ADMITTED,
+    BARRIER_ARRIVED,
+    BARRIER_LATE,
+    BARRIER_RELEASED,
+    BARRIER_WAITING,
+    WORK_DONE,
+    WORK_FAILED,
+    WORK_TAKEN,
+)
 from plush.controller.runstate import HostSlot, RunOutcome, RunPort
 from plush.protocol.messages import Message
 from plush.spec.model import BarrierBlock, WorkflowBlock
@@ -95,7 +105,7 @@ class Coordinator:
 
     def on_barrier_enter(self, slot: HostSlot, msg: Message) -> None:
         name = msg["name"]
-        self.run.bus.emit("barrier.arrived", host=slot.name, block=msg["path"], data={"barrier": name})
+        self.run.bus.emit(BARRIER_ARRIVED, host=slot.name, block=msg["path"], data={"barrier": name})
         try:
             events = self.barriers.arrive(name, slot.name, time.monotonic())
         except BarrierError as exc:
@@ -114,17 +124,17 @@ class Coordinator:
         bus, send = self.run.bus, self.run.send
         for ev in events:
             if isinstance(ev, Released):
-                bus.emit("barrier.released", data={"barrier": ev.name, "reason": ev.reason, "hosts": list(ev.hosts)})
+                bus.emit(BARRIER_RELEASED, data={"barrier": ev.name, "reason": ev.reason, "hosts": list(ev.hosts)})
                 for host in ev.hosts:
                     send(host, Message.of("barrier.release", name=ev.name, late=False))
             elif isinstance(ev, PassedLate):
-                bus.emit("barrier.late", host=ev.host, data={"barrier": ev.name})
+                bus.emit(BARRIER_LATE, host=ev.host, data={"barrier": ev.name})
                 send(ev.host, Message.of("barrier.release", name=ev.name, late=True))
             elif isinstance(ev, Admitted):
-                bus.emit("barrier.admitted", host=ev.host, data={"barrier": ev.name})
+                bus.emit(BARRIER_ADMITTED, host=ev.host, data={"barrier": ev.name})
                 send(ev.host, Message.of("barrier.release", name=ev.name, late=False))
             else:
-                bus.emit("barrier.waiting", host=ev.host, data={"barrier": ev.name})
+                bus.emit(BARRIER_WAITING, host=ev.host, data={"barrier": ev.name})
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -161,7 +171,7 @@ class Coordinator:
             item = queue.take(host)
             if item is not None:
                 parked.popleft()
-                self.run.bus.emit("work.taken", host=host, block=path, data={"item": item})
+                self.run.bus.emit(WORK_TAKEN, host=host, block=path, data={"item": item})
                 self.run.send(host, Message.of("work.item", path=path, item=item))
             elif queue.finished:
                 parked.popleft()
@@ -176,6 +186,6 @@ class Coordinator:
             return
         accepted = queue.done(slot.name, item) if ok else queue.failed(slot.name, item)
         self.run.bus.emit(
-            "work.done" if ok else "work.failed", host=slot.name, block=path, data={"item": item, "accepted": accepted}
+            WORK_DONE if ok else WORK_FAILED, host=slot.name, block=path, data={"item": item, "accepted": accepted}
         )
         self._serve_parked(path)

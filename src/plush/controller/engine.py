@@ -46,6 +46,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from plush.config import Settings
+from plush.controller.catalogue import (
+    AGENT_LOG,
+    APP_ABORTED,
+    APP_STOPPED,
+    HOST_FINISHED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    block_event,
+)
 from plush.controller.coordination import Coordinator
 from plush.controller.events import RUN_STORAGE_FAILED, EventBus
 from plush.controller.healing import Healer
@@ -181,7 +190,7 @@ class RunEngine:
         loop = asyncio.get_running_loop()
         self._outcome = loop.create_future()
         self._t0 = time.monotonic()
-        self.bus.emit("run.started", data={"run": self.rundir.run_id, "hosts": len(self.hosts)})
+        self.bus.emit(RUN_STARTED, data={"run": self.rundir.run_id, "hosts": len(self.hosts)})
         await self.installer.start()
         mesh = self.mesh
         mesh.attach(self)
@@ -222,7 +231,7 @@ class RunEngine:
             outcome.ok, outcome.reason, outcome.host, outcome.block, dict(self.timings), stopped=outcome.stopped
         )
         self.bus.emit(
-            "run.finished",
+            RUN_FINISHED,
             data={
                 "ok": outcome.ok,
                 "stopped": outcome.stopped,
@@ -240,7 +249,7 @@ class RunEngine:
         """A part of the run decided to end it as failed: ``app.aborted``, then the end."""
         if self.finished:
             return
-        self.bus.emit("app.aborted", host=host, block=block, data={"reason": reason, "host": host, "block": block})
+        self.bus.emit(APP_ABORTED, host=host, block=block, data={"reason": reason, "host": host, "block": block})
         self.finish(RunOutcome(False, reason, host, block))
 
     def stop(self, reason: str = "stopped by request") -> None:
@@ -249,7 +258,7 @@ class RunEngine:
         run's end is decided."""
         if self._outcome is None or self.finished:
             return
-        self.bus.emit("app.stopped", data={"reason": reason})
+        self.bus.emit(APP_STOPPED, data={"reason": reason})
         self.finish(RunOutcome(False, reason, stopped=True))
 
     def storage_failed(self, error: StorageError) -> None:
@@ -378,7 +387,7 @@ class RunEngine:
         path, state = msg["path"], msg["state"]
         slot.blocks[path] = state
         data = {k: msg.get(k) for k in ("reason", "action") if msg.get(k) is not None}
-        self.bus.emit(f"block.{state}", host=slot.name, block=path, data=data)
+        self.bus.emit(block_event(state), host=slot.name, block=path, data=data)
         if state == "failed":
             action = msg.get("action") or "abort"
             reason = f"block {path} failed on {slot.name}: {msg.get('reason', '')}"
@@ -390,7 +399,7 @@ class RunEngine:
     def _on_finished(self, slot: HostSlot, msg: Message) -> None:
         self.hosts.move(slot, "finished")
         slot.ok = bool(msg["ok"])
-        self.bus.emit("host.finished", host=slot.name, data={"ok": slot.ok})
+        self.bus.emit(HOST_FINISHED, host=slot.name, data={"ok": slot.ok})
         self.check_complete()
 
     def check_complete(self) -> None:
@@ -403,7 +412,7 @@ class RunEngine:
         self.finish(RunOutcome(not bad, f"hosts failed: {', '.join(bad)}" if bad else ""))
 
     def _on_log(self, slot: HostSlot, msg: Message) -> None:
-        self.bus.emit("agent.log", host=slot.name, data={"level": msg["level"], "text": msg["text"]})
+        self.bus.emit(AGENT_LOG, host=slot.name, data={"level": msg["level"], "text": msg["text"]})
 
     def statistics(self) -> dict[str, Any]:
         return {"hosts": len(self.hosts), "states": self.hosts.statistics()}

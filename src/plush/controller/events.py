@@ -3,13 +3,13 @@
 Every state change of a run is an :class:`Event` with a stable dotted name (``process.exited``,
 ``barrier.released``, ``host.failed``), a timestamp, and the host and block it concerns. The :class:`EventBus`
 hands each event to every subscriber in order: the journal stores them, the terminal renders them, the APIs
-stream them. Publishing never blocks and never drops for *reliable* subscribers (the journal); a slow *lossy*
-subscriber (a remote UI) loses its oldest events first and is told how many it missed.
+stream them. Publishing never blocks and never drops for *reliable* consumers (the sinks: the journal, a log
+writer); a subscription with ``maxlen`` loses its oldest events first, and every subscription loses the
+*lossy* events (process output) beyond :data:`LOSSY_BACKLOG` queued ones, each counted in ``missed``.
 
-Event names are a documented interface (the journal's table in docs/operations.md). The names that code
-*reads* (the failure report, the CLI) are the constants below, so that a renamed event breaks a test
-(``tests/controller/test_event_names.py`` checks that each is one some emitter produces); the full typed
-catalogue comes later.
+Event names and payloads are :mod:`plush.controller.catalogue` (re-exported here, where readers took them
+first): the journal stores the journaled ones, the history keeps the journaled ones (process output would
+crowd the rest out), the failure report and the console read them by those constants.
 """
 
 from __future__ import annotations
@@ -22,6 +22,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from plush.controller.catalogue import (
+    APP_ABORTED,
+    APP_RESTARTED,
+    APP_STOPPED,
+    BLOCK_COMPLETED,
+    BLOCK_FAILED,
+    HOST_FAILED,
+    HOST_INSTALL_FAILED,
+    HOST_OVER_LIMITS,
+    HOST_REMATCHED,
+    HOST_RESTARTED,
+    PROCESS_EXITED,
+    PROCESS_LIVENESS_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    RUN_STORAGE_FAILED,
+    WORK_FAILED,
+    journaled,
+    lossy,
+)
+
 __all__ = [
     "APP_ABORTED",
     "APP_RESTARTED",
@@ -33,6 +54,7 @@ __all__ = [
     "HOST_OVER_LIMITS",
     "HOST_REMATCHED",
     "HOST_RESTARTED",
+    "LOSSY_BACKLOG",
     "PROCESS_EXITED",
     "PROCESS_LIVENESS_FAILED",
     "RUN_FINISHED",
@@ -44,25 +66,8 @@ __all__ = [
     "Subscription",
 ]
 
-# --- event names that readers depend on (see the module docstring) ---
-RUN_STARTED = "run.started"
-RUN_FINISHED = "run.finished"
-#: the run directory could not be written (disk full, read-only): the run stops
-RUN_STORAGE_FAILED = "run.storage_failed"
-APP_ABORTED = "app.aborted"
-APP_RESTARTED = "app.restarted"
-#: the run was stopped on request (its normal end, not a failure)
-APP_STOPPED = "app.stopped"
-BLOCK_COMPLETED = "block.completed"
-BLOCK_FAILED = "block.failed"
-PROCESS_EXITED = "process.exited"
-PROCESS_LIVENESS_FAILED = "process.liveness_failed"
-HOST_FAILED = "host.failed"
-HOST_OVER_LIMITS = "host.over_limits"
-HOST_INSTALL_FAILED = "host.install_failed"
-HOST_REMATCHED = "host.rematched"
-HOST_RESTARTED = "host.restarted"
-WORK_FAILED = "work.failed"
+#: lossy events (process output) a subscription holds at most; beyond, new ones are dropped (``missed``)
+LOSSY_BACKLOG = 1024
 
 _seq = itertools.count(1)
 
@@ -119,6 +124,7 @@ class Subscription:
         self._filter = names
         self._where = where
         self._wakeup = asyncio.Event()
+        self._lossy = 0  # lossy events queued now
         self.missed = 0
         self.closed = False
 
@@ -127,16 +133,27 @@ class Subscription:
             return
         if self._where is not None and not self._where(event):
             return
+        if lossy(event.name):
+            if self._lossy >= LOSSY_BACKLOG:
+                self.missed += 1
+                return
+            self._lossy += 1
         if self._maxlen is not None and len(self._queue) >= self._maxlen:
-            self._queue.popleft()
+            self._taken(self._queue.popleft())
             self.missed += 1
         self._queue.append(event)
         self._wakeup.set()
+
+    def _taken(self, event: Event) -> Event:
+        if self._lossy and lossy(event.name):
+            self._lossy -= 1
+        return event
 
     def drain_nowait(self) -> list[Event]:
         """Every event queued so far, without waiting."""
         items = list(self._queue)
         self._queue.clear()
+        self._lossy = 0
         self._wakeup.clear()
         return items
 
@@ -147,7 +164,7 @@ class Subscription:
                 return None
             self._wakeup.clear()
             await self._wakeup.wait()
-        return self._queue.popleft()
+        return self._taken(self._queue.popleft())
 
     def close(self) -> None:
         self.closed = True
@@ -196,8 +213,14 @@ class EventBus:
         if sub in self._subs:
             self._subs.remove(sub)
 
+    def wants(self, name: str) -> bool:
+        """Whether a subscription takes events named ``name`` (by its name filter): an emitter of costly events
+        (process output) skips building them when none does."""
+        return any(sub._filter is None or sub._filter(name) for sub in self._subs)
+
     def publish(self, event: Event) -> Event:
-        self._history.append(event)
+        if journaled(event.name):
+            self._history.append(event)
         for sink in self._sinks:
             sink(event)
         for sub in list(self._subs):

@@ -34,6 +34,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from plush.controller.catalogue import (
+    APP_RESTARTED,
+    HOST_DROPPED,
+    HOST_FAILED,
+    HOST_OVER_LIMITS,
+    HOST_REMATCHED,
+    HOST_RESTARTED,
+    HOST_SAMPLE,
+    POOL_REFRESHED,
+)
 from plush.controller.failures import FailureLadder, LadderStep
 from plush.controller.recovery import HostLimits, local_spares
 from plush.controller.runstate import HostSlot, RunPort
@@ -93,10 +103,10 @@ class Healer:
     # --- failures --------------------------------------------------------------------------------------
 
     def on_hostmon(self, slot: HostSlot, msg: Message) -> None:
-        self.run.bus.emit("host.sample", host=slot.name, data=msg["sample"])
+        self.run.bus.emit(HOST_SAMPLE, host=slot.name, data=msg["sample"])
         reasons = self._limits.observe(slot.name, slot.component, msg["sample"], time.monotonic())
         if reasons and not self.run.finished and slot.state != "failed":
-            self.run.bus.emit("host.over_limits", host=slot.name, data={"reasons": reasons})
+            self.run.bus.emit(HOST_OVER_LIMITS, host=slot.name, data={"reasons": reasons})
             self.host_failed(slot, "over its limits: " + "; ".join(reasons), restart=False)
 
     def host_failed(self, slot: HostSlot, reason: str, *, restart: bool = True) -> None:
@@ -110,7 +120,7 @@ class Healer:
         self.mesh.links.close(slot.name, "the host failed")
         self.resetting.discard(slot.name)
         self._limits.forget(slot.name)
-        run.bus.emit("host.failed", host=slot.name, data={"reason": reason, "component": slot.component})
+        run.bus.emit(HOST_FAILED, host=slot.name, data={"reason": reason, "component": slot.component})
         self.mesh.kill_now(slot.name)
         self.coordinator.host_failed(slot.name)
         step = self.ladder.host_failed(slot.name, reason, spares=self._spares(slot.component), restart=restart)
@@ -125,13 +135,13 @@ class Healer:
                 return
             self._replaced[slot.component] = self._replaced.get(slot.component, 0) + 1
             run.bus.emit(
-                "host.rematched",
+                HOST_REMATCHED,
                 host=slot.name,
                 data={"replacement": new.name, "component": slot.component, "reason": step.message},
             )
             self.tasks.spawn(self._rematch(slot, new), name=f"rematch {slot.name}")
         elif step.kind == "continue":
-            run.bus.emit("host.dropped", host=slot.name, data={"component": slot.component, "reason": step.message})
+            run.bus.emit(HOST_DROPPED, host=slot.name, data={"component": slot.component, "reason": step.message})
             self.tasks.spawn(self.mesh.kill(slot.name), name=f"kill {slot.name}")
             run.maybe_release_start()
             run.check_complete()
@@ -193,7 +203,7 @@ class Healer:
         slot.ok = None
         slot.blocks.clear()
         self.coordinator.expect(slot)
-        self.run.bus.emit("host.restarted", host=slot.name, data={"component": slot.component, "reason": step.message})
+        self.run.bus.emit(HOST_RESTARTED, host=slot.name, data={"component": slot.component, "reason": step.message})
         await self._start_agent(slot)
 
     async def _rematch(self, old: HostSlot, new: HostSlot) -> None:
@@ -238,7 +248,7 @@ class Healer:
             )
             return
         self.app_restarts += 1
-        run.bus.emit("app.restarted", host=slot.name, block=path, data={"count": self.app_restarts, "reason": reason})
+        run.bus.emit(APP_RESTARTED, host=slot.name, block=path, data={"count": self.app_restarts, "reason": reason})
         self.coordinator.reset()
         for s in run.hosts.live():
             s.blocks.clear()
@@ -295,7 +305,7 @@ class Healer:
                     break
                 added.append(new.name)
                 self.tasks.spawn(self._start_agent(new), name=f"add {new.name}")
-        run.bus.emit("pool.refreshed", data={"revived": revived, "added": added, "live": hosts.live_count()})
+        run.bus.emit(POOL_REFRESHED, data={"revived": revived, "added": added, "live": hosts.live_count()})
         self.arm_refresh()
 
     def _room(self, component: str, *, new: bool) -> int:

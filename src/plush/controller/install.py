@@ -25,6 +25,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from plush.controller.catalogue import (
+    BARRIER_START_RELEASED,
+    FILE_SENT,
+    HOST_INSTALL_FAILED,
+    HOST_INSTALLED,
+    HOST_PREPARED,
+)
 from plush.controller.runstate import HostSlot, RunOutcome
 from plush.files.catalog import FileCatalog
 from plush.protocol.framing import encode_fields, json_text
@@ -126,13 +133,13 @@ class Installer:
 
     def on_prepared(self, slot: HostSlot, msg: Message) -> None:
         self.run.hosts.move(slot, "installing")
-        self.run.bus.emit("host.prepared", host=slot.name)
+        self.run.bus.emit(HOST_PREPARED, host=slot.name)
         self.run.send(slot.name, Message.of("go", stage="install"))
 
     def on_installed(self, slot: HostSlot, msg: Message) -> None:
         run = self.run
         run.hosts.move(slot, "installed")
-        run.bus.emit("host.installed", host=slot.name, data={"software": msg["software"]})
+        run.bus.emit(HOST_INSTALLED, host=slot.name, data={"software": msg["software"]})
         if self._resetting():
             return  # the application restarts: every installed host executes once all have reset
         if run.project.application.service or self.started:
@@ -148,7 +155,7 @@ class Installer:
         self.started = True
         live = run.hosts.live()
         run.mark("all_installed")
-        run.bus.emit("barrier.start_released", data={"hosts": len(live)})
+        run.bus.emit(BARRIER_START_RELEASED, data={"hosts": len(live)})
         self.go_execute(live)
 
     def go_execute(self, slots: list[HostSlot]) -> None:
@@ -160,7 +167,7 @@ class Installer:
         run = self.run
         run.hosts.move(slot, "failed")
         reason = f"installing software {msg['software']!r} failed on {slot.name}: {msg['reason']}"
-        run.bus.emit("host.install_failed", host=slot.name, data={"software": msg["software"], "reason": msg["reason"]})
+        run.bus.emit(HOST_INSTALL_FAILED, host=slot.name, data={"software": msg["software"], "reason": msg["reason"]})
         run.finish(RunOutcome(False, reason, host=slot.name))
 
     # --- files --------------------------------------------------------------------------------------------
@@ -196,7 +203,7 @@ class Installer:
             if close is not None:
                 close()
         run.send(slot.name, Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
-        run.bus.emit("file.sent", host=slot.name, data={"key": key, "size": size})
+        run.bus.emit(FILE_SENT, host=slot.name, data={"key": key, "size": size})
 
 
 def env_name(name: str) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from plush.controller.catalogue import journaled
 from plush.controller.events import Event
 from plush.errors import PlushError, StorageError
 
@@ -99,6 +100,8 @@ class Journal:
             self._cond.notify()
 
     def __call__(self, event: Event) -> None:
+        if not journaled(event.name):
+            return  # process output: it is in the run's log files
         row = (
             event.seq,
             event.at,

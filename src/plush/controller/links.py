@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from plush.config import Settings
+from plush.controller.catalogue import HOST_DISCONNECTED, HOST_RECONNECTED
 from plush.controller.events import EventBus
 from plush.controller.sessions import AGENT_POLL, SessionTable, numbered
 from plush.errors import ProtocolError
@@ -249,7 +250,7 @@ class Links:
         link.disconnected = True
         link.disconnected_at = now = time.monotonic()
         window = self.settings.reconnect_window
-        self.bus.emit("host.disconnected", host=name, data={"reason": reason, "window": window})
+        self.bus.emit(HOST_DISCONNECTED, host=name, data={"reason": reason, "window": window})
         self._watch_reconnect(name, now + window, reason)
 
     def _watch_reconnect(self, name: str, deadline: float, reason: str) -> None:
@@ -309,7 +310,7 @@ class Links:
         for mtype, frame in replay:
             peer.send_bytes(frame, Message(mtype))
         self.bus.emit(
-            "host.reconnected",
+            HOST_RECONNECTED,
             host=name,
             data={"replayed": len(replay), "received": session.received, "down_for": round(down_for, 3)},
         )

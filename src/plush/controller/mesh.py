@@ -39,6 +39,7 @@ from typing import Any
 
 from plush.config import Settings, state_dir
 from plush.controller.agents import AgentProcesses
+from plush.controller.catalogue import HOST_JOINED, HOST_LEFT
 from plush.controller.events import EventBus
 from plush.controller.links import Links
 from plush.controller.members import Member, MeshClient, NoRun
@@ -215,7 +216,7 @@ class Mesh:
         self.links.close(name, reason)
         member.settle(reason)
         if gone and not self._closing:
-            self.bus.emit("host.left", host=name, data={"reason": reason})
+            self.bus.emit(HOST_LEFT, host=name, data={"reason": reason})
         if self.launcher is not None:
             self.tasks.spawn(self.launcher.stop_agent(name, 0.0), name=f"end {name}")
 
@@ -322,7 +323,7 @@ class Mesh:
                 component = client.host_component(name)
             else:
                 component = None
-            self.bus.emit("host.joined", host=name, data={"component": component})
+            self.bus.emit(HOST_JOINED, host=name, data={"component": component})
 
     # --- failed hosts --------------------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ class Mesh:
             self.links.close(member.host.name, reason)
             member.settle(reason)
             if was == "joined" and not self._closing:
-                self.bus.emit("host.left", host=member.host.name, data={"reason": reason})
+                self.bus.emit(HOST_LEFT, host=member.host.name, data={"reason": reason})
         if self.launcher is not None:
             await asyncio.gather(*(self.launcher.stop_agent(m.host.name) for m in chosen))
 

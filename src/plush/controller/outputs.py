@@ -3,7 +3,8 @@
 Role. :class:`OutputSink` (a part of :class:`~plush.controller.engine.RunEngine` that owns its files)
 records what agents report of their processes: ``proc.started`` (the last instance number per host and
 process, so a restarted host's instances go on), ``proc.exited`` (with the tail of stderr when the exit was
-not a success), ``output`` (appended to the run's log files and handed to ``on_output``) and
+not a success), ``output`` (appended to the run's log files, handed to ``on_output``, and published as
+``process.output`` events when anyone subscribes: not journaled, lossy for a slow subscriber) and
 ``upload``/``upload.end`` (written under the run's outputs, checked against the agent's size and SHA-256).
 
 Invariants: at most one open file per (host, process, instance, stream) log and per upload; a process's
@@ -20,6 +21,13 @@ import logging
 from pathlib import Path
 from typing import IO
 
+from plush.controller.catalogue import (
+    OUTPUT_COLLECTED,
+    PROCESS_EXITED,
+    PROCESS_LIVENESS_FAILED,
+    PROCESS_OUTPUT,
+    PROCESS_STARTED,
+)
 from plush.controller.events import EventBus
 from plush.controller.rundir import RunDir
 from plush.controller.runstate import HostSlot, OutputCallback
@@ -57,7 +65,7 @@ class OutputSink:
         seen = self._instances.setdefault(slot.name, {})
         seen[msg["path"]] = max(seen.get(msg["path"], 0), int(msg["instance"]))
         self.bus.emit(
-            "process.started", host=slot.name, block=msg["path"], instance=msg["instance"], data={"pid": msg["pid"]}
+            PROCESS_STARTED, host=slot.name, block=msg["path"], instance=msg["instance"], data={"pid": msg["pid"]}
         )
 
     def on_proc_exited(self, slot: HostSlot, msg: Message) -> None:
@@ -73,13 +81,13 @@ class OutputSink:
                 data["stderr_tail"] = tail
         if msg.get("liveness"):
             self.bus.emit(
-                "process.liveness_failed",
+                PROCESS_LIVENESS_FAILED,
                 host=slot.name,
                 block=path,
                 instance=instance,
                 data={"reason": msg["liveness"]},
             )
-        self.bus.emit("process.exited", host=slot.name, block=path, instance=instance, data=data)
+        self.bus.emit(PROCESS_EXITED, host=slot.name, block=path, instance=instance, data=data)
 
     def on_output_message(self, slot: HostSlot, msg: Message) -> None:
         path, instance, stream = msg["path"], msg["instance"], msg["stream"]
@@ -88,9 +96,13 @@ class OutputSink:
         if fh is None:
             fh = self._logs[key] = self.rundir.open_log(slot.name, path, instance, stream)
         data = msg.payload or b""
-        fh.write(data)
+        fh.write(data)  # the log writer: every byte, in order
         if self.on_output is not None:
             self.on_output(slot.name, path, instance, stream, data)
+        if self.bus.wants(PROCESS_OUTPUT):  # an event for every face; not journaled, lossy for a slow subscriber
+            self.bus.emit(
+                PROCESS_OUTPUT, host=slot.name, block=path, instance=instance, data={"stream": stream, "data": data}
+            )
 
     def on_upload(self, slot: HostSlot, msg: Message) -> None:
         key = (slot.name, msg["path"], msg["name"])
@@ -114,7 +126,7 @@ class OutputSink:
         self.rundir.seal_output(up.path, msg.get("mode"))
         ok = up.size == msg["size"] and up.digest.hexdigest() == msg["sha256"]
         self.bus.emit(
-            "output.collected", host=slot.name, block=msg["path"], data={"name": msg["name"], "size": up.size, "ok": ok}
+            OUTPUT_COLLECTED, host=slot.name, block=msg["path"], data={"name": msg["name"], "size": up.size, "ok": ok}
         )
 
     def close(self) -> None:

@@ -20,6 +20,13 @@ from typing import Any, TextIO
 
 import click
 
+from plush.controller.catalogue import (
+    BARRIER_RELEASED,
+    BLOCK_FAILED,
+    HOST_FAILED,
+    HOST_INSTALL_FAILED,
+    PROCESS_EXITED,
+)
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
 from plush.shell.plan import POOL_HELP
 
@@ -172,7 +179,7 @@ async def _run(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    events = controller.subscribe()
+    events = controller.subscribe(kinds=SHOWN)
     printer = asyncio.create_task(_print_events(events))
 
     def started(rundir: Any) -> None:
@@ -211,13 +218,14 @@ async def _run(
     return 130 if interrupts else 1
 
 
-_SHOWN = {"block.failed", "barrier.released", "host.failed", "host.install_failed", "process.exited"}
+#: the events the console prints (process exits only when they are not a success nor stopped by plush)
+SHOWN = (BLOCK_FAILED, BARRIER_RELEASED, HOST_FAILED, HOST_INSTALL_FAILED, PROCESS_EXITED)
 
 
 async def _print_events(events: Any) -> None:
     async for event in events:
-        if event.name not in _SHOWN:
+        if event.name not in SHOWN:
             continue
-        if event.name == "process.exited" and (event.data.get("code") == 0 or event.data.get("action") == "stopped"):
+        if event.name == PROCESS_EXITED and (event.data.get("code") == 0 or event.data.get("action") == "stopped"):
             continue  # success, or stopped by plush at the end of the run: nothing to tell
         click.echo(f"plush: {event.describe()}", err=True)
