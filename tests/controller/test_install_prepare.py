@@ -16,6 +16,7 @@ from plush.controller.install import Installer
 from plush.controller.runstate import RunHosts
 from plush.protocol.framing import FrameDecoder
 from plush.protocol.messages import Message
+from plush.resources.host import Host
 from plush.spec.load import load_spec
 from plush.spec.model import to_dict
 
@@ -35,6 +36,10 @@ application:
 """
 
 
+def _member(name: str) -> SimpleNamespace:
+    return SimpleNamespace(workdir=f"/w/{name}", host=Host(name, "10.0.0.1", properties={"vip": "10.1.0.1"}))
+
+
 def _run(tmp_path: Path, n: int) -> tuple[SimpleNamespace, list[tuple[str, bytes]]]:
     spec = tmp_path / "big.yaml"
     spec.write_text(SPEC)
@@ -47,7 +52,7 @@ def _run(tmp_path: Path, n: int) -> tuple[SimpleNamespace, list[tuple[str, bytes
     mesh = SimpleNamespace(
         links=links,
         launcher=SimpleNamespace(address=lambda name: "10.0.0.1"),
-        members={f"h{k}": SimpleNamespace(workdir=f"/w/h{k}") for k in range(1, n + 1)},
+        members={f"h{k}": _member(f"h{k}") for k in range(1, n + 1)},
     )
     rundir = SimpleNamespace(run_id="r1", shared=tmp_path / "shared", workdir=lambda name: tmp_path / name)
     marks: list[str] = []
@@ -99,6 +104,8 @@ async def test_each_prepare_is_the_whole_message_and_the_shared_parts_are_encode
                     "PLUSH_RUN_DIR": str(tmp_path / "shared"),
                     "PLUSH_WORKDIR": f"/w/{name}",
                     "PLUSH_ADDR": "10.0.0.1",
+                    "PLUSH_PROP_VIP": "10.1.0.1",
+                    "PLUSH_VIP": "10.1.0.1",
                     "PLUSH_HOSTS_SENDERS": senders,
                     "PLUSH_HOSTS_V_NODES": vnodes,
                 },
@@ -116,7 +123,7 @@ async def test_a_host_added_to_the_run_is_in_the_lists_of_the_next_prepares(tmp_
     await installer.start()
     installer.joined("h1")
     run.hosts.add("h3", "senders")
-    run.mesh.members["h3"] = SimpleNamespace(workdir="/w/h3")
+    run.mesh.members["h3"] = _member("h3")
     installer.joined("h3")
     (first,), (second,) = (FrameDecoder().feed(frame) for _, frame in sent)
     assert first["host"]["env"]["PLUSH_HOSTS_SENDERS"] == "h1"
