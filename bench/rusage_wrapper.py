@@ -56,15 +56,16 @@ def _timed(probes: Probes, name: str, func: Callable[..., Any]) -> Callable[...,
 
 def install_probes(probes: Probes) -> None:
     """Wrap the controller steps whose cost the benchmark reports separately."""
-    from plush.controller import engine, journal
+    from plush.controller import install, journal, mesh
     from plush.fabric import listener
     from plush.launch import local
 
     local.LocalLauncher.warm_up = _timed_async(probes, "warm_up", local.LocalLauncher.warm_up)  # type: ignore[method-assign]
     local.LocalLauncher.stop_all = _timed_async(probes, "launcher_stop_all", local.LocalLauncher.stop_all)  # type: ignore[method-assign]
-    engine.RunEngine._stop_everything = _timed_async(probes, "stop_messages", engine.RunEngine._stop_everything)  # type: ignore[method-assign]
+    mesh.Mesh._await_answers = _timed_async(probes, "stop_messages", mesh.Mesh._await_answers)  # type: ignore[method-assign]
     listener.ControllerListener.close = _timed_async(probes, "listener_close", listener.ControllerListener.close)  # type: ignore[method-assign]
-    engine.RunEngine._on_join = _timed(probes, "on_join", engine.RunEngine._on_join)  # type: ignore[method-assign]
+    mesh.Mesh._on_join = _timed(probes, "on_join", mesh.Mesh._on_join)  # type: ignore[method-assign]
+    install.Installer.joined = _timed(probes, "prepare", install.Installer.joined)  # type: ignore[method-assign]
     journal.Journal.flush = _timed(probes, "journal_flush", journal.Journal.flush)  # type: ignore[method-assign]
 
 
@@ -73,25 +74,9 @@ def install_probes(probes: Probes) -> None:
 
 def _patch_no_hostmon_journal() -> None:
     """Drop ``host.sample`` events (one per host every hostmon_interval) from the journal."""
-    from plush.controller import engine
+    from plush.controller import healing
 
-    engine.RunEngine._on_hostmon = lambda self, slot, msg: None  # type: ignore[method-assign]
-
-
-def _patch_prepare_once() -> None:
-    """Encode the spec of ``prepare`` once per run instead of once per host (``to_dict`` memoised)."""
-    from plush.controller import engine
-
-    original = getattr(engine, "to_dict")  # noqa: B009 (not exported: looked up by name)
-    cache: dict[int, Any] = {}
-
-    def to_dict(obj: Any) -> Any:
-        key = id(obj)
-        if key not in cache:
-            cache[key] = original(obj)
-        return cache[key]
-
-    setattr(engine, "to_dict", to_dict)  # noqa: B010 (not exported: patched by name)
+    healing.Healer.on_hostmon = lambda self, slot, msg: None  # type: ignore[method-assign]
 
 
 def _patch_spawn() -> None:
@@ -112,7 +97,6 @@ def _patch_spawn() -> None:
 PATCHES: dict[str, Callable[[], None]] = {
     "spawn": _patch_spawn,
     "no-hostmon-journal": _patch_no_hostmon_journal,
-    "prepare-once": _patch_prepare_once,
 }
 
 
