@@ -117,7 +117,7 @@ class RunEngine:
         self.mesh = mesh
         self.outputs = OutputSink(rundir, bus, on_output)
         self.installer = Installer(
-            self, resetting=lambda: bool(self.healer.resetting), instances=self.outputs.instances
+            self, self.mesh, self.tasks, resetting=lambda: bool(self.healer.resetting), instances=self.outputs.instances
         )
         self.coordinator = Coordinator(self)
         self.healer = Healer(

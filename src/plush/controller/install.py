@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from plush.controller.catalogue import (
     BARRIER_START_RELEASED,
@@ -32,15 +31,14 @@ from plush.controller.catalogue import (
     HOST_INSTALLED,
     HOST_PREPARED,
 )
-from plush.controller.runstate import HostSlot, RunOutcome
+from plush.controller.mesh import Mesh
+from plush.controller.runstate import HostSlot, RunOutcome, RunPort
+from plush.controller.supervisor import Supervisor
 from plush.files.catalog import FileCatalog
 from plush.protocol.framing import encode_fields, json_text
 from plush.protocol.messages import Message
 from plush.resources.host import property_env
 from plush.spec.model import to_dict
-
-if TYPE_CHECKING:
-    from plush.controller.engine import RunEngine
 
 __all__ = ["Installer", "env_name"]
 
@@ -48,8 +46,18 @@ __all__ = ["Installer", "env_name"]
 class Installer:
     """Prepare, install, the start barrier and file serving of one run."""
 
-    def __init__(self, run: RunEngine, *, resetting: Callable[[], bool], instances: Callable[[str], dict[str, int]]):
+    def __init__(
+        self,
+        run: RunPort,
+        mesh: Mesh,
+        tasks: Supervisor,
+        *,
+        resetting: Callable[[], bool],
+        instances: Callable[[str], dict[str, int]],
+    ):
         self.run = run
+        self.mesh = mesh
+        self.tasks = tasks
         self._resetting = resetting
         self._instances = instances
         self.catalog: FileCatalog | None = None
@@ -79,7 +87,7 @@ class Installer:
         run.hosts.move(slot, "joined")
         slot.joined_at = time.time()
         frame, msg = self._prepare(slot)
-        run.mesh.links.send_frame(name, frame, msg)
+        self.mesh.links.send_frame(name, frame, msg)
         if run.hosts.counts["starting"] == 0:
             run.mark("all_joined")
 
@@ -97,8 +105,8 @@ class Installer:
 
     def _own_env(self, slot: HostSlot) -> dict[str, str]:
         run = self.run
-        launcher = run.mesh.launcher
-        member = run.mesh.members.get(slot.name)
+        launcher = self.mesh.launcher
+        member = self.mesh.members.get(slot.name)
         workdir = member.workdir if member is not None and member.workdir else str(run.rundir.workdir(slot.name))
         env = {
             "PLUSH_HOST": slot.name,
@@ -173,12 +181,12 @@ class Installer:
     # --- files --------------------------------------------------------------------------------------------
 
     def on_fetch(self, slot: HostSlot, msg: Message) -> None:
-        self.run.tasks.spawn(self._serve_file(slot, msg["req"], msg["key"]), name=f"serve {slot.name} {msg['key']}")
+        self.tasks.spawn(self._serve_file(slot, msg["req"], msg["key"]), name=f"serve {slot.name} {msg['key']}")
 
     async def _serve_file(self, slot: HostSlot, req: int, key: str) -> None:
         """Send file ``key`` to ``slot``'s agent: chunks read in a thread, written as the link drains."""
         run = self.run
-        peer = run.mesh.links.peer(slot.name)
+        peer = self.mesh.links.peer(slot.name)
         if peer is None:
             return  # the host failed meanwhile
         assert self.catalog is not None
