@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[:split])
     cli_args = argv[split + 1 :]
     t0 = time.monotonic()
-    from plush.shell.cli import main as plush_main
+    from plush.shell.commands import main as plush_main
 
     imported = time.monotonic() - t0
     probes: Probes = {}

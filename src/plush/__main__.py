@@ -1,6 +1,6 @@
 """``python -m plush``: the same as the ``plush`` command."""
 
-from plush.shell.cli import main
+from plush.shell.commands import main
 
 if __name__ == "__main__":
     main()

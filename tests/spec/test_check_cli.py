@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from xmlspecs import FULL, line_of, spec
 
 import plush.shell.commands  # noqa: F401  (registers the subcommands)
-from plush.shell.cli import cli, main
+from plush.shell.cli import cli
+from plush.shell.commands import main
 
 
 @pytest.fixture

@@ -160,8 +160,8 @@ def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None
     from plush.controller.preflight import preflight
     from plush.errors import MatchError, SpecError
     from plush.resources.poolfile import sniff_file
+    from plush.shell.options import parse_hosts
     from plush.shell.poolcheck import check_pool
-    from plush.shell.run import parse_hosts
     from plush.spec.model import to_dict
 
     wanted = parse_hosts(hosts)

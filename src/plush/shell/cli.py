@@ -151,10 +151,3 @@ def config_show() -> None:
     settings, sources = load_settings(warn=warn)
     for name, source in sources.items():
         click.echo(f"{name:<26} {getattr(settings, name)!r:<24} ({source})")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``plush`` console script."""
-    from plush.shell import commands  # noqa: F401  (registers the subcommands)
-
-    cli.main(args=argv, prog_name="plush")

@@ -1,8 +1,16 @@
-"""Registers the subcommands of ``plush`` on the click group of :mod:`plush.shell.cli`.
+"""The ``plush`` command: its entry point, and the subcommands registered on the click group of
+:mod:`plush.shell.cli`.
 
-Each command module adds itself here; keep the imports light (commands import their heavy parts lazily).
+Each command module adds itself to the group when imported here; keep the imports light (commands import
+their heavy parts lazily). :mod:`plush.shell.cli` imports none of them.
 """
 
 from plush.shell import check, plan, report, run
+from plush.shell.cli import cli
 
-__all__ = ["check", "plan", "report", "run"]
+__all__ = ["check", "main", "plan", "report", "run"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``plush`` console script and of ``python -m plush``."""
+    cli.main(args=argv, prog_name="plush")

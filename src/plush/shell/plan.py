@@ -3,7 +3,8 @@
 Nothing is started and no host is contacted: the spec goes through the same preflight as ``plush check``
 and ``plush run`` (with the same ``--hosts``), then :func:`plush.controller.plan.plan` matches the pool.
 The pool is the one ``plush run`` would use: with ``-d POOLFILE`` (or the ``pool`` setting) the hosts of
-that pool file, under its names, matched by group (:func:`load_pool`); without, the local sandbox: one host
+that pool file, under its names, matched by group (:func:`~plush.shell.options.load_pool`); without, the
+local sandbox: one host
 ``local-K`` per host the run would start (each component's ``--hosts`` count or ``num_hosts`` min), all with
 this machine's properties, any resource type and group accepted (the notice line of ``plush run`` says so).
 
@@ -20,15 +21,13 @@ from typing import TYPE_CHECKING
 import click
 
 from plush.shell.cli import cli, load_cli_settings, notice
+from plush.shell.options import POOL_HELP, load_pool, parse_hosts
 
 if TYPE_CHECKING:
     from plush.controller.plan import Plan
     from plush.resources.host import Pool
 
-__all__ = ["POOL_HELP", "load_pool", "plan_command", "render_plan"]
-
-#: the help of ``-d`` (``plush run`` and ``plush plan``)
-POOL_HELP = "Take the hosts from this pool file (default: the `pool` setting, else the local sandbox)."
+__all__ = ["plan_command", "render_plan"]
 
 
 def sandbox_pool(count: int) -> Pool:
@@ -38,17 +37,6 @@ def sandbox_pool(count: int) -> Pool:
 
     props = local_properties()
     return Pool(Host(f"local-{k}", "127.0.0.1", provider="local", properties=props) for k in range(1, count + 1))
-
-
-def load_pool(path: str) -> Pool:
-    """The hosts of the pool file at ``path``, read by the pool-file provider (its kind told by its content;
-    PoolFileError, exit 2, listing every problem); only ``local`` hosts exist in pool files today."""
-    import asyncio
-
-    from plush.resources.host import Pool
-    from plush.resources.providers import PoolFile
-
-    return Pool(asyncio.run(PoolFile(path).hosts()))
 
 
 def _fold(names: tuple[str, ...] | list[str]) -> str:
@@ -97,7 +85,6 @@ def plan_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, seed:
     from plush.controller.preflight import preflight
     from plush.resources.sandbox import sandbox_notice
     from plush.shell.check import read_spec
-    from plush.shell.run import parse_hosts
 
     settings = load_cli_settings({"pool": pool_file})
     project = read_spec(spec)

@@ -28,7 +28,7 @@ from plush.controller.catalogue import (
     PROCESS_EXITED,
 )
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
-from plush.shell.plan import POOL_HELP
+from plush.shell.options import POOL_HELP, parse_hosts
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -121,19 +121,6 @@ def _boundary(line: bytes | bytearray, stop: int) -> int:
     return lead if lead + size > stop else stop
 
 
-def parse_hosts(values: tuple[str, ...]) -> dict[str, int]:
-    wanted: dict[str, int] = {}
-    for value in values:
-        name, sep, count = value.rpartition("=")
-        if not sep:
-            name, count = "*", value
-        try:
-            wanted[name] = int(count)
-        except ValueError:
-            raise click.BadParameter(f"{value!r}: expected N or COMPONENT=N", param_hint="--hosts") from None
-    return wanted
-
-
 @cli.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Local hosts per component.")
@@ -143,7 +130,7 @@ def parse_hosts(values: tuple[str, ...]) -> dict[str, int]:
 def run_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, runs_dir: str | None, quiet: bool) -> None:
     """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d)."""
     from plush.controller.api import Controller
-    from plush.shell.plan import load_pool
+    from plush.shell.options import load_pool
 
     settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
     notes = clean_up_dead_runs()  # printed after the first line, which scripts parse
