@@ -19,6 +19,9 @@ nothing else; they are thin faces over these calls, named after the Plush termin
 Invariants: at most one application runs at a time; a run's hosts come from the connected hosts through the
 matcher (spares first for a replacement), or from a fresh local sandbox; nothing here knows where a host is
 (the launcher does) or decides a failure (the run's parts do).
+
+Size: about 430 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
+the run engine); the views of ``info`` live in :mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`.
 """
 
 from __future__ import annotations

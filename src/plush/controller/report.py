@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from plush.controller.events import (
+from plush.controller.catalogue import (
     APP_ABORTED,
     APP_RESTARTED,
     APP_STOPPED,
@@ -60,8 +60,8 @@ from plush.controller.events import (
     RUN_FINISHED,
     RUN_STARTED,
     WORK_FAILED,
-    Event,
 )
+from plush.controller.events import Event
 from plush.controller.journal import read_events
 from plush.controller.rundir import RunDir
 from plush.controller.runstatus import read_status

@@ -16,6 +16,9 @@ path that names a place on a host (package ``dest``, process ``cwd``/``stdin``/`
 ``outputs`` patterns, the base name a workflow data file arrives under) must be a plain relative path
 inside the host's working directory (:func:`~plush.spec.paths.host_path_problem`). Controller-side, pure
 (no I/O).
+
+Size: about 440 lines, one rule per function over one walk of the model; the whole-model rules that need
+no walk already live in :mod:`plush.spec.modelwide`.
 """
 
 from __future__ import annotations
