@@ -74,7 +74,7 @@ async def test_each_prepare_is_the_whole_message_and_the_shared_parts_are_encode
         return real(value)
 
     monkeypatch.setattr(install_module, "json_text", counting)
-    installer = Installer(run, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
+    installer = Installer(run, run.mesh, None, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
     await installer.start()
     for name in run.hosts:
         installer.joined(name)
@@ -119,7 +119,7 @@ async def test_each_prepare_is_the_whole_message_and_the_shared_parts_are_encode
 
 async def test_a_host_added_to_the_run_is_in_the_lists_of_the_next_prepares(tmp_path: Path) -> None:
     run, sent = _run(tmp_path, 2)
-    installer = Installer(run, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
+    installer = Installer(run, run.mesh, None, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
     await installer.start()
     installer.joined("h1")
     run.hosts.add("h3", "senders")
