@@ -1,6 +1,5 @@
-"""The mesh's agent processes (issue 8): ``join_timeout`` counts per host from its own agent's start (today one
-run-wide timer started before the first agent: of 1,000 hosts forked over many seconds, the last ones had
-less than ``join_timeout`` to join); a replaced agent's deadline and exit are not reported."""
+"""The mesh's agent processes: a replaced agent's exit is not reported (the host's current agent's is). Join
+deadlines are the host lifecycles' (tests/controller/test_hoststates.py)."""
 
 from __future__ import annotations
 
@@ -51,37 +50,11 @@ class FakeLauncher:
         return [a for a in self.agents.values() if a.returncode is None]
 
 
-async def test_each_agent_has_join_timeout_from_its_own_start() -> None:
-    timeout = 30.0
-    now = time.monotonic()
-    # "early" started long ago (its deadline is past); "late" was forked just now, after a long fork batch
-    launcher = FakeLauncher({"early": now - timeout - 1, "late": now})
-    expired: list[list[str]] = []
-    fired = asyncio.Event()
-
-    def on_expired(names: list[str]) -> None:
-        expired.append(names)
-        fired.set()
-
-    tasks = Supervisor("test")
-    agents = AgentProcesses(
-        Settings(join_timeout=timeout), tasks, on_exit=lambda n, c: None, on_expired=on_expired, run_id=lambda: ""
-    )
-    agents.launcher = launcher  # type: ignore[assignment]
-    await agents.start(["early", "late"])
-    await asyncio.wait_for(fired.wait(), 10)
-    assert expired == [["early"]]  # the late one still has its whole join_timeout
-    assert agents.statistics()["join_deadlines"] == 1
-    agents.close()
-    await tasks.close()
-
-
-async def test_a_replaced_agent_is_neither_timed_nor_reported() -> None:
+async def test_a_replaced_agents_exit_is_not_reported() -> None:
     now = time.monotonic()
     launcher = FakeLauncher({"h": now - 100})
     exits: list[tuple[str, int]] = []
     reported = asyncio.Event()
-    expired: list[list[str]] = []
 
     def on_exit(name: str, code: int) -> None:
         exits.append((name, code))
@@ -92,11 +65,9 @@ async def test_a_replaced_agent_is_neither_timed_nor_reported() -> None:
         Settings(join_timeout=30.0),
         tasks,
         on_exit=on_exit,
-        on_expired=expired.append,
         run_id=lambda: "",
     )
     agents.launcher = launcher  # type: ignore[assignment]
-    agents.close()  # no timer fires in this test
     (old,) = await agents.start(["h"])
     launcher.starts["h"] = now
     (new,) = await agents.start(["h"])  # the host's agent was restarted

@@ -13,6 +13,8 @@ import pytest
 import plush.controller.install as install_module
 from plush.config import Settings
 from plush.controller.install import Installer
+from plush.controller.lifecycle import Lifecycles
+from plush.controller.lifecycle_commands import LifecycleTimeouts
 from plush.controller.runstate import RunHosts
 from plush.protocol.framing import FrameDecoder
 from plush.protocol.messages import Message
@@ -45,8 +47,11 @@ def _run(tmp_path: Path, n: int) -> tuple[SimpleNamespace, list[tuple[str, bytes
     spec.write_text(SPEC)
     project = load_spec(spec)
     hosts = RunHosts()
+    table = Lifecycles(LifecycleTimeouts(), on_move=lambda name, old, new: hosts.moved(name))
     for k in range(1, n + 1):
-        hosts.add(f"h{k}", "senders" if k % 2 else "v-nodes")
+        component = "senders" if k % 2 else "v-nodes"
+        hosts.add(f"h{k}", component, table.add(f"h{k}", 0.0, component=component))
+        table.handle(f"h{k}", "launch_started", 0.0)
     sent: list[tuple[str, bytes]] = []
     links = SimpleNamespace(send_frame=lambda name, frame, msg: sent.append((name, frame)))
     mesh = SimpleNamespace(
@@ -56,7 +61,9 @@ def _run(tmp_path: Path, n: int) -> tuple[SimpleNamespace, list[tuple[str, bytes
     )
     rundir = SimpleNamespace(run_id="r1", shared=tmp_path / "shared", workdir=lambda name: tmp_path / name)
     marks: list[str] = []
-    run = SimpleNamespace(project=project, settings=Settings(), hosts=hosts, mesh=mesh, rundir=rundir, marks=marks)
+    run = SimpleNamespace(
+        project=project, settings=Settings(), hosts=hosts, mesh=mesh, rundir=rundir, marks=marks, table=table
+    )
     run.mark = marks.append
     return run, sent
 
@@ -77,8 +84,9 @@ async def test_each_prepare_is_the_whole_message_and_the_shared_parts_are_encode
     installer = Installer(run, run.mesh, None, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
     await installer.start()
     for name in run.hosts:
-        installer.joined(name)
-    assert len(sent) == n and run.hosts.counts["joined"] == n
+        run.table.handle(name, "agent_joined", 1.0)  # its lifecycle says: send prepare
+        installer.prepare(name)
+    assert len(sent) == n and run.hosts.counts["preparing"] == n
     spec = to_dict(run.project)
     assert sum(1 for v in encoded if v == spec) == 1  # the model: once per run, not once per host
     assert sum(1 for v in encoded if isinstance(v, dict) and "PLUSH_HOSTS_SENDERS" in v) == 1  # the lists too
@@ -114,17 +122,17 @@ async def test_each_prepare_is_the_whole_message_and_the_shared_parts_are_encode
             settings=Settings().agent_settings().to_dict(),
         )
         assert msg == expected
-    assert run.marks == ["all_joined"]
+    assert run.marks == ["all_joined"]  # once, when the last one joined
 
 
 async def test_a_host_added_to_the_run_is_in_the_lists_of_the_next_prepares(tmp_path: Path) -> None:
     run, sent = _run(tmp_path, 2)
     installer = Installer(run, run.mesh, None, resetting=lambda: False, instances=lambda name: {})  # type: ignore[arg-type]
     await installer.start()
-    installer.joined("h1")
+    installer.prepare("h1")
     run.hosts.add("h3", "senders")
     run.mesh.members["h3"] = _member("h3")
-    installer.joined("h3")
+    installer.prepare("h3")
     (first,), (second,) = (FrameDecoder().feed(frame) for _, frame in sent)
     assert first["host"]["env"]["PLUSH_HOSTS_SENDERS"] == "h1"
     assert second["host"]["env"]["PLUSH_HOSTS_SENDERS"] == "h1,h3"

@@ -164,6 +164,6 @@ async def test_a_failed_host_is_replaced_by_an_idle_connected_spare(tmp_path: Pa
         assert len(controller.mesh.launcher.agents) == 3  # type: ignore[attr-defined]  # no agent started
         assert _agents(controller)["local-3"] == agents["local-3"]
         states = {n["name"]: n["state"] for n in controller.info("nodes")}
-        assert states == {"local-1": "failed", "local-2": "joined", "local-3": "joined"}
+        assert states == {"local-1": "replaced", "local-2": "joined", "local-3": "joined"}
     finally:
         await controller.quit()

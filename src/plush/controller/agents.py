@@ -3,24 +3,20 @@
 Role. :class:`AgentProcesses` is the part of the :class:`~plush.controller.mesh.Mesh` that talks to its
 :class:`~plush.launch.base.Launcher`: it starts agents (:meth:`AgentProcesses.start`), watches each one's
 exit (a task of the mesh's supervisor; the exit of a host's *current* agent is reported, a replaced
-agent's is not), counts each agent's ``join_timeout`` from its own start (one timer armed at the earliest
-deadline of a heap; the mesh judges whether the host joined meanwhile), and kills a failed host: its
+agent's is not), and kills a failed host: its
 agent's process group at once (``Launcher.signal_agent``), then what the host still runs for the run in
 progress (``Launcher.kill_leftovers``: hosts failing in the same moment share one call, for the local
 launcher one pass over ``/proc`` in a thread).
 
-Invariants: every task it spawns belongs to the mesh's supervisor; at most one join timer is armed, none
-after :meth:`AgentProcesses.close`; it decides nothing (the mesh and the run do); where a host is, it asks
-the launcher.
+Invariants: every task it spawns belongs to the mesh's supervisor; it decides nothing (the hosts'
+lifecycles do, and keep their join deadlines); where a host is, it asks the launcher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import signal
-import time
 from collections.abc import Callable, Sequence
 
 from plush.config import Settings
@@ -42,33 +38,24 @@ class AgentProcesses:
         tasks: Supervisor,
         *,
         on_exit: Callable[[str, int], None],
-        on_expired: Callable[[list[str]], None],
         run_id: Callable[[], str],
     ) -> None:
         self.settings = settings
         self.tasks = tasks
         self._on_exit = on_exit
-        self._on_expired = on_expired
         self._run_id = run_id
         self.launcher: Launcher | None = None
-        self._joins: list[tuple[float, int, str, AgentHandle]] = []  # (deadline, tie, host, agent): a heap
-        self._join_timer: asyncio.TimerHandle | None = None
-        self._tie = 0
-        self._closed = False
         self._sweep_hosts: set[str] = set()
         self._sweep_pass: asyncio.Task[None] | None = None
 
     async def start(self, names: Sequence[str]) -> Sequence[AgentHandle]:
-        """Start the agents of ``names``; each is watched and has its join deadline."""
+        """Start the agents of ``names``; each is watched."""
         assert self.launcher is not None
         if not names:
             return []
         agents = await self.launcher.start_agents(names)
         for agent in agents:
             self.tasks.spawn(self._watch(agent), name=f"watch {agent.name}")
-            self._tie += 1
-            heapq.heappush(self._joins, (agent.started_at + self.settings.join_timeout, self._tie, agent.name, agent))
-        self._arm()
         return agents
 
     def current(self, name: str) -> AgentHandle | None:
@@ -84,26 +71,6 @@ class AgentProcesses:
         code = await agent.wait()
         if self.current(agent.name) is agent:
             self._on_exit(agent.name, code)
-
-    def _arm(self) -> None:
-        if self._join_timer is not None:
-            self._join_timer.cancel()
-            self._join_timer = None
-        if self._joins and not self._closed:
-            delay = max(0.0, self._joins[0][0] - time.monotonic())
-            self._join_timer = asyncio.get_running_loop().call_later(delay, self._deadline)
-
-    def _deadline(self) -> None:
-        self._join_timer = None
-        now = time.monotonic()
-        due: list[str] = []
-        while self._joins and self._joins[0][0] <= now:
-            _, _, name, agent = heapq.heappop(self._joins)
-            if self.current(name) is agent:
-                due.append(name)
-        if due:
-            self._on_expired(due)
-        self._arm()
 
     # --- killing ---------------------------------------------------------------------------------------------
 
@@ -146,12 +113,5 @@ class AgentProcesses:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(a.wait() for a in agents)), within)
 
-    def close(self) -> None:
-        """No more join deadlines."""
-        self._closed = True
-        if self._join_timer is not None:
-            self._join_timer.cancel()
-            self._join_timer = None
-
     def statistics(self) -> dict[str, int]:
-        return {"join_deadlines": len(self._joins), "alive": len(self.launcher.alive()) if self.launcher else 0}
+        return {"alive": len(self.launcher.alive()) if self.launcher else 0}

@@ -165,7 +165,7 @@ class Coordinator:
         hosts = self.run.hosts
         while parked:
             host = parked[0]
-            if hosts[host].state == "failed":
+            if not hosts.is_live(hosts[host]):
                 parked.popleft()
                 continue
             item = queue.take(host)

@@ -59,6 +59,16 @@ from plush.controller.coordination import Coordinator
 from plush.controller.events import RUN_STORAGE_FAILED, EventBus
 from plush.controller.healing import Healer
 from plush.controller.install import Installer
+from plush.controller.lifecycle import MATCHED
+from plush.controller.lifecycle_commands import (
+    AbortRun,
+    AskHealer,
+    Command,
+    ReportFailed,
+    SendGo,
+    SendPrepare,
+    SendReset,
+)
 from plush.controller.mesh import Mesh
 from plush.controller.outputs import OutputSink
 from plush.controller.rundir import RunDir
@@ -101,10 +111,9 @@ class RunEngine:
         self.rundir = rundir
         self.bus = bus
         self.hosts = RunHosts()
-        self._assigned = [h for comp in project.components for h in hosts.get(comp.name, ())]
-        for comp in project.components:
-            for host in hosts.get(comp.name, ()):
-                self.hosts.add(host.name, comp.name)
+        self._assigned = [(h, comp.name) for comp in project.components for h in hosts.get(comp.name, ())]
+        for host, component in self._assigned:
+            self.hosts.add(host.name, component)
         self.keep = keep
         self._outcome: asyncio.Future[RunOutcome] | None = None
         #: seconds since the run started at which each phase ended (``agents_started``, ``all_joined``, ...)
@@ -197,12 +206,11 @@ class RunEngine:
         try:
             if not mesh.started:
                 await mesh.start()
-            for host in self._assigned:
-                mesh.add(host)
-            connected = [h.name for h in self._assigned if mesh.members[h.name].state == "joined"]
-            for name in connected:
-                self.joined(name)  # a connected agent: no agent starts, it is prepared at once
-            await mesh.start_agents([h.name for h in self._assigned if mesh.members[h.name].state != "joined"])
+            for host, _ in self._assigned:
+                self.hosts.bind(self.hosts[host.name], mesh.add(host).life)
+            # a connected agent is prepared at once (no agent starts); the others are matched, then launched
+            mesh.states.handle_many((h.name, "matched", {"component": c}) for h, c in self._assigned)
+            await mesh.start_agents([h.name for h, _ in self._assigned if mesh.states.state(h.name) == MATCHED])
             self.mark("agents_started")
             self.healer.arm_refresh()
             outcome = await self._outcome
@@ -216,7 +224,7 @@ class RunEngine:
             self.mark("stopping")
             try:
                 if self.keep:
-                    await mesh.end_run([n for n in self.hosts if self.hosts[n].state in _PREPARED])
+                    await mesh.end_run(self.hosts.names())
                 else:
                     await mesh.close()
             finally:
@@ -305,41 +313,49 @@ class RunEngine:
     def run_id(self) -> str:
         return self.rundir.run_id
 
-    def host_state(self, name: str) -> str | None:
-        slot = self.hosts.get(name)
-        return slot.state if slot is not None else None
+    def has(self, name: str) -> bool:
+        return name in self.hosts
 
-    def host_component(self, name: str) -> str | None:
-        slot = self.hosts.get(name)
-        return slot.component if slot is not None else None
+    def host_moved(self, name: str, old: str, new: str) -> None:
+        self.hosts.moved(name)
 
-    def link_ended(self, name: str) -> None:
-        slot = self.hosts[name]
-        if slot.state == "finished":
-            self.hosts.move(slot, "stopped")
-
-    def link_failed(self, name: str, reason: str) -> None:
-        self.healer.host_failed(self.hosts[name], reason)
-
-    def agent_exited(self, name: str, code: int) -> None:
-        slot = self.hosts.get(name)
-        if slot is not None:
-            self.healer.agent_exited(slot, code)
-
-    def join_expired(self, names: list[str]) -> None:
-        first = [n for n in names if n not in self.healer.rejoining]
-        for name in names:
-            if name in self.healer.rejoining:
-                self.healer.rejoin_expired(self.hosts[name])
+    def carry_out(self, commands: Sequence[Command]) -> None:
+        """The run's commands of a lifecycle batch. Nothing is carried out once the run's end is decided.
+        Hosts that fail before their first join (not a restart's or a replacement's) end the run."""
+        if self.finished:
+            return
+        first: list[AskHealer] = []
+        for cmd in commands:
+            if isinstance(cmd, SendPrepare):
+                self.installer.prepare(cmd.host)
+            elif isinstance(cmd, SendGo):
+                self.installer.send_go(cmd.host, cmd.stage)
+            elif isinstance(cmd, SendReset):
+                self.send(cmd.host, Message.of("reset", reason=cmd.reason))
+            elif isinstance(cmd, ReportFailed):
+                self.healer.report_failed(cmd.host, cmd.reason)
+            elif isinstance(cmd, AskHealer):
+                if self.hosts[cmd.host].joined_at is None and cmd.host not in self.healer.rejoining:
+                    first.append(cmd)
+                else:
+                    self.healer.decide(cmd.host, cmd.reason, restart=cmd.restart)
+            elif isinstance(cmd, AbortRun):
+                self.finish(RunOutcome(False, cmd.reason, host=cmd.host))
         if first:
-            self.finish(
-                RunOutcome(
-                    False,
-                    f"{len(first)} host(s) did not join within {self.settings.join_timeout:g}s: "
-                    f"{', '.join(sorted(first)[:10])} (see their agent.log under {self.rundir.root / 'hosts'})",
-                    host=sorted(first)[0],
-                )
+            self._first_start_failed(first)
+
+    def _first_start_failed(self, failures: list[AskHealer]) -> None:
+        """Hosts of the run's start whose agent did not start or join: the run ends (their agent.log says why)."""
+        names = sorted(f.host for f in failures)
+        late = [f.host for f in failures if f.reason.startswith("its agent did not join")]
+        if len(late) == len(failures):
+            reason = (
+                f"{len(names)} host(s) did not join within {self.settings.join_timeout:g}s: "
+                f"{', '.join(names[:10])} (see their agent.log under {self.rundir.root / 'hosts'})"
             )
+        else:
+            reason = "; ".join(f"{f.host}: {f.reason}" for f in sorted(failures, key=lambda f: f.host)[:10])
+        self.finish(RunOutcome(False, reason, host=names[0]))
 
     def handling_failed(self, exc: Exception, host: str | None) -> None:
         if isinstance(exc, OSError):  # a log or an output file could not be written: the run cannot go on
@@ -347,11 +363,6 @@ class RunEngine:
             return
         log.error("error handling a message from %s", host, exc_info=exc)  # a bug or a hostile agent
         self.finish(RunOutcome(False, f"internal error handling a message from {host}: {exc}"))
-
-    def joined(self, name: str) -> None:
-        """``name``'s agent is connected (it just joined, or was idle at the run's start): prepare it (the mesh
-        emits ``host.joined``)."""
-        self.installer.joined(name)
 
     def message(self, name: str, msg: Message) -> None:
         slot = self.hosts[name]
@@ -397,7 +408,8 @@ class RunEngine:
                 self.abort_run(f"{reason} -> {action}", slot.name, path)
 
     def _on_finished(self, slot: HostSlot, msg: Message) -> None:
-        self.hosts.move(slot, "finished")
+        if not self.mesh.states.offer(slot.name, "all_done"):
+            return
         slot.ok = bool(msg["ok"])
         self.bus.emit(HOST_FINISHED, host=slot.name, data={"ok": slot.ok})
         self.check_complete()
@@ -405,7 +417,7 @@ class RunEngine:
     def check_complete(self) -> None:
         """The application completes when every live host finished (failed hosts that were dropped do not
         count; the ladder saw to it that each component kept its ``min``). O(1) until it does."""
-        if self.finished or self.healer.resetting or not self.hosts.all_live_in("finished"):
+        if self.finished or self.healer.resetting or not self.hosts.all_done():
             return
         self.mark("all_finished")
         bad = [s.name for s in self.hosts.live() if not s.ok]
@@ -416,7 +428,3 @@ class RunEngine:
 
     def statistics(self) -> dict[str, Any]:
         return {"hosts": len(self.hosts), "states": self.hosts.statistics()}
-
-
-#: run states of a host that was sent ``prepare`` (and whose agent holds run state the run's end must end)
-_PREPARED = frozenset({"joined", "installing", "installed", "running", "finished"})

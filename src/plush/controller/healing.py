@@ -8,11 +8,13 @@ Role. :class:`Healer` (a part of :class:`~plush.controller.engine.RunEngine`) de
 those decisions out through the run (:class:`~plush.controller.runstate.RunPort`), its coordinator (barriers
 and queues) and its mesh (agents).
 
-A host fails when its agent process exits (watched by the mesh), when liveness declares its connection dead
-and the agent cannot resume (:mod:`~plush.controller.links`), when its samples stay over the component's
-limits, or by hand (:meth:`Healer.fail_host`). Its agent's process group and every process the host still
-runs for the run (its launcher's ``kill_leftovers``) are killed first, so a hung agent woken later cannot
-touch the run; barriers stop expecting it and its work items go back to the queue. Then the ladder decides:
+Whether a host failed is its lifecycle's decision (:mod:`~plush.controller.lifecycle`): its agent exited,
+its link broke and the agent could not resume, it did not join in time, its samples stayed over the
+component's limits (the healer feeds ``limits_exceeded``), or by hand (:meth:`Healer.fail_host`:
+``user_fail``). Its link is closed, its agent's process group and every process the host still runs for the
+run are killed (the mesh carries that out), so a hung agent woken later cannot touch the run; then the
+healer is told (:meth:`Healer.report_failed`: barriers stop expecting it and its work items go back to the
+queue) and asked (:meth:`Healer.decide`). The ladder decides:
 restart the agent in place, rematch to a new host of the pool, go on without it while its component keeps
 its min, or abort. A restarted or replacement host rejoins, installs (cached) and executes its component
 blocks from the start (instance numbers go on), passing released barriers late. A block failed with
@@ -21,9 +23,13 @@ blocks from the start (instance numbers go on), passing released barriers late. 
 failed hosts, then replaces, never beyond the hosts the pool has (``pool_size``: on the local sandbox, the
 count each component started with; the component's ``max`` is a bound, not a number of hosts to invent).
 
-Invariants: a host fails at most once per life (``state == "failed"`` until restarted); every recovery
-task belongs to the run's supervisor and is cancelled when the run ends (:meth:`Healer.close`); nothing is
-restarted or replaced once the run is finished.
+Restarts and replacements are requests to the lifecycles (``restart_requested``: a new agent once the old
+one is gone; ``rematched`` and ``matched``); an application restart is ``reset_requested`` to every live host
+(``resetting`` until it answers).
+
+Invariants: a host fails at most once per life (``failed`` until restarted); the healer keeps no host state
+(only which hosts were started by a recovery, for the failures of their own join); nothing is restarted or
+replaced once the run is finished.
 """
 
 from __future__ import annotations
@@ -44,11 +50,12 @@ from plush.controller.catalogue import (
     HOST_SAMPLE,
     POOL_REFRESHED,
 )
-from plush.controller.failures import FailureLadder, LadderStep
+from plush.controller.failures import FailureLadder
+from plush.controller.lifecycle import FAILED, MATCHED, REPLACED, RESETTING
 from plush.controller.recovery import HostLimits, local_spares
 from plush.controller.runstate import HostSlot, RunPort
 from plush.controller.supervisor import Supervisor
-from plush.errors import LaunchError, PlushError
+from plush.errors import PlushError
 from plush.protocol.messages import Message
 from plush.resources.host import Host
 
@@ -96,7 +103,6 @@ class Healer:
         )
         self._replaced: dict[str, int] = {}  # component -> replacement hosts given so far
         self.rejoining: set[str] = set()  # hosts started by the recovery: their own join failure is theirs
-        self.resetting: set[str] = set()  # hosts that have not answered ``reset`` yet (application restart)
         self.app_restarts = 0
         self._refresh_timer: asyncio.TimerHandle | None = None
 
@@ -105,48 +111,49 @@ class Healer:
     def on_hostmon(self, slot: HostSlot, msg: Message) -> None:
         self.run.bus.emit(HOST_SAMPLE, host=slot.name, data=msg["sample"])
         reasons = self._limits.observe(slot.name, slot.component, msg["sample"], time.monotonic())
-        if reasons and not self.run.finished and slot.state != "failed":
+        life = self.mesh.states.get(slot.name)
+        if reasons and not self.run.finished and life is not None and life.moves_on("limits_exceeded"):
             self.run.bus.emit(HOST_OVER_LIMITS, host=slot.name, data={"reasons": reasons})
-            self.host_failed(slot, "over its limits: " + "; ".join(reasons), restart=False)
+            self.mesh.states.handle(slot.name, "limits_exceeded", reason="over its limits: " + "; ".join(reasons))
 
-    def host_failed(self, slot: HostSlot, reason: str, *, restart: bool = True) -> None:
-        """``slot``'s host has failed: it is no longer expected anywhere; then the failure ladder decides.
+    def report_failed(self, name: str, reason: str) -> None:
+        """A host of the run failed (its lifecycle says so; its link is closed and its agent killed): it is no
+        longer expected at barriers, its work items go back to their queues."""
+        slot = self.run.hosts[name]
+        self._limits.forget(name)
+        self.run.bus.emit(HOST_FAILED, host=name, data={"reason": reason, "component": slot.component})
+        self.coordinator.host_failed(name)
 
-        ``restart=False`` (over its limits, or marked failed by the user) skips restarting it in place."""
+    def decide(self, name: str, reason: str, *, restart: bool = True) -> None:
+        """The failure ladder's step for failed ``name``, carried out. ``restart=False`` (over its limits, or
+        marked failed by the user) skips restarting it in place."""
         run = self.run
-        if run.finished or slot.state == "failed":
+        if run.finished:
             return
-        run.hosts.move(slot, "failed")
-        self.mesh.links.close(slot.name, "the host failed")
-        self.resetting.discard(slot.name)
-        self._limits.forget(slot.name)
-        run.bus.emit(HOST_FAILED, host=slot.name, data={"reason": reason, "component": slot.component})
-        self.mesh.kill_now(slot.name)
-        self.coordinator.host_failed(slot.name)
-        step = self.ladder.host_failed(slot.name, reason, spares=self._spares(slot.component), restart=restart)
+        slot = run.hosts[name]
+        step = self.ladder.host_failed(name, reason, spares=self._spares(slot.component), restart=restart)
         log.warning("%s", step.message)
         if step.kind == "restart":
-            run.hosts.recovering.add(slot.name)
-            self.tasks.spawn(self._restart_host(slot, step), name=f"restart {slot.name}")
+            self._restart(slot, step.message)
         elif step.kind == "rematch":
             new = self._new_host(slot.component)
             if new is None:
-                run.abort_run(f"{step.message}, but no host is left to replace it", slot.name, None)
+                run.abort_run(f"{step.message}, but no host is left to replace it", name, None)
                 return
             self._replaced[slot.component] = self._replaced.get(slot.component, 0) + 1
             run.bus.emit(
                 HOST_REMATCHED,
-                host=slot.name,
+                host=name,
                 data={"replacement": new.name, "component": slot.component, "reason": step.message},
             )
-            self.tasks.spawn(self._rematch(slot, new), name=f"rematch {slot.name}")
+            self.mesh.states.handle(name, "rematched", replacement=new.name)
+            self._start(new)
         elif step.kind == "continue":
-            run.bus.emit(HOST_DROPPED, host=slot.name, data={"component": slot.component, "reason": step.message})
-            self.tasks.spawn(self.mesh.kill(slot.name), name=f"kill {slot.name}")
+            run.bus.emit(HOST_DROPPED, host=name, data={"component": slot.component, "reason": step.message})
             run.maybe_release_start()
             run.check_complete()
         elif step.kind == "abort":
-            run.abort_run(step.message, slot.name, None)
+            run.abort_run(step.message, name, None)
 
     def fail_host(self, host: str, reason: str = "marked failed by the user") -> None:
         """Mark ``host`` failed by hand (the ``fail`` command): it is replaced or dropped, as the ladder says."""
@@ -156,20 +163,12 @@ class Healer:
             raise PlushError(f"no host named {host!r} in this run (hosts: {names})")
         if self.run.finished:
             raise PlushError("the run is over")
-        if slot.state == "failed":
+        life = self.mesh.states.get(host)
+        if life is not None and life.state in (FAILED, REPLACED):
             raise PlushError(f"host {host} has failed already")
-        self.host_failed(slot, reason, restart=False)
-
-    def agent_exited(self, slot: HostSlot, code: int) -> None:
-        """An agent process that exits while its host is part of the run is a host failure, at once."""
-        if self.run.finished or slot.state in ("finished", "stopped", "failed"):
-            return
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        self.host_failed(slot, f"its agent exited unexpectedly ({how})")
-
-    def rejoin_expired(self, slot: HostSlot) -> None:
-        """A restarted or new host's agent did not join within ``join_timeout`` of its start."""
-        self.host_failed(slot, f"its new agent did not join within {self.run.settings.join_timeout:g}s")
+        if life is None or not life.accepts("user_fail"):
+            raise PlushError(f"host {host} cannot be marked failed now (it is {slot.state})")
+        self.mesh.states.handle(host, "user_fail", reason=reason)
 
     def _spares(self, component: str) -> int:
         comp = next(c for c in self.run.project.components if c.name == component)
@@ -188,41 +187,30 @@ class Healer:
         host = self._new_host_source(component)
         if host is None:
             return None
-        self.mesh.add(host)
-        slot = self.run.hosts.add(host.name, component)
+        member = self.mesh.add(host)
+        slot = self.run.hosts.add(host.name, component, member.life)
         self.ladder.add_host(host.name, component)
         self.coordinator.expect(slot)
         return slot
 
-    async def _restart_host(self, slot: HostSlot, step: LadderStep) -> None:
-        await self.mesh.kill(slot.name)
-        self.run.hosts.recovering.discard(slot.name)
-        if self.run.finished:
-            return
-        self.run.hosts.move(slot, "starting")
+    def _restart(self, slot: HostSlot, message: str) -> None:
+        """Restart ``slot``'s host in place: a new agent once the old one is gone (its lifecycle waits for
+        that); it rejoins, installs (cached) and executes its component blocks from the start."""
         slot.ok = None
         slot.blocks.clear()
         self.coordinator.expect(slot)
-        self.run.bus.emit(HOST_RESTARTED, host=slot.name, data={"component": slot.component, "reason": step.message})
-        await self._start_agent(slot)
-
-    async def _rematch(self, old: HostSlot, new: HostSlot) -> None:
-        await self.mesh.kill(old.name)
-        if not self.run.finished:
-            await self._start_agent(new)
-
-    async def _start_agent(self, slot: HostSlot) -> None:
-        """Start ``slot``'s agent; it joins, is prepared, installs, and executes (the start barrier is past).
-        A host whose agent is connected already (an idle spare of the mesh) is prepared at once."""
-        member = self.mesh.members.get(slot.name)
-        if member is not None and member.state == "joined":
-            self.run.joined(slot.name)
-            return
         self.rejoining.add(slot.name)
-        try:
-            await self.mesh.start_agent(slot.name)
-        except LaunchError as exc:
-            self.host_failed(slot, f"cannot start its agent: {exc}")
+        self.run.bus.emit(HOST_RESTARTED, host=slot.name, data={"component": slot.component, "reason": message})
+        self.mesh.states.handle(slot.name, "restart_requested")
+
+    def _start(self, slot: HostSlot) -> None:
+        """A new host of the run: matched; a connected idle one (a spare of the mesh) is prepared at once, the
+        others' agents are started. Its own join failure is its own (not the run's start's)."""
+        self.rejoining.add(slot.name)
+        states = self.mesh.states
+        states.handle(slot.name, "matched", component=slot.component)
+        if states.state(slot.name) == MATCHED:
+            states.handle(slot.name, "launch_started")
 
     def close(self) -> None:
         """The run is over: no timer fires, no host is restarted or replaced any more (the run's supervisor
@@ -253,21 +241,22 @@ class Healer:
         for s in run.hosts.live():
             s.blocks.clear()
             s.ok = None
-            if self.mesh.links.peer(s.name) is not None and s.state in ("running", "finished"):
-                # messages of the ended execution are dropped until the host answers reset.done
-                self.resetting.add(s.name)
-                run.send(s.name, Message.of("reset", reason=reason))
+        # a running or finished host resets (the reports of the ended execution are dropped until it answers
+        # reset.done); one not executing yet will execute from the top anyway
+        self.mesh.states.handle_many((s.name, "reset_requested", {"reason": reason}) for s in run.hosts.live())
+
+    @property
+    def resetting(self) -> bool:
+        """Whether a host has not answered ``reset`` yet (an application restart in progress), in O(1)."""
+        return self.run.hosts.counts[RESETTING] > 0
 
     def drops(self, slot: HostSlot, mtype: str) -> bool:
         """Whether a message of ``mtype`` from ``slot`` reports an execution an application restart ended."""
-        return mtype in DROPPED_WHILE_RESETTING and slot.name in self.resetting
+        return mtype in DROPPED_WHILE_RESETTING and slot.effective == RESETTING
 
     def on_reset_done(self, slot: HostSlot, msg: Message) -> None:
-        if slot.name not in self.resetting:
-            return
-        self.resetting.discard(slot.name)
-        self.run.hosts.move(slot, "installed")
-        self.run.go_execute([slot])
+        if slot.effective == RESETTING:
+            self.mesh.states.offer(slot.name, "reset_done")  # -> go execute
 
     # --- service mode: the pool is refreshed every reconnect_interval -----------------------------------
 
@@ -289,22 +278,19 @@ class Healer:
         revived: list[str] = []
         added: list[str] = []
         for comp in run.project.components:
-            failed = [
-                s for s in hosts.in_component(comp.name) if s.state == "failed" and s.name not in hosts.recovering
-            ]
+            failed = [s for s in hosts.in_component(comp.name) if s.state == FAILED]
             for slot in failed:
                 if self._room(comp.name, new=False) <= 0:
                     break
                 self.ladder.revive(slot.name)
-                hosts.recovering.add(slot.name)
                 revived.append(slot.name)
-                self.tasks.spawn(self._restart_host(slot, self._revived_step(slot)), name=f"revive {slot.name}")
+                self._restart(slot, f"{slot.name}: failed mark cleared by the refresh")
             while self._room(comp.name, new=True) > 0:
                 new = self._new_host(comp.name)
                 if new is None:
                     break
                 added.append(new.name)
-                self.tasks.spawn(self._start_agent(new), name=f"add {new.name}")
+                self._start(new)
         run.bus.emit(POOL_REFRESHED, data={"revived": revived, "added": added, "live": hosts.live_count()})
         self.arm_refresh()
 
@@ -316,10 +302,6 @@ class Healer:
         in_comp = sum(1 for s in hosts.in_component(component) if hosts.is_live(s))
         room = min(self.pool_size[component], comp.num_hosts.max) - in_comp
         return max(0, min(room, self.run.settings.max_local_hosts - len(hosts)) if new else room)
-
-    @staticmethod
-    def _revived_step(slot: HostSlot) -> LadderStep:
-        return LadderStep("restart", slot.name, slot.component, f"{slot.name}: failed mark cleared by the refresh")
 
     def statistics(self) -> dict[str, Any]:
         return {"app_restarts": self.app_restarts, "replaced": dict(self._replaced)}

@@ -5,8 +5,9 @@ Role: pure readers of the controller's parts (the pool, the :class:`~plush.contr
 shows these dicts and lists as they are. Nothing here changes anything.
 
 A node's ``state`` is its host lifecycle state (docs/howitworks.md, "Host lifecycle"): ``pooled`` (in the
-pool, no agent), ``connecting``, ``joined`` (connected, idle), the run's ``preparing``, ``installing``,
-``ready``, ``running``, ``done``, ``recovering``, ``failed``, and ``gone`` (disconnected).
+pool, no agent), ``connecting``, ``joined`` (connected, idle), the run's ``matched``, ``preparing``,
+``installing``, ``ready``, ``running``, ``resetting``, ``done``, ``stopping``, ``lost``, ``recovering``,
+``failed``, ``replaced``, and ``gone`` (disconnected): the mesh's lifecycle of the host, read as it is.
 """
 
 from __future__ import annotations
@@ -22,18 +23,6 @@ if TYPE_CHECKING:
     from plush.spec.model import Project
 
 __all__ = ["app_info", "control_info", "mesh_info", "nodes_info"]
-
-#: a host's run state -> its lifecycle state
-_LIFECYCLE = {
-    "starting": "connecting",
-    "joined": "preparing",
-    "installing": "installing",
-    "installed": "ready",
-    "running": "running",
-    "finished": "done",
-    "failed": "failed",
-    "stopped": "gone",
-}
 
 
 def _node(host: Host, state: str, agent_pid: int | None, component: str | None) -> dict[str, Any]:
@@ -58,15 +47,12 @@ def nodes_info(pool: Pool, mesh: Mesh | None, engine: RunEngine | None) -> list[
     for name, member in members.items():
         seen.add(name)
         state = member.state
-        component = None
+        component = member.life.component
         if running and engine is not None:
             slot = engine.hosts.get(name)
             if slot is not None:
                 component = slot.component
-                state = _LIFECYCLE.get(slot.state, slot.state)
-                if slot.state == "failed" and name in engine.hosts.recovering:
-                    state = "recovering"
-        pid = mesh.agent_pid(name) if mesh is not None and state not in ("gone", "failed") else None
+        pid = mesh.agent_pid(name) if mesh is not None and state not in ("gone", "failed", "replaced") else None
         out.append(_node(member.host, state, pid, component))
     out.extend(_node(host, "pooled", None, None) for host in pool if host.name not in seen)
     return out

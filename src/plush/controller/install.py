@@ -13,8 +13,12 @@ Cost (issue 8): what every ``prepare`` shares -- the model, the settings, the pa
 gains a host) and spliced into each host's frame (:func:`~plush.protocol.framing.encode_fields`), so a host
 costs the encoding of its own few fields, not of the whole model; the start barrier is O(1) per message.
 
-Invariants: a host is prepared at most once per agent (the run's ``joined`` state); ``go execute`` reaches a
-host only from ``installed``; a file is served only to a host's current link.
+The steps are the hosts' lifecycles' (``prepared`` -> ``installing`` and ``go install``, ``install_done`` ->
+``ready``, ``start_released`` -> ``running`` and ``go execute``): the installer feeds them and sends what
+their commands say.
+
+Invariants: a host is prepared at most once per agent (its lifecycle's ``preparing``); ``go execute`` reaches
+a host only from ``ready``; a file is served only to a host's current link.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from plush.controller.catalogue import (
     HOST_INSTALLED,
     HOST_PREPARED,
 )
+from plush.controller.lifecycle import CONNECTING, MATCHED, READY
 from plush.controller.mesh import Mesh
-from plush.controller.runstate import HostSlot, RunOutcome, RunPort
+from plush.controller.runstate import HostSlot, RunPort
 from plush.controller.supervisor import Supervisor
 from plush.files.catalog import FileCatalog
 from plush.protocol.framing import encode_fields, json_text
@@ -80,15 +85,15 @@ class Installer:
 
     # --- prepare ----------------------------------------------------------------------------------------
 
-    def joined(self, name: str) -> None:
-        """``name``'s agent is connected: send it ``prepare`` (the model, its host record, the settings)."""
+    def prepare(self, name: str) -> None:
+        """``name``'s agent is connected (its lifecycle says ``preparing``): send it ``prepare`` (the model, its
+        host record, the settings)."""
         run = self.run
         slot = run.hosts[name]
-        run.hosts.move(slot, "joined")
         slot.joined_at = time.time()
         frame, msg = self._prepare(slot)
         self.mesh.links.send_frame(name, frame, msg)
-        if run.hosts.counts["starting"] == 0:
+        if run.hosts.counts[MATCHED] + run.hosts.counts[CONNECTING] == 0:
             run.mark("all_joined")
 
     def _prepare(self, slot: HostSlot) -> tuple[bytes, Message]:
@@ -140,13 +145,20 @@ class Installer:
     # --- install and the start barrier ------------------------------------------------------------------
 
     def on_prepared(self, slot: HostSlot, msg: Message) -> None:
-        self.run.hosts.move(slot, "installing")
         self.run.bus.emit(HOST_PREPARED, host=slot.name)
-        self.run.send(slot.name, Message.of("go", stage="install"))
+        self.mesh.states.offer(slot.name, "prepared")  # -> go install
+
+    def send_go(self, name: str, stage: str) -> None:
+        """``go install``, or ``go execute`` with the instance numbers the host's processes go on from."""
+        if stage == "install":
+            self.run.send(name, Message.of("go", stage="install"))
+        else:
+            self.run.send(name, Message.of("go", stage="execute", instances=self._instances(name)))
 
     def on_installed(self, slot: HostSlot, msg: Message) -> None:
         run = self.run
-        run.hosts.move(slot, "installed")
+        if not self.mesh.states.offer(slot.name, "install_done"):
+            return
         run.bus.emit(HOST_INSTALLED, host=slot.name, data={"software": msg["software"]})
         if self._resetting():
             return  # the application restarts: every installed host executes once all have reset
@@ -158,7 +170,7 @@ class Installer:
     def maybe_release_start(self) -> None:
         """The start barrier: execution begins once every live host has installed (O(1): counts)."""
         run = self.run
-        if self.started or not run.hosts.all_live_in("installed"):
+        if self.started or not run.hosts.all_live_in(READY):
             return
         self.started = True
         live = run.hosts.live()
@@ -167,16 +179,14 @@ class Installer:
         self.go_execute(live)
 
     def go_execute(self, slots: list[HostSlot]) -> None:
-        for slot in slots:
-            self.run.hosts.move(slot, "running")
-            self.run.send(slot.name, Message.of("go", stage="execute", instances=self._instances(slot.name)))
+        """Release ``slots`` (ready hosts, or lost ones that were: kept, replayed on resume): ``go execute``."""
+        self.mesh.states.handle_many((slot.name, "start_released", {}) for slot in slots)
 
     def on_install_failed(self, slot: HostSlot, msg: Message) -> None:
         run = self.run
-        run.hosts.move(slot, "failed")
         reason = f"installing software {msg['software']!r} failed on {slot.name}: {msg['reason']}"
         run.bus.emit(HOST_INSTALL_FAILED, host=slot.name, data={"software": msg["software"], "reason": msg["reason"]})
-        run.finish(RunOutcome(False, reason, host=slot.name))
+        self.mesh.states.offer(slot.name, "install_failed", reason=reason)  # the run ends (AbortRun)
 
     # --- files --------------------------------------------------------------------------------------------
 

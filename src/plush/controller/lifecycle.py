@@ -37,15 +37,11 @@ recovering), armed on entry with a deadline after ``now`` and cancelled on exit;
 connected again gets a new lifecycle); an agent believed alive is stopped (``StopAgent``) when its host
 becomes gone; a failed host reaches ``running`` again only through a new agent's join.
 
-Today's engine (HostSlot.state and its side sets) maps as follows; the engine adopts this table next:
-``starting`` -> connecting (``_rejoining`` and ``_join_timers`` become each host's own ``join`` timer);
-``joined`` -> preparing (prepare is sent on join); ``installing`` -> installing; ``installed`` -> ready;
-``running`` -> running; ``finished`` -> done; ``running``/``finished`` in ``_resetting`` -> resetting;
-``stopped`` -> gone; ``failed`` -> failed; ``failed`` in ``_recovering`` -> recovering (or connecting once
-its new agent starts); ``failed`` after a rematch -> replaced; ``disconnected`` + ``reconnect_timer`` ->
-lost (``reconnect`` timer); ``_sweep_hosts`` -> ``KillLeftovers`` commands; the run-wide join timer ->
-``join_timeout`` per host (the healer decides what a first join's failure does). Not lifecycle state:
-``_replaced`` (the healer's count), ``slot.ok``/``slot.blocks`` (the run's).
+The controller's one keeper of host state is this table: :class:`~plush.controller.hoststates.HostStates`
+(the mesh's, one lifecycle per host across runs) feeds it and hands the commands to the mesh (agents,
+links) and the run (prepare, go, reset, failures); the run's slots read their state from it. Not lifecycle
+state: the healer's count of replacements and which hosts a recovery started, ``slot.ok``/``slot.blocks``
+(the run's).
 
 Pure: no asyncio, no I/O (the layering test keeps it so). Longer than the house's ~400 lines on purpose: the
 table, its guards and the many-host driver are one state machine, read together (as h11 keeps ``_state.py``);
@@ -56,7 +52,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from plush.controller.lifecycle_commands import (
@@ -80,9 +76,25 @@ from plush.controller.lifecycle_commands import (
 from plush.errors import PlushError
 
 __all__ = [
+    "CONNECTING",
+    "DONE",
     "EVENTS",
+    "FAILED",
+    "GONE",
     "IGNORED",
+    "INSTALLING",
+    "JOINED",
+    "LOST",
+    "MATCHED",
+    "POOLED",
+    "PREPARING",
+    "READY",
+    "RECOVERING",
+    "REPLACED",
+    "RESETTING",
+    "RUNNING",
     "STATES",
+    "STOPPING",
     "TIMER_EVENT",
     "TIMER_STATE",
     "TRANSITIONS",
@@ -106,7 +118,8 @@ REQUESTS: tuple[str, ...] = (
     *("user_fail", "restart_requested", "rematched"),
 )
 FACTS: tuple[str, ...] = (
-    *("agent_joined", "launch_failed", "prepared", "install_done", "install_failed", "all_done", "reset_done"),
+    *("agent_started", "agent_joined", "launch_failed", "prepared", "install_done", "install_failed"),
+    *("all_done", "reset_done"),
     *("stopped", "agent_exited", "link_lost", "ping_timeout", "link_resumed", "limits_exceeded"),
 )
 #: the state each timer belongs to, and the event its deadline feeds
@@ -124,7 +137,7 @@ _LINK_DOWN = ("link_lost", "ping_timeout")
 #: (from states, events, to states); the table the docs show, row for row
 _ROWS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     ((POOLED,), ("matched",), (MATCHED,)),
-    ((CONNECTING,), ("matched", "stop_requested"), (CONNECTING,)),
+    ((CONNECTING,), ("matched", "stop_requested", "agent_started"), (CONNECTING,)),
     ((JOINED,), ("matched",), (PREPARING,)),
     ((POOLED, MATCHED), ("launch_started",), (CONNECTING,)),
     ((MATCHED,), ("stop_requested",), (POOLED,)),
@@ -235,6 +248,10 @@ class HostLifecycle:
             return event in IGNORED.get(inner, ()) or (inner, event) in TRANSITIONS
         return True
 
+    def moves_on(self, event: str) -> bool:
+        """Whether ``event`` would be a step of the table now (not refused, not a declared no-op)."""
+        return (self._state, event) in TRANSITIONS and self.accepts(event)
+
     def _refuse(self, event: str, state: str, why: str = "") -> LifecycleError:
         who = self.host if self.component is None else f"{self.host} ({self.component})"
         text = f"host {who} cannot take {event!r} in state {state}" + (f": {why}" if why else "")
@@ -295,6 +312,9 @@ class HostLifecycle:
             case "launch_started":
                 self.agent_alive = True
                 return CONNECTING, [LaunchAgent(h)]
+            case "agent_started":  # the join deadline counts from the agent's own start
+                self.timers["join"] = deadline = now + self.timeouts.join
+                return CONNECTING, [ArmTimer(h, "join", deadline)]
             case "agent_joined":
                 return (PREPARING, [SendPrepare(h)]) if self.component is not None else (JOINED, [])
             case "prepared":
@@ -394,6 +414,15 @@ class HostLifecycle:
             self.transitions += 1
         return out
 
+    def postpone(self, kind: TimerKind, deadline: float) -> list[Command]:
+        """Move the armed timer ``kind`` to ``deadline`` if that is later (an agent still uploading while it
+        stops); nothing when the timer is not armed."""
+        armed = self.timers.get(kind)
+        if armed is None or deadline <= armed:
+            return []
+        self.timers[kind] = deadline
+        return [ArmTimer(self.host, kind, deadline)]
+
     def get_timer(self) -> float | None:
         """The earliest armed deadline, or None."""
         return min(self.timers.values(), default=None)
@@ -426,8 +455,11 @@ class Lifecycles:
     Drive every host through :meth:`handle` and :meth:`handle_timers` (not through the host object), so that
     the counts and the heap stay true."""
 
-    def __init__(self, timeouts: LifecycleTimeouts) -> None:
+    def __init__(self, timeouts: LifecycleTimeouts, on_move: Callable[[str, str, str], None] | None = None) -> None:
         self.timeouts = timeouts
+        #: ``on_move(host, old, new)`` after each change of a host's state, or of the state a ``lost`` host
+        #: resumes to (its owner keeps its own counts)
+        self.on_move = on_move
         self._hosts: dict[str, HostLifecycle] = {}
         self._counts: Counter[str] = Counter()
         self._heap: list[tuple[float, str, TimerKind]] = []
@@ -453,6 +485,9 @@ class Lifecycles:
     def __getitem__(self, host: str) -> HostLifecycle:
         return self._hosts[host]
 
+    def get(self, host: str) -> HostLifecycle | None:
+        return self._hosts.get(host)
+
     def __contains__(self, host: object) -> bool:
         return host in self._hosts
 
@@ -471,12 +506,22 @@ class Lifecycles:
 
     def handle(self, host: str, event: str, now: float, **details: Any) -> list[Command]:
         life = self._hosts[host]
-        before = life.state
+        before, resume_to = life.state, life.resume_to
         commands = life.handle(event, now, **details)
         self.events += 1
+        self._push(commands)
         if life.state != before:
             self._counts[before] -= 1
             self._counts[life.state] += 1
+        if self.on_move is not None and (life.state != before or life.resume_to != resume_to):
+            self.on_move(host, before, life.state)
+        return commands
+
+    def postpone(self, host: str, kind: TimerKind, deadline: float) -> list[Command]:
+        """:meth:`HostLifecycle.postpone` for ``host``, its new deadline in the heap."""
+        return self._push(self._hosts[host].postpone(kind, deadline))
+
+    def _push(self, commands: list[Command]) -> list[Command]:
         for cmd in commands:
             if isinstance(cmd, ArmTimer):
                 heapq.heappush(self._heap, (cmd.deadline, cmd.host, cmd.kind))

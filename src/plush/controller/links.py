@@ -6,14 +6,15 @@ owned by the :class:`~plush.controller.mesh.Mesh`: every message to an agent aft
 :class:`~plush.controller.sessions.HostSession` until acknowledged), every message from an agent passes
 :meth:`Links.accept` (acks, dedupe). When a link breaks while the agent still runs, the host is
 *disconnected* and gets ``reconnect_window`` seconds to come back with a resuming ``join``
-(:meth:`Links.resume`: ``welcome``, ``resume``, then the replay); an agent that is gone, or a window that
-ends, makes it a host failure, which the link's :class:`LinkClient` (the run) decides what to do with.
+(:meth:`Links.resume`: ``welcome``, ``resume``, then the replay). Whether a broken link is a loss to wait
+for, the host's end or its failure is its lifecycle's decision (the mesh feeds it ``link_lost``); while the
+host is ``lost`` the links ask its launcher every moment whether the agent is gone (its lifecycle fails it
+then, or when the window's timer fires).
 
 Invariants: a message is written only to the host's current, open, connected link; while disconnected,
 numbered messages are only kept (replayed in order on resume, before anything new); a resume is accepted
-only while the run goes on and the host may resume; one agent death is one failure (an exit the
-launcher's watcher reports is left to it, with a fallback). Whether an agent is gone is its launcher's
-answer (``Launcher.agent_state``): this module knows no machine.
+only for a ``lost`` host (the mesh checks). Whether an agent is gone is its launcher's answer
+(``Launcher.agent_state``): this module knows no machine.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from plush.config import Settings
 from plush.controller.catalogue import HOST_DISCONNECTED, HOST_RECONNECTED
@@ -33,28 +34,7 @@ from plush.fabric.listener import Peer
 from plush.launch.base import Launcher
 from plush.protocol.messages import Message
 
-__all__ = ["Link", "LinkClient", "Links"]
-
-#: run states in which a broken link is the host's end, not a failure
-_DONE = ("finished", "stopped", "failed")
-#: run states in which a broken link cannot be resumed (nothing numbered was exchanged yet, or it is over)
-_NOT_RESUMABLE = ("starting", "joined", *_DONE)
-
-
-class LinkClient(Protocol):
-    """What the links ask of the run that uses them."""
-
-    @property
-    def finished(self) -> bool: ...
-
-    def host_state(self, name: str) -> str | None:
-        """The host's state in the run (None: not a host of it)."""
-
-    def link_ended(self, name: str) -> None:
-        """The link of a host whose part is over (finished, stopped, failed) closed: nothing to do but note."""
-
-    def link_failed(self, name: str, reason: str) -> None:
-        """The host's link is gone for good (its agent died, or it did not resume in time): a failure."""
+__all__ = ["Link", "Links"]
 
 
 @dataclass(eq=False)
@@ -82,10 +62,9 @@ class Link:
 class Links:
     """Every host's link: delivery, acknowledgement, disconnection and resumption."""
 
-    def __init__(self, settings: Settings, bus: EventBus, client: LinkClient, launcher: Launcher | None) -> None:
+    def __init__(self, settings: Settings, bus: EventBus, launcher: Launcher | None) -> None:
         self.settings = settings
         self.bus = bus
-        self.client = client
         self.launcher = launcher
         self.links: dict[str, Link] = {}
         #: reliable delivery per host: numbering, retention until acknowledged, dedupe, replay on resume
@@ -194,103 +173,44 @@ class Links:
 
     # --- a broken link ---------------------------------------------------------------------------------
 
-    def lost(self, name: str, reason: str) -> None:
-        """The connection to ``name``'s agent is gone (closed, broken, or declared dead by liveness).
-
-        If the agent still runs (and is not stopped), only the link broke: the host is *disconnected* and
-        gets ``reconnect_window`` seconds to resume (see :meth:`resume`); otherwise it has failed."""
-        state = self.client.host_state(name)
-        if state is None:
-            return
-        if state in _DONE or self.client.finished:
-            self.client.link_ended(name)
-            return
+    def disconnected(self, name: str, reason: str, on_gone: Callable[[str, str], None]) -> None:
+        """``name``'s link broke while its agent may still run (the host is ``lost``): emit
+        ``host.disconnected`` and, until :meth:`resume` or :meth:`close`, ask its launcher every moment whether
+        the agent is gone: ``on_gone(name, why)`` then (the host's lifecycle keeps the window's deadline)."""
         link = self.get(name)
-        gone = self._agent_gone(name)
-        if gone is None and self._resumable(name):
-            self._disconnected(name, link, reason)
-            return
-        if gone is not None and gone.startswith("exited") and self._launched(name):
-            # the launcher's watcher reports this exit itself (the mesh's agent watch): let it, so that one
-            # death is one failure; a fallback fails the host if nobody did within a moment
-            loop = asyncio.get_running_loop()
-            loop.call_later(AGENT_POLL, self._lost_fallback, name, link.agent_pid, reason, gone)
-            return
-        self.client.link_failed(name, reason if gone is None else f"{reason}; its agent {gone}")
-
-    def _resumable(self, name: str) -> bool:
-        return (
-            self.settings.reconnect_window > 0
-            and self.sessions.get(name) is not None
-            and self.client.host_state(name) not in (None, *_NOT_RESUMABLE)
-        )
-
-    def _agent_gone(self, name: str) -> str | None:
-        """Why ``name``'s agent can no longer resume ("exited", "is stopped"), or None when it runs or its
-        launcher cannot tell (the link then gets its window)."""
-        link = self.links.get(name)
-        if self.launcher is None or link is None:
-            return None
-        return self.launcher.agent_state(name, link.agent_pid)
-
-    def _launched(self, name: str) -> bool:
-        """Whether ``name``'s agent is the one the launcher started (and the mesh watches)."""
-        agent = self.launcher.agent(name) if self.launcher is not None else None
-        link = self.links.get(name)
-        return agent is not None and link is not None and agent.pid == link.agent_pid
-
-    def _lost_fallback(self, name: str, pid: int | None, reason: str, gone: str) -> None:
-        link = self.links.get(name)
-        if link is None or self.client.finished or link.agent_pid != pid:
-            return
-        if self.client.host_state(name) not in (None, "starting", *_DONE):  # nobody failed it meanwhile
-            self.client.link_failed(name, f"{reason}; its agent {gone}")
-
-    def _disconnected(self, name: str, link: Link, reason: str) -> None:
         link.disconnected = True
-        link.disconnected_at = now = time.monotonic()
-        window = self.settings.reconnect_window
-        self.bus.emit(HOST_DISCONNECTED, host=name, data={"reason": reason, "window": window})
-        self._watch_reconnect(name, now + window, reason)
+        link.disconnected_at = time.monotonic()
+        self.bus.emit(HOST_DISCONNECTED, host=name, data={"reason": reason, "window": self.settings.reconnect_window})
+        self._poll_agent(name, on_gone)
 
-    def _watch_reconnect(self, name: str, deadline: float, reason: str) -> None:
-        """While ``name`` is disconnected: fail it once its agent is gone or the window is over."""
+    def _poll_agent(self, name: str, on_gone: Callable[[str, str], None]) -> None:
         link = self.links.get(name)
         if link is None:
             return
         link.reconnect_timer = None
-        if not link.disconnected or self.client.finished:
+        if not link.disconnected:
             return
-        if not self._resumable(name):  # failed, restarted or replaced meanwhile: no longer ours to decide
-            link.disconnected = False
+        gone = self.launcher.agent_state(name, link.agent_pid) if self.launcher is not None else None
+        if gone is not None:
+            on_gone(name, gone)
             return
-        gone = self._agent_gone(name)
-        now = time.monotonic()
-        if gone is not None or now >= deadline:
-            link.disconnected = False
-            window = self.settings.reconnect_window
-            why = f"its agent {gone}" if gone else f"its agent did not reconnect within {window:g}s"
-            self.client.link_failed(name, f"{reason}; {why}")
-            return
-        link.reconnect_timer = asyncio.get_running_loop().call_later(
-            min(AGENT_POLL, deadline - now), self._watch_reconnect, name, deadline, reason
-        )
+        link.reconnect_timer = asyncio.get_running_loop().call_later(AGENT_POLL, self._poll_agent, name, on_gone)
 
-    def resume(self, peer: Peer, name: str, join: Message) -> None:
-        """A ``join`` with ``resume``: the agent of ``name`` comes back after its link broke. Re-attach it,
-        tell it what we processed (``resume``) and replay what it has not, before anything new."""
+    def resume(self, peer: Peer, name: str, join: Message) -> bool:
+        """A ``join`` with ``resume`` from the agent of ``name`` (a ``lost`` host: the caller checked): re-attach
+        it, tell it what we processed (``resume``) and replay what it has not, before anything new. False
+        (the connection aborted, the host still lost) when its sequence numbers do not fit."""
         session = self.sessions.get(name)
-        state = self.client.host_state(name)
-        if state is None or session is None or self.client.finished or not self._resumable(name):
-            why = (
-                "the run is over"
-                if self.client.finished
-                else f"host {peer.host!r} cannot resume (it is {state or 'unknown'})"
-            )
-            peer.send(Message.of("reject", reason=why))
+        if session is None:
+            peer.send(Message.of("reject", reason=f"host {peer.host!r} cannot resume (no session)"))
             peer.close("rejected")
-            return
+            return False
         link = self.get(name)
+        try:
+            replay = list(session.replay(int(join.get("received", 0))))
+        except ProtocolError as exc:
+            peer.abort(f"bad resume: {exc}")
+            return False
         old = link.peer
         if old is not None and old is not peer and not old.closed:
             old.abort("replaced by the agent's resumed connection")  # its end is ignored: not current
@@ -301,12 +221,6 @@ class Links:
         link.agent_pid = int(join["pid"])
         peer.send(Message.of("welcome", host=name))
         peer.send(Message.of("resume", received=session.received))
-        try:
-            replay = list(session.replay(int(join.get("received", 0))))
-        except ProtocolError as exc:
-            peer.abort(f"bad resume: {exc}")
-            self.client.link_failed(name, f"its agent resumed with a bad sequence number: {exc}")
-            return
         for mtype, frame in replay:
             peer.send_bytes(frame, Message(mtype))
         self.bus.emit(
@@ -314,6 +228,7 @@ class Links:
             host=name,
             data={"replayed": len(replay), "received": session.received, "down_for": round(down_for, 3)},
         )
+        return True
 
     def live_peers(self) -> dict[str, Peer]:
         """Hosts whose link is up now, and their peers."""

@@ -1,30 +1,31 @@
 """The mesh: the connected agents of a controller, kept across application runs.
 
-Role. :class:`Mesh` holds one :class:`Member` per host it was asked to connect, starts their agents through
-a :class:`~plush.launch.base.Launcher` (which alone knows where a host is), runs the TLS
-:class:`~plush.fabric.listener.ControllerListener` they join with the mesh's token, and carries every
-message between them and the run in progress (its :class:`MeshClient`), if any:
+Role. :class:`Mesh` holds one :class:`Member` per host it was asked to connect, whose state is its host
+lifecycle's (:class:`~plush.controller.hoststates.HostStates`, the only keeper of host state); it starts
+their agents through a :class:`~plush.launch.base.Launcher` (which alone knows where a host is), runs the
+TLS :class:`~plush.fabric.listener.ControllerListener` they join with the mesh's token, and carries every
+message between them and the run in progress (its :class:`MeshClient`), if any. It is the lifecycles'
+:class:`~plush.controller.hoststates.CommandSink`: it carries out what concerns agents and links (launch,
+stop, close a link, kill leftovers) and passes the rest (prepare, go, reset, report a failure, ask the
+healer, abort) to the run. What happens to a host -- an agent joins, exits, its link breaks or resumes, it
+answers ``end``/``stop`` -- is fed to its lifecycle as a fact:
 
-- a fresh ``join`` is welcomed when the mesh started that host's agent and it has not joined yet; the run
-  then prepares it (if the host is one of its), else it waits idle for the next run;
-- a resuming ``join`` goes to :class:`~plush.controller.links.Links` (the run's reconnect window);
+- a fresh ``join`` is welcomed when the host is ``connecting`` (``agent_joined``: the run prepares it if it
+  is matched, else it waits idle for the next run);
+- a resuming ``join`` is welcomed when the host is ``lost`` (:meth:`Links.resume`, ``link_resumed``);
 - every other message passes reliable delivery (:meth:`Links.accept`) and goes to the run holding the host;
   once the run's end is decided only what :data:`LATE_KEPT` names still does (output, uploads, exits).
 
-Its :class:`~plush.controller.agents.AgentProcesses` watch each agent process (an exit is the run's to
-judge, or makes an idle host gone), count each host's ``join_timeout`` from its own agent's start, and kill
-a failed host (its agent's group now, what it left soon: ``Launcher.kill_leftovers``, batched). The mesh
-ends a run on its hosts (:meth:`Mesh.end_run`: ``end`` -> ``ended``, the agents stay), disconnects hosts
-(``stop`` -> ``stopped``, then the launcher makes sure the agent is gone) and closes (every agent, the
-listener, the launcher).
+The mesh ends a run on its hosts (:meth:`Mesh.end_run`: ``stop_requested``, ``end`` -> ``ended``, the
+agents stay), disconnects hosts (``released``: ``stop`` -> ``stopped``, then the launcher makes sure the agent
+is gone) and closes (every agent, the listener, the launcher).
 
 (Longer than the house's ~400 lines: the routing of messages and the three ends -- of a run, of some hosts,
-of the mesh -- share the state of the answers awaited; they read together.)
+of the mesh -- share the waits for answers; they read together.)
 
-Invariants: one pump task reads the listener; every other task (agent watches, sweeps) belongs to the
-mesh's :class:`~plush.controller.supervisor.Supervisor` and ends with :meth:`Mesh.close`; at most one run is
-attached; a host's join deadline is judged only for the agent that is still its current one; the mesh
-decides no run failure (the run does), and an idle host that loses its link or its agent is simply gone.
+Invariants: one pump task reads the listener; every other task (launches, agent watches and stops, sweeps)
+belongs to the mesh's :class:`~plush.controller.supervisor.Supervisor` and ends with :meth:`Mesh.close`; at
+most one run is attached; the mesh decides no run failure (the lifecycles and the run do).
 """
 
 from __future__ import annotations
@@ -38,11 +39,37 @@ from pathlib import Path
 from typing import Any
 
 from plush.config import Settings, state_dir
-from plush.controller.agents import AgentProcesses
+from plush.controller.agents import KILL_WAIT, AgentProcesses
 from plush.controller.catalogue import HOST_JOINED, HOST_LEFT
 from plush.controller.events import EventBus
+from plush.controller.hoststates import HostStates
+from plush.controller.lifecycle import (
+    CONNECTING,
+    DONE,
+    FAILED,
+    GONE,
+    INSTALLING,
+    JOINED,
+    LOST,
+    POOLED,
+    PREPARING,
+    READY,
+    REPLACED,
+    RESETTING,
+    RUNNING,
+    STOPPING,
+)
+from plush.controller.lifecycle_commands import (
+    CloseLink,
+    Command,
+    KillLeftovers,
+    LaunchAgent,
+    LifecycleTimeouts,
+    SendStop,
+    StopAgent,
+)
 from plush.controller.links import Links
-from plush.controller.members import Member, MeshClient, NoRun
+from plush.controller.members import Member, MeshClient
 from plush.controller.supervisor import Supervisor
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
@@ -51,7 +78,7 @@ from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 from plush.resources.host import Host
 
-__all__ = ["AGENT_EXIT_WAIT", "LATE_KEPT", "STOP_MARGIN", "Mesh"]
+__all__ = ["AGENT_EXIT_WAIT", "CONNECTED", "LATE_KEPT", "STOP_MARGIN", "Mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +90,9 @@ STOP_MARGIN = 10.0
 
 #: what is still recorded from an agent after the run decided to stop: output, uploads, exits, block states
 LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.started", "block", "log"})
+
+#: lifecycle states in which a host's agent is connected
+CONNECTED = frozenset({JOINED, PREPARING, INSTALLING, READY, RUNNING, RESETTING, DONE, STOPPING})
 
 
 class Mesh:
@@ -87,19 +117,24 @@ class Mesh:
         self.listener: ControllerListener | None = None
         self.members: dict[str, Member] = {}
         self.client: MeshClient | None = None
-        self.links = Links(settings, bus, NoRun(), None)
+        timeouts = LifecycleTimeouts.from_settings(settings, stop_margin=STOP_MARGIN, kill=KILL_WAIT)
+        self.states = HostStates(timeouts, self, self._moved)
+        self.links = Links(settings, bus, None)
         self.tasks = Supervisor("mesh", self._task_failed)
         self.agents = AgentProcesses(
             settings,
             self.tasks,
             on_exit=self._agent_exited,
-            on_expired=self._join_expired,
             run_id=lambda: self.client.run_id if self.client is not None else "",
         )
         self._pump: asyncio.Task[None] | None = None
-        self._awaiting: set[str] = set()  # hosts whose ``ended`` / ``stopped`` is awaited
-        self._replied: asyncio.Event = asyncio.Event()
-        self._await_until = 0.0
+        self._launches: set[asyncio.Task[Any]] = set()
+        self._pending: set[str] = set()  # hosts whose new agent is being launched
+        self._agent_stops: dict[str, asyncio.Task[Any]] = {}
+        self._answered: dict[str, asyncio.Event] = {}  # hosts whose ``stopped`` an agent stop awaits
+        self._stop_reason = "the run is over"
+        self._waiting: set[str] = set()  # hosts whose leaving ``stopping`` is awaited
+        self._settled = asyncio.Event()
         self._closing = False
         self.closed = False
 
@@ -130,34 +165,36 @@ class Mesh:
         self._pump = asyncio.get_running_loop().create_task(self._run_pump(listener))
 
     def add(self, host: Host) -> Member:
-        """``host`` becomes a member (a gone or failed one starts anew); its agent is not started yet."""
-        member = self.members.get(host.name)
-        if member is None or member.state in ("gone", "failed"):
-            member = self.members[host.name] = Member(host, state="failed", reason="not started")
+        """``host`` becomes a member (a gone, failed or replaced one starts anew: ``pooled``); its agent is not
+        started yet."""
+        name = host.name
+        member = self.members.get(name)
+        if member is not None and member.state in (FAILED, REPLACED):
+            self.states.handle(name, "released")
+        if member is None or member.state == GONE:
+            member = self.members[name] = Member(host, self.states.add(name))
         return member
 
     def joined(self) -> list[Host]:
         """The hosts whose agent is connected now (idle or in a run), in the order they were added."""
-        return [m.host for m in self.members.values() if m.state == "joined"]
+        return [m.host for m in self.members.values() if m.state in CONNECTED]
 
     def idle(self, name: str) -> bool:
         """Whether ``name``'s agent is connected and in no run."""
         member = self.members.get(name)
-        return member is not None and member.state == "joined" and not self._in_run(name)
+        return member is not None and member.state == JOINED
 
     def _in_run(self, name: str) -> bool:
-        return self.client is not None and self.client.host_state(name) is not None
+        return self.client is not None and self.client.has(name)
 
     def attach(self, client: MeshClient) -> None:
         """``client`` (a run) takes the messages of its hosts from now on."""
         if self.client is not None and not self.client.finished:
             raise RuntimeError("a run is attached to the mesh already")
         self.client = client
-        self.links.client = client
 
     def detach(self) -> None:
         self.client = None
-        self.links.client = NoRun()
 
     async def connect(self, hosts: Sequence[Host]) -> dict[str, str]:
         """Start the agents of ``hosts`` not connected yet and wait until each joined or failed (its agent
@@ -166,17 +203,12 @@ class Mesh:
         todo = []
         for host in hosts:
             member = self.add(host)
-            if member.state in ("joined", "connecting"):
-                continue
-            member.waiter = loop.create_future()
-            todo.append(member)
+            if member.state == POOLED:
+                member.waiter = loop.create_future()
+                todo.append(member)
         if not todo:
             return {}
-        try:
-            await self.start_agents([m.host.name for m in todo])
-        except Exception as exc:  # a launcher error: every host of the batch failed
-            for member in todo:
-                self._fail_member(member, f"cannot start its agent: {exc}")
+        await self.start_agents([m.host.name for m in todo])
         failed = {}
         for member in todo:
             assert member.waiter is not None
@@ -186,54 +218,139 @@ class Mesh:
                 failed[member.host.name] = why
         return failed
 
-    async def start_agents(self, names: Sequence[str]) -> Sequence[AgentHandle]:
-        """Start the agents of ``names`` (members; they join on their own): watched, each with its deadline."""
-        for name in names:
-            member = self.members[name]
-            member.state, member.reason = "connecting", ""
-        return await self.agents.start(names)
+    async def start_agents(self, names: Sequence[str]) -> None:
+        """Start the agents of ``names`` (``pooled`` or ``matched`` members; they join on their own) and wait
+        until the launcher has started them (not until they joined)."""
+        self.states.handle_many((name, "launch_started", {}) for name in names)
+        await self.launched()
 
-    async def start_agent(self, name: str) -> AgentHandle:
-        """Start (again) the agent of member ``name``; raises :class:`~plush.errors.LaunchError`."""
-        (agent,) = await self.start_agents([name])
-        return agent
+    async def launched(self) -> None:
+        """Wait until every launch asked for so far is done."""
+        while self._launches:
+            await asyncio.gather(*self._launches, return_exceptions=True)
+
+    # --- the lifecycles' commands (CommandSink) ----------------------------------------------------------------
+
+    def carry_out(self, commands: Sequence[Command]) -> None:
+        launch: list[str] = []
+        swept: set[str] = set()
+        for cmd in commands:
+            if isinstance(cmd, LaunchAgent):
+                launch.append(cmd.host)
+            elif isinstance(cmd, KillLeftovers):
+                swept.add(cmd.host)
+            elif isinstance(cmd, CloseLink):
+                self.links.close(cmd.host, cmd.reason)
+            elif isinstance(cmd, SendStop):
+                self._send_stop(cmd.host)
+            elif isinstance(cmd, StopAgent):
+                self._stop_agent_soon(cmd.host)
+        for name in swept.difference(launch):
+            self.agents.kill_now(name)  # its agent's group now, what the host still runs soon
+        if launch:
+            self._pending.update(launch)
+            task = self.tasks.spawn(self._launch(launch, swept.intersection(launch)), name=f"launch {len(launch)}")
+            if task is not None:
+                self._launches.add(task)
+                task.add_done_callback(self._launches.discard)
+        client = self.client
+        if client is not None:
+            rest = [c for c in commands if client.has(c.host) and not isinstance(c, _MESH_COMMANDS)]
+            if rest:
+                client.carry_out(rest)
+
+    async def _launch(self, names: list[str], sweep_first: set[str]) -> None:
+        """Start the agents of ``names`` (after sweeping what the old agents of ``sweep_first`` left)."""
+        try:
+            if sweep_first:
+                await asyncio.gather(*(self.agents.sweep(n) for n in sweep_first))
+            agents = await self.agents.start(names)
+        except Exception as exc:  # a launcher error: every host of the batch failed
+            self._pending.difference_update(names)
+            self.states.handle_many((n, "launch_failed", {"reason": f"cannot start its agent: {exc}"}) for n in names)
+            return
+        self._pending.difference_update(names)
+        for agent in agents:  # the join deadline counts from the agent's own start
+            if self.states.state(agent.name) == CONNECTING:
+                self.states.handle(agent.name, "agent_started", now=agent.started_at)
+
+    def _send_stop(self, name: str) -> None:
+        """``end`` to an agent whose host stays (the run is over), ``stop`` to one that leaves."""
+        life = self.states.get(name)
+        grace, reason = self.settings.stop_grace, self._stop_reason
+        if life is not None and life.leaving:
+            self.links.send(name, Message.of("stop", grace=grace, reason=reason))
+        else:
+            self.links.send(name, Message.of("end", grace=grace, reason=reason))
+
+    def _stop_agent_soon(self, name: str) -> None:
+        if name not in self._agent_stops:
+            task = self.tasks.spawn(self._stop_agent(name), name=f"stop {name}")
+            if task is not None:
+                self._agent_stops[name] = task
+                task.add_done_callback(lambda _t: self._agent_stops.pop(name, None))
+
+    async def _stop_agent(self, name: str) -> None:
+        """End ``name``'s agent: ``stop`` over its link if it is up and was not stopped yet (its answer
+        awaited, bounded), a moment to exit by itself, then the launcher makes sure it is gone."""
+        answered = self._answered.setdefault(name, asyncio.Event())
+        link = self.links.links.get(name)
+        if link is not None and link.up and not answered.is_set():
+            grace = self.settings.stop_grace
+            self.links.send(name, Message.of("stop", grace=grace, reason=self._stop_reason))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), grace + STOP_MARGIN)
+        self.links.close(name, self._stop_reason)
+        agent = self.agents.current(name)
+        if answered.is_set() and agent is not None and agent.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(agent.wait()), AGENT_EXIT_WAIT)
+        self._answered.pop(name, None)
+        if self.launcher is not None:
+            await self.launcher.stop_agent(name)
+
+    # --- what happens to hosts ----------------------------------------------------------------------------------
+
+    def _moved(self, name: str, old: str, new: str) -> None:
+        """A host's lifecycle moved: the run counts it, the links watch a lost agent, waiters are told."""
+        if self.client is not None and self.client.has(name):
+            self.client.host_moved(name, old, new)
+        member = self.members.get(name)
+        life = member.life if member is not None else None
+        reason = life.reason if life is not None else ""
+        if new == LOST and old != LOST:
+            self.links.disconnected(name, reason, self._lost_agent_gone)
+        elif old == LOST and new != LOST:
+            link = self.links.links.get(name)
+            if link is not None and link.disconnected:  # failed or gone, not resumed
+                self.links.close(name, reason)
+        if member is not None and new in (FAILED, GONE) and old in (CONNECTING, POOLED):
+            member.settle(reason or "not started")
+        if new == GONE and old in (JOINED, STOPPING) and not self._closing:
+            self.bus.emit(HOST_LEFT, host=name, data={"reason": reason})
+        if old == STOPPING and name in self._waiting:
+            self._waiting.discard(name)
+            if not self._waiting:
+                self._settled.set()
+
+    def _lost_agent_gone(self, name: str, gone: str) -> None:
+        """A lost host's agent is gone (its launcher says so): it will not resume."""
+        self.states.offer(name, "agent_exited", reason=gone)
 
     def _agent_exited(self, name: str, code: int) -> None:
-        """The current agent of ``name`` exited: the run's to judge, or an idle host is gone."""
-        if self._in_run(name):
-            assert self.client is not None
-            self.client.agent_exited(name, code)
+        """The current agent of ``name`` exited (while a new one is being launched, the old one: no news)."""
+        if name in self._pending:
             return
-        member = self.members.get(name)
-        if member is not None and member.state in ("connecting", "joined"):
-            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            self._fail_member(member, f"its agent exited ({how})", gone=member.state == "joined")
-
-    def _fail_member(self, member: Member, reason: str, *, gone: bool = False) -> None:
-        """An idle or connecting member failed (or, ``gone``, left): its link closed, its agent ended."""
-        name = member.host.name
-        member.state, member.reason = ("gone" if gone else "failed"), reason
-        self.links.close(name, reason)
-        member.settle(reason)
-        if gone and not self._closing:
-            self.bus.emit(HOST_LEFT, host=name, data={"reason": reason})
-        if self.launcher is not None:
-            self.tasks.spawn(self.launcher.stop_agent(name, 0.0), name=f"end {name}")
-
-    def _join_expired(self, names: list[str]) -> None:
-        """The agents of ``names`` did not join within ``join_timeout`` of their start: the run's hosts go to
-        the run; an agent started by ``connect`` failed."""
-        expired = []
-        for name in names:
-            member = self.members.get(name)
-            if member is None or member.state != "connecting":
-                continue
-            if self._in_run(name):
-                expired.append(name)
-            else:
-                self._fail_member(member, f"its agent did not join within {self.settings.join_timeout:g}s")
-        if expired and self.client is not None:
-            self.client.join_expired(expired)
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        self._answered.setdefault(name, asyncio.Event()).set()
+        state = self.states.state(name)
+        if state == LOST:
+            reason = f"exited ({how})"
+        elif self._in_run(name) and state not in (JOINED, DONE, STOPPING):
+            reason = f"its agent exited unexpectedly ({how})"
+        else:
+            reason = f"its agent exited ({how})"
+        self.states.offer(name, "agent_exited", reason=reason)
 
     def current_agent(self, name: str) -> AgentHandle | None:
         return self.agents.current(name)
@@ -266,13 +383,8 @@ class Mesh:
         name = peer.host or ""
         if msg is None:
             if self.links.is_current(name, peer):
-                self._answered(name)
-                if self._in_run(name):
-                    self.links.lost(name, reason or "connection closed")
-                else:
-                    member = self.members.get(name)
-                    if member is not None and member.state == "joined":
-                        self._fail_member(member, f"its link broke ({reason or 'connection closed'})", gone=True)
+                self._answered.setdefault(name, asyncio.Event()).set()
+                self.states.offer(name, "link_lost", reason=reason or "connection closed")
             return
         if msg.type == "join":
             self._on_join(peer, name)
@@ -280,144 +392,108 @@ class Mesh:
         if not self.links.is_current(name, peer) or not self.links.accept(name, msg):
             return
         t = msg.type
-        if t in ("ended", "stopped") and name in self._awaiting:
-            self._answered(name)
+        if t in ("ended", "stopped"):
+            if t == "stopped":  # the agent exits now: an agent stop in progress need not ask again
+                self._answered.setdefault(name, asyncio.Event()).set()
+            self.states.offer(name, "stopped")
         elif t == "hostmon":
             member = self.members.get(name)
             if member is not None:
                 member.sample = msg["sample"]
         client = self.client
-        if client is not None and client.host_state(name) is not None:
+        if client is not None and client.has(name):
             if not client.finished:
                 client.message(name, msg)
             elif t in LATE_KEPT:
                 client.late(name, msg)
-                if t in ("upload", "upload.end"):
-                    self._await_until = max(self._await_until, time.monotonic() + STOP_MARGIN)
+                if t in ("upload", "upload.end"):  # an agent still uploading gets its time
+                    self.states.postpone(name, "stop", time.monotonic() + STOP_MARGIN)
         self.links.processed(name, msg)
 
     def _on_join(self, peer: Peer, name: str) -> None:
         join = peer.join
         assert join is not None
+        state = self.states.state(name)
         if self._closing:
             _reject(peer, "the run is over")
         elif join.get("resume"):
-            if self._in_run(name):
-                self.links.resume(peer, name, join)
+            if state == LOST and self.client is not None and not self.client.finished:
+                if self.links.resume(peer, name, join):
+                    self.states.handle(name, "link_resumed")
+            elif self.client is not None and self.client.finished and self._in_run(name):
+                _reject(peer, "the run is over")
             else:
-                _reject(peer, f"host {peer.host!r} cannot resume (it is in no run)")
+                _reject(peer, f"host {peer.host!r} cannot resume (it is {state or 'unknown'})")
+        elif state != CONNECTING:
+            _reject(peer, f"no host named {peer.host!r} is expected in this run")
         else:
-            member = self.members.get(name)
-            if member is None or member.state != "connecting":
-                _reject(peer, f"no host named {peer.host!r} is expected in this run")
-                return
+            member = self.members[name]
             self.links.attach(name, peer, join)
-            member.state, member.reason = "joined", ""
             member.workdir = str(join["workdir"])
             member.joined_at = time.time()
+            self._answered.pop(name, None)
             member.settle(None)
-            client = self.client
-            in_run = client is not None and client.host_state(name) is not None
-            if in_run and client is not None and not client.finished:
-                client.joined(name)
-                component = client.host_component(name)
-            else:
-                component = None
-            self.bus.emit(HOST_JOINED, host=name, data={"component": component})
-
-    # --- failed hosts --------------------------------------------------------------------------------------
-
-    def kill_now(self, name: str) -> None:
-        """A host of the run failed: SIGKILL its agent group now, and its other processes soon."""
-        member = self.members.get(name)
-        if member is not None:
-            member.state = "failed"
-        self.agents.kill_now(name)
-
-    async def kill(self, name: str) -> None:
-        """:meth:`kill_now`, then wait (bounded) until the agent is gone and sweep once more."""
-        member = self.members.get(name)
-        if member is not None:
-            member.state = "failed"
-        await self.agents.kill(name)
+            self.states.handle(name, "agent_joined")  # a matched host is prepared (the run sends prepare)
+            self.bus.emit(HOST_JOINED, host=name, data={"component": member.life.component})
 
     # --- ends ----------------------------------------------------------------------------------------------
 
-    async def _await_answers(self, names: Iterable[str], msg: Message) -> set[str]:
-        """Send ``msg`` (``end`` or ``stop``) to ``names`` and wait until each answered or lost its link,
-        for ``stop_grace`` + :data:`STOP_MARGIN` and at least :data:`STOP_MARGIN` after the last upload
-        received; the hosts that did not answer."""
-        self._awaiting = set(names)
-        for name in self._awaiting:
-            self.links.send(name, Message(msg.type, dict(msg.fields)))
-        self._await_until = time.monotonic() + self.settings.stop_grace + STOP_MARGIN
-        while self._awaiting and (left := self._await_until - time.monotonic()) > 0:
-            self._replied.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._replied.wait(), left)
-        silent, self._awaiting = self._awaiting, set()
-        return silent
+    async def _until_settled(self, names: Iterable[str]) -> None:
+        """Wait until none of ``names`` is ``stopping`` (each answered, lost its link, or its lifecycle's
+        ``stop`` timer fired)."""
+        self._waiting = {n for n in names if self.states.state(n) == STOPPING}
+        while self._waiting:
+            self._settled.clear()
+            await self._settled.wait()
 
-    def _answered(self, name: str) -> None:
-        if name in self._awaiting:
-            self._awaiting.discard(name)
-            if not self._awaiting:
-                self._replied.set()
+    async def _agents_stopped(self, names: Iterable[str]) -> None:
+        tasks = [t for n in names if (t := self._agent_stops.get(n)) is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def end_run(self, names: Iterable[str]) -> None:
-        """The attached run is over; ``names`` are its hosts prepared for it: each gets ``end``, its last
-        reports still reach the run, its answer ``ended`` is awaited (bounded). The agents stay connected,
-        idle; one that did not answer is disconnected. Then what the run's processes left is killed and the
-        run is detached."""
-        self.links.cancel_timers()
-        up = [n for n in names if self.links.get(n).up]
-        grace = self.settings.stop_grace
-        silent = await self._await_answers(up, Message.of("end", grace=grace, reason="the run is over"))
-        if silent:
-            await self.disconnect(sorted(silent), reason=f"it did not end the run within {grace + STOP_MARGIN:g}s")
+        """The attached run is over; ``names`` are its hosts: each one in the application gets ``end``
+        (``stop_requested``), its last reports still reach the run, its answer ``ended`` is awaited (bounded by
+        its ``stop`` timer). The agents stay connected, idle; one that did not answer is disconnected. Then
+        what the run's processes left is killed and the run is detached."""
+        names = list(names)
+        self._stop_reason = "the run is over"
+        self.states.handle_many((n, "stop_requested", {}) for n in names)
+        await self._until_settled(names)
+        await self.launched()
+        await self._agents_stopped(names)
         client = self.client
         if client is not None and self.launcher is not None:
             await self.launcher.kill_leftovers(client.run_id, None)  # what a killed or hung agent left behind
         self.detach()
 
     async def disconnect(self, names: Sequence[str] | None = None, *, reason: str = "disconnected") -> None:
-        """Disconnect ``names`` (every member when None): ``stop`` to each connected one, its ``stopped``
-        awaited (bounded), then its launcher makes sure the agent is gone. Each becomes ``gone``."""
-        chosen = [self.members[n] for n in (names if names is not None else list(self.members)) if n in self.members]
-        linked = [m.host.name for m in chosen if m.state == "joined" and self.links.get(m.host.name).up]
-        if linked:
-            grace = self.settings.stop_grace
-            await self._await_answers(linked, Message.of("stop", grace=grace, reason=reason))
-        for member in chosen:
-            if member.state in ("gone",):
-                continue
-            was = member.state
-            member.state, member.reason = "gone", reason
-            self.links.close(member.host.name, reason)
-            member.settle(reason)
-            if was == "joined" and not self._closing:
-                self.bus.emit(HOST_LEFT, host=member.host.name, data={"reason": reason})
-        if self.launcher is not None:
-            await asyncio.gather(*(self.launcher.stop_agent(m.host.name) for m in chosen))
+        """Disconnect ``names`` (every member when None): each is ``released``: ``stop`` to each connected one,
+        its ``stopped`` awaited (bounded), then its launcher makes sure the agent is gone. Each becomes
+        ``gone``."""
+        chosen = [n for n in (names if names is not None else list(self.members)) if n in self.members]
+        self._stop_reason = reason
+        self.states.handle_many((n, "released", {}) for n in chosen)
+        await self._until_settled(chosen)
+        await self._agents_stopped(chosen)
 
     async def close(self) -> None:
-        """Stop every agent (``stop``, the answers awaited: what a finished run still hears reaches it), close
-        the listener, give the agents a moment to exit, stop what is left through the launcher, sweep the
-        run's leftovers, end every task of the mesh."""
+        """Stop every agent (``released``: ``stop``, the answers awaited: what a finished run still hears reaches
+        it), close the listener, give the agents a moment to exit, stop what is left through the launcher,
+        sweep the run's leftovers, end every task of the mesh."""
         if self.closed:
             return
         self._closing = True
-        self.agents.close()
         client = self.client
         try:
             self.links.cancel_timers()
-            live = [n for n, m in self.members.items() if m.state == "joined" and self.links.get(n).up]
-            grace = self.settings.stop_grace
-            await self._await_answers(live, Message.of("stop", grace=grace, reason="the run is over"))
+            await self.launched()
+            await self.disconnect(reason="the run is over")
         except Exception:  # whatever went wrong, the agents below must still be stopped
             log.exception("error while stopping the agents")
         finally:
             self.closed = True
+            self.states.close()
             self.links.sessions.close()
             if self._pump is not None:
                 self._pump.cancel()
@@ -435,8 +511,6 @@ class Mesh:
                         await self.launcher.kill_leftovers(client.run_id, None)  # what a killed agent left
                 for member in self.members.values():
                     member.settle("the mesh closed")
-                    if member.state != "failed":
-                        member.state = "gone"
                 self.detach()
 
     def statistics(self) -> dict[str, Any]:
@@ -444,6 +518,10 @@ class Mesh:
         for member in self.members.values():
             states[member.state] = states.get(member.state, 0) + 1
         return {"members": len(self.members), "states": states, "tasks": len(self.tasks)}
+
+
+#: the commands the mesh carries out itself; the run takes the others
+_MESH_COMMANDS = (LaunchAgent, KillLeftovers, CloseLink, SendStop, StopAgent)
 
 
 def _reject(peer: Peer, reason: str) -> None:

@@ -4,12 +4,16 @@ Role. :class:`~plush.controller.engine.RunEngine` is composed of parts that own 
 :class:`~plush.controller.mesh.Mesh` of agents and links, the :class:`~plush.controller.coordination.
 Coordinator` of barriers and work queues, the :class:`~plush.controller.healing.Healer` of failures, the
 :class:`~plush.controller.outputs.OutputSink`). What they share is the run's table of hosts
-(:class:`RunHosts`: one :class:`HostSlot` per host, its state changed only through :meth:`RunHosts.move`)
-and what they may ask of the run (:class:`RunPort`).
+(:class:`RunHosts`: one :class:`HostSlot` per host) and what they may ask of the run (:class:`RunPort`).
 
-Invariants: :attr:`RunHosts.counts` always holds how many hosts are in each state, and ``recovering`` the
-failed hosts being restarted, so that "has every live host installed / finished?" is O(1) per message;
-a slot's ``state`` is assigned nowhere but :meth:`RunHosts.move` (and a slot's creation).
+A host's state is its lifecycle's (:mod:`~plush.controller.lifecycle`, kept by the mesh's
+:class:`~plush.controller.hoststates.HostStates`): a slot reads it and never sets it. :class:`RunHosts`
+counts its hosts per state -- a ``lost`` host as the state it resumes to -- from the moves the mesh reports
+(:meth:`RunHosts.moved`), so that "has every live host installed / finished?" is O(1) per message.
+
+Invariants: :attr:`RunHosts.counts` always holds how many of the run's hosts are in each (effective) state;
+a host is *live* unless ``failed`` or ``replaced`` (a failed host being restarted is ``recovering`` or
+``connecting`` again: live).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from plush.controller.lifecycle import DONE, FAILED, GONE, LOST, POOLED, REPLACED, HostLifecycle
 
 if TYPE_CHECKING:
     from plush.config import Settings
@@ -31,8 +37,8 @@ __all__ = ["HostSlot", "OutputCallback", "RunHosts", "RunOutcome", "RunPort"]
 #: ``on_output(host, process_path, instance, stream, data)``
 OutputCallback = Callable[[str, str, int, str, bytes], None]
 
-#: the states of a host in a run, in order (``failed`` hosts being restarted are in ``RunHosts.recovering``)
-STATES = ("starting", "joined", "installing", "installed", "running", "finished", "failed", "stopped")
+#: states in which a host of the run is no longer part of it
+NOT_LIVE = (FAILED, REPLACED)
 
 
 @dataclass(eq=False)
@@ -42,10 +48,24 @@ class HostSlot:
     name: str
     component: str
     index: int
-    state: str = "starting"  # one of STATES
     ok: bool | None = None
     blocks: dict[str, str] = field(default_factory=dict)
     joined_at: float | None = None
+    life: HostLifecycle | None = field(default=None, repr=False)  # the mesh's, once the host is a member
+    counted: str = POOLED  # the state the run's counts hold it in
+
+    @property
+    def state(self) -> str:
+        """Its lifecycle state (``pooled`` until it is a member of the mesh)."""
+        return self.life.state if self.life is not None else POOLED
+
+    @property
+    def effective(self) -> str:
+        """Its state for the run's counts: a ``lost`` host counts as the state it resumes to."""
+        life = self.life
+        if life is None:
+            return POOLED
+        return (life.resume_to or life.state) if life.state == LOST else life.state
 
 
 @dataclass(frozen=True)
@@ -67,23 +87,32 @@ class RunHosts:
     def __init__(self) -> None:
         self._slots: dict[str, HostSlot] = {}
         self.counts: Counter[str] = Counter()
-        #: failed hosts whose agent is being (re)started: they count as live
-        self.recovering: set[str] = set()
         self._per_component: Counter[str] = Counter()
 
-    def add(self, name: str, component: str) -> HostSlot:
+    def add(self, name: str, component: str, life: HostLifecycle | None = None) -> HostSlot:
         index = self._per_component[component]
         self._per_component[component] += 1
         slot = self._slots[name] = HostSlot(name, component, index)
-        self.counts[slot.state] += 1
+        self.counts[slot.counted] += 1
+        if life is not None:
+            self.bind(slot, life)
         return slot
 
-    def move(self, slot: HostSlot, state: str) -> None:
-        """Set ``slot``'s state (the only place a state changes)."""
-        if slot.state != state:
-            self.counts[slot.state] -= 1
+    def bind(self, slot: HostSlot, life: HostLifecycle) -> None:
+        """``slot``'s host is a member of the mesh: its state is ``life``'s from now on."""
+        slot.life = life
+        self.moved(slot.name)
+
+    def moved(self, name: str) -> None:
+        """The lifecycle of ``name`` moved (the mesh says so): keep the counts true."""
+        slot = self._slots.get(name)
+        if slot is None:
+            return
+        state = slot.effective
+        if state != slot.counted:
+            self.counts[slot.counted] -= 1
             self.counts[state] += 1
-            slot.state = state
+            slot.counted = state
 
     def get(self, name: str) -> HostSlot | None:
         return self._slots.get(name)
@@ -107,7 +136,7 @@ class RunHosts:
         return list(self._slots)
 
     def is_live(self, slot: HostSlot) -> bool:
-        return slot.state != "failed" or slot.name in self.recovering
+        return slot.counted not in NOT_LIVE
 
     def live(self) -> list[HostSlot]:
         """Hosts that are, or are about to be again, part of the run (failed ones being restarted count)."""
@@ -115,12 +144,16 @@ class RunHosts:
 
     def live_count(self) -> int:
         """``len(live())`` in O(1)."""
-        return len(self._slots) - self.counts["failed"] + len(self.recovering)
+        return len(self._slots) - sum(self.counts[s] for s in NOT_LIVE)
 
-    def all_live_in(self, state: str) -> bool:
-        """Whether every live host is in ``state`` (and there is one), in O(1)."""
+    def all_live_in(self, *states: str) -> bool:
+        """Whether every live host is in one of ``states`` (and there is one), in O(1)."""
         live = self.live_count()
-        return live > 0 and self.counts[state] == live
+        return live > 0 and sum(self.counts[s] for s in states) == live
+
+    def all_done(self) -> bool:
+        """Whether every live host finished its part (``done``, or ``gone`` once done), in O(1)."""
+        return self.all_live_in(DONE, GONE)
 
     def in_component(self, component: str) -> list[HostSlot]:
         return [s for s in self._slots.values() if s.component == component]
@@ -153,9 +186,6 @@ class RunPort(Protocol):
 
     def send(self, host: str, msg: Message) -> None:
         """Send ``msg`` to ``host``'s agent (kept and replayed if its link is down; see the mesh)."""
-
-    def joined(self, name: str) -> None:
-        """``name``'s agent is connected: prepare it for the run."""
 
     def mark(self, name: str) -> None:
         """Note the time the run reached phase ``name`` (its first time only)."""
