@@ -50,6 +50,7 @@ __all__ = [
     "HOST_RESTARTED",
     "HOST_SAMPLE",
     "OUTPUT_COLLECTED",
+    "OUTPUT_WRITE_FAILED",
     "POOL_REFRESHED",
     "PROCESS_EXITED",
     "PROCESS_LIVENESS_FAILED",
@@ -138,6 +139,7 @@ PROCESS_LIVENESS_FAILED = "process.liveness_failed"
 PROCESS_EXITED = "process.exited"
 PROCESS_OUTPUT = "process.output"
 OUTPUT_COLLECTED = "output.collected"
+OUTPUT_WRITE_FAILED = "output.write_failed"
 WORK_TAKEN = "work.taken"
 WORK_DONE = "work.done"
 WORK_FAILED = "work.failed"
@@ -204,6 +206,7 @@ CATALOGUE: MappingProxyType[str, EventKind] = MappingProxyType(
                 lossy=True,
             ),
             _kind(OUTPUT_COLLECTED, "host,block", {"name": "str", "size": "int", "ok": "bool"}),
+            _kind(OUTPUT_WRITE_FAILED, "host,block,instance", {"path": "str", "error": "str"}),
             _kind(WORK_TAKEN, "host,block", {"item": "any"}),
             _kind(WORK_DONE, "host,block", _WORK),
             _kind(WORK_FAILED, "host,block", _WORK),

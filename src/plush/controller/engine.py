@@ -124,7 +124,7 @@ class RunEngine:
         # --- the parts ---
         self.tasks = Supervisor("run", self.task_failed)
         self.mesh = mesh
-        self.outputs = OutputSink(rundir, bus, on_output)
+        self.outputs = OutputSink(rundir, bus, on_output, on_storage_failed=self._write_failed)
         self.installer = Installer(
             self, self.mesh, self.tasks, resetting=lambda: bool(self.healer.resetting), instances=self.outputs.instances
         )
@@ -228,10 +228,7 @@ class RunEngine:
                 else:
                     await mesh.close()
             finally:
-                try:
-                    self.outputs.close()
-                except OSError as exc:
-                    self._write_failed(exc)
+                await self.outputs.close()  # every log and output written and closed (off the loop)
                 self.mark("stopped")
         if self.storage_error is not None and outcome.ok:
             outcome = RunOutcome(False, str(self.storage_error))
