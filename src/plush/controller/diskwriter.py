@@ -79,6 +79,7 @@ class DiskWriter:
         self._pending = 0  # bytes (and per-operation costs) queued, not yet done
         self._blocked = 0  # callers waiting for room
         self._closing = False
+        self._dead = False  # the thread ended on a bug (never otherwise before close())
         self._files: dict[int, _File] = {}  # the writer thread's; entries added by open() before it sees them
         self._next = 0
         self._due: list[_Due] = []  # callbacks for the loop, in the order they became due
@@ -146,19 +147,24 @@ class DiskWriter:
     def _put(self, op: tuple[str, int, Any], size: int) -> None:
         cost = size + _OP_COST
         with self._cond:
-            if self._closing:
-                log.warning("not written after the run's end: %s of %s", op[0], self._path_of(op[1]))
-                return
-            if self._pending + cost > self.max_pending and self._pending > 0:
+            if self._pending + cost > self.max_pending and self._pending > 0 and not self._stopped():
                 self.waits += 1
                 self._blocked += 1
                 try:  # back-pressure: the loop waits for the disk (see the module docstring)
-                    self._cond.wait_for(lambda: self._pending + cost <= self.max_pending or self._pending == 0)
+                    self._cond.wait_for(
+                        lambda: self._pending + cost <= self.max_pending or self._pending == 0 or self._dead
+                    )
                 finally:
                     self._blocked -= 1
+            if self._stopped():
+                log.warning("not written (the writer has stopped): %s of %s", op[0], self._path_of(op[1]))
+                return
             self._pending += cost
             self._queue.append(op)
             self._cond.notify_all()
+
+    def _stopped(self) -> bool:
+        return self._closing or self._dead
 
     def _path_of(self, handle: int) -> str:
         f = self._files.get(handle)
@@ -177,6 +183,16 @@ class DiskWriter:
     # --- the writer thread ----------------------------------------------------------------------------
 
     def _writer(self) -> None:
+        try:
+            self._drain()
+        except BaseException:  # a bug: say so loudly, and never leave a caller waiting for room
+            log.exception("the output writer stopped")
+            with self._cond:
+                self._dead = True
+                self._cond.notify_all()
+            raise
+
+    def _drain(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._closing)
