@@ -206,6 +206,24 @@ def test_rematch_takes_a_pool_host_beyond_the_spares_and_none_when_nothing_is_le
         rematch(r.matching, comps, pool(2), "a", "n1")
 
 
+def test_rematch_prefers_the_spare_less_loaded_now() -> None:
+    comps = [comp("a", 1)]
+    hosts = pool(3)
+    m = match(comps, hosts)
+    assert m.hosts == {"a": ("n1",)} and m.spares["a"] == ("n2", "n3")  # no sample yet: pool order
+    now = {"n1": LiveSample(load=0.2), "n2": LiveSample(load=3), "n3": LiveSample(load=0.5)}
+    r = rematch(m, comps, hosts, "a", "n1", samples=now)
+    assert r.replacement == "n3" and r.matching.spares["a"] == ("n2",)
+
+
+def test_rematch_without_a_failed_host_adds_one() -> None:
+    comps = [comp("a", 1, 3), comp("b", 1)]
+    m = Matching({"a": ("n1",), "b": ("n2",)}, {"a": ("n3", "n4"), "b": ("n3", "n4")})
+    r = rematch(m, comps, pool(4), "a", None, excluded={"n3"})
+    assert r.replacement == "n4"
+    assert r.matching.hosts == {"a": ("n1", "n4"), "b": ("n2",)} and r.matching.spares == {"a": ("n3",), "b": ("n3",)}
+
+
 def test_rematch_with_sharing_may_take_another_components_host() -> None:
     comps = [comp("a", 1), comp("b", 1)]
     m = match(comps, pool(2), share=True, wanted={"a": 1, "b": 1})

@@ -23,7 +23,8 @@ Rules (docs/spec.md, "How hosts are matched"):
 - Preference: hosts in pool order, or in the order of ``random.Random(seed).shuffle`` of the pool when a
   seed is given; hosts with a live sample first, the less loaded (then the more free memory) first.
 - Spares: a component's candidates that no component uses (that it does not use, with ``share``), in
-  preference order: :func:`rematch` takes from them first, then from the rest of the pool.
+  preference order: :func:`rematch` takes from them first (ranked again by the samples it is given), then
+  from the rest of the pool.
 - When no matching exists, :class:`~plush.errors.MatchError` names the first component (in spec order) that
   cannot have its hosts: ``senders: need 2, 1 candidate: 3 hosts lack cpu_mhz>=1000 (n4 has cpu_mhz=800),
   1 is failed`` — every pool host that is not a candidate counted once, under the first rule that excluded
@@ -371,27 +372,28 @@ def rematch(
     components: Iterable[Component],
     pool: Pool,
     component: str,
-    failed: str,
+    failed: str | None,
     *,
     samples: Mapping[str, LiveSample] | None = None,
     excluded: AbstractSet[str] = frozenset(),
 ) -> Rematch:
-    """Replace ``failed``, a host of ``component``: the first of its spares that is still a candidate (the
-    samples and failures of now), else the best candidate the matching does not use; the failed host leaves
-    the matching (hosts and spares). ``replacement`` is None when no host can replace it: the caller decides
-    whether the component can go on with fewer (at least ``min``)."""
+    """Replace ``failed``, a host of ``component`` (None: add one host, a refill): the best of its spares
+    that is still a candidate, in the preference of now (the samples and failures of now: the less loaded
+    first), else the best candidate the matching does not use; the failed host leaves the matching (hosts
+    and spares). ``replacement`` is None when no host can replace it: the caller decides whether the
+    component can go on with fewer (at least ``min``)."""
     comp = next((c for c in components if c.name == component), None)
     if comp is None or component not in matching.hosts:
         raise ValueError(f"no component {component!r} in this matching")
-    if failed not in matching.hosts[component]:
+    if failed is not None and failed not in matching.hosts[component]:
         raise ValueError(f"{failed!r} is not a host of {component!r}")
-    gone = set(excluded) | {failed}
+    gone = set(excluded) | ({failed} if failed is not None else set())
     hosts = {c: [h for h in names if h != failed] for c, names in matching.hosts.items()}
     spares = {c: [h for h in names if h != failed] for c, names in matching.spares.items()}
     taken = set(hosts[component]) if matching.share else {h for names in hosts.values() for h in names}
     usable = candidates(comp, pool, samples=samples, excluded=gone, seed=matching.seed, by_group=matching.by_group)
-    usable_set = set(usable)
-    order = [h for h in spares.get(component, []) if h in usable_set] + usable
+    spare_set = set(spares.get(component, ()))
+    order = [h for h in usable if h in spare_set] + usable
     replacement = next((h for h in order if h not in taken), None)
     if replacement is not None:
         hosts[component].append(replacement)
