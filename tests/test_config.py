@@ -250,3 +250,35 @@ def test_the_pool_setting_is_a_path_or_empty_for_the_sandbox(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"pool.*PLUSH_POOL.*pool file's path"):
         load_settings(env={"PLUSH_POOL": "a\nb"}, user_file=none, system_file=none)
     assert is_plush_variable("PLUSH_PROP_SITE") and is_plush_variable("PLUSH_VIP") and is_plush_variable("PLUSH_VN")
+
+
+def test_the_seed_setting_is_a_whole_number_or_not_set(tmp_path: Path) -> None:
+    none = tmp_path / "none"
+    settings, sources = load_settings(env={}, user_file=none, system_file=none)
+    assert settings.seed is None and sources["seed"] == "default"
+    from_env, sources = load_settings(env={"PLUSH_SEED": "42"}, user_file=none, system_file=none)
+    assert from_env.seed == 42 and sources["seed"] == "env PLUSH_SEED"
+    flag, _ = load_settings({"seed": "-7"}, env={"PLUSH_SEED": "42"}, user_file=none, system_file=none)
+    assert flag.seed == -7
+    empty, _ = load_settings(env={"PLUSH_SEED": " "}, user_file=none, system_file=none)
+    assert empty.seed is None  # an empty variable: not set (pool order)
+    user = tmp_path / "user.toml"
+    user.write_text("seed = 5\n")
+    assert load_settings(env={}, user_file=user, system_file=none)[0].seed == 5
+    with pytest.raises(ConfigError, match=r"seed.*PLUSH_SEED.*'x'.*whole number or empty"):
+        load_settings(env={"PLUSH_SEED": "x"}, user_file=none, system_file=none)
+    user.write_text('seed = "5"\n')
+    with pytest.raises(ConfigError, match=r"seed.*whole number"):
+        load_settings(env={}, user_file=user, system_file=none)
+    with pytest.raises(ConfigError, match=r"seed"):
+        Settings(seed=1.5)  # type: ignore[arg-type]
+
+
+def test_the_discover_setting_is_a_command_line_or_empty(tmp_path: Path) -> None:
+    none = tmp_path / "none"
+    settings, _ = load_settings(env={}, user_file=none, system_file=none)
+    assert settings.discover == ""
+    from_env, _ = load_settings(env={"PLUSH_DISCOVER": "./find.py --site ucsd"}, user_file=none, system_file=none)
+    assert from_env.discover == "./find.py --site ucsd"
+    with pytest.raises(ConfigError, match=r"discover.*PLUSH_DISCOVER.*command line"):
+        load_settings(env={"PLUSH_DISCOVER": "a\nb"}, user_file=none, system_file=none)

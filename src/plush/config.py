@@ -136,9 +136,10 @@ POSITIVE_SECONDS = Check(min=0, min_open=True, max=_YEAR, unit="seconds")
 SECONDS = Check(min=0, max=_YEAR, unit="seconds")
 
 
-def setting(default: T, check: Check) -> T:
-    """A field of :class:`Settings`: its default and the values it accepts."""
-    return dataclasses.field(default=default, metadata={"check": check})
+def setting(default: T, check: Check, *, kind: type | None = None) -> T:
+    """A field of :class:`Settings`: its default and the values it accepts. ``kind``: the type of an
+    optional setting whose default is None (not set: empty text in a flag or variable, absent from a file)."""
+    return dataclasses.field(default=default, metadata={"check": check, "kind": kind})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +191,11 @@ class Settings:
     preauth_per_source: int = setting(128, Check(min=1, max=1_000_000))
     #: the pool file runs and plans take their hosts from (``-d``); empty: the local sandbox
     pool: str = setting("", Check(pattern=r"[^\x00\n]*", what="a pool file's path (empty: the local sandbox)"))
+    #: a discovery command whose JSON host list fills the pool too (``--discover``; split as a shell would,
+    #: run without one); empty: none
+    discover: str = setting("", Check(pattern=r"[^\x00\n]*", what="a command line (empty: none)"))
+    #: the seed of the shuffle of the pool before matching (``--seed``); None: pool order
+    seed: int | None = setting(None, Check(), kind=int)
 
     def agent_settings(self) -> AgentSettings:
         """The settings agents get in ``prepare`` (their fields of these settings)."""
@@ -244,8 +250,14 @@ def is_plush_variable(var: str) -> bool:
 
 
 def _kind(name: str) -> type[Any]:
+    kind: type[Any] | None = _FIELDS[name].metadata.get("kind")
     default: Any = _FIELDS[name].default
-    return type(default)
+    return kind if kind is not None else type(default)
+
+
+def _optional(name: str) -> bool:
+    """Whether setting ``name`` may be None (not set)."""
+    return _FIELDS[name].metadata.get("kind") is not None
 
 
 def _check(name: str) -> Check:
@@ -256,12 +268,20 @@ def _check(name: str) -> Check:
 def check_setting(name: str, value: Any) -> str | None:
     """None when ``value`` is acceptable for setting ``name``; otherwise what the setting expects."""
     kind, check = _kind(name), _check(name)
+    if value is None and _optional(name):
+        return None
     right_type = (
         isinstance(value, kind)
         if kind in (bool, str)
         else isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
     )
-    return None if right_type and check.accepts(value) else check.expected(kind)
+    return None if right_type and check.accepts(value) else _expected(name)
+
+
+def _expected(name: str) -> str:
+    """What setting ``name`` accepts, in words (``or empty`` for an optional one)."""
+    text = _check(name).expected(_kind(name))
+    return text + " or empty (not set)" if _optional(name) else text
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -293,13 +313,15 @@ def _parse(kind: type, value: Any, *, from_text: bool) -> Any:
 
 def _coerce(name: str, value: Any, source: str, *, from_text: bool) -> Any:
     kind = _kind(name)
+    if _optional(name) and from_text and isinstance(value, str) and not value.strip():
+        return None
     try:
         parsed = _parse(kind, value, from_text=from_text)
     except (ValueError, OverflowError):
         parsed = NOT_GIVEN
     if parsed is NOT_GIVEN or check_setting(name, parsed) is not None:
         raise ConfigError(
-            f"setting {name!r} from {source}: {_show(value)} is not valid: expected {_check(name).expected(kind)}",
+            f"setting {name!r} from {source}: {_show(value)} is not valid: expected {_expected(name)}",
             source=source,
             setting=name,
         )
