@@ -23,6 +23,8 @@ PURE_MODULES = (
     "plush.resources.requirements",
     "plush.resources.matcher",
     "plush.controller.plan",
+    "plush.controller.hostsource",
+    "plush.controller.catalogue",
     "plush.controller.lifecycle",
     "plush.controller.lifecycle_commands",
 )

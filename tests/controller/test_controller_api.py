@@ -83,3 +83,14 @@ async def test_what_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(PlushError, match="no host named 'ghost' in the pool"):
         await c.connect(["ghost"])
     await c.quit()  # nothing connected: nothing to do
+
+
+def test_host_monitor_samples_on_the_bus_fill_the_controller_s_table(tmp_path: Path) -> None:
+    from plush.controller.catalogue import HOST_SAMPLE
+    from plush.resources.matcher import LiveSample
+
+    c = _controller(tmp_path)
+    c.bus.emit(HOST_SAMPLE, host="n1", data={"load1": 3.5, "mem_available_mb": 100, "load5": 1.0})
+    c.bus.emit(HOST_SAMPLE, host="n1", data={"load1": 0.5, "mem_available_mb": 900})  # the latest counts
+    c.bus.emit(HOST_SAMPLE, host="n2", data={"load1": 1.25, "mem_available_mb": 400})
+    assert c.samples == {"n1": LiveSample(0.5, 900.0), "n2": LiveSample(1.25, 400.0)}

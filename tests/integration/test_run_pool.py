@@ -2,18 +2,24 @@
 hosts run here under the pool's names, and every host property reaches the processes on that host.
 
 A pool too small for a component refuses the run before anything starts (exit 2, the matcher's message,
-no run directory, no agent)."""
+no run directory, no agent). ``--discover COMMAND`` fills the pool with what a discovery command prints;
+``--seed N`` gives the matching ``plush plan --seed N`` shows; a failed host's replacement is the spare the
+matcher prefers with the live samples of now."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from chaos_support import Watch, run_chaos
 from integration_support import cli_env, events, only_run, run_cli, write_spec
 
 from plush.resources.host import Pool
+from plush.resources.matcher import LiveSample
 from plush.resources.poolfile import read_pool
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -126,3 +132,97 @@ async def test_a_failed_pool_host_is_replaced_by_the_next_spare_of_the_matching(
     assert result.ok, result.outcome
     logs = {p.parent.parent.name: p.read_text() for p in result.rundir.root.glob("hosts/*/logs/w.work.work.1.stdout")}
     assert logs["ucsd2"] == "ucsd2 10.0.0.2\n" and logs["mit1"] == "mit1 10.0.0.3\n"
+
+
+async def test_a_spare_over_the_live_limits_is_not_the_replacement(tmp_path: Path) -> None:
+    _, hosts = read_pool(EXAMPLES / "pools" / "local.xml")
+    spec = WAITING.replace("    hosts: 2\n", "    hosts: 2\n    max_load: 1000\n")
+
+    async def script(w: Watch) -> None:
+        # the seam: the controller's table of live samples (on one machine every monitor reads the same load)
+        w.controller.samples["mit1"] = LiveSample(load=5000.0)
+        await w.each("process.started", {"ucsd1", "ucsd2"}, instance=1)
+        os.kill(w.engine.agent_pid("ucsd1"), signal.SIGKILL)
+        rematched = await w.event("host.rematched", host="ucsd1")
+        assert rematched.data["replacement"] == "mit2"  # mit1, the first spare, is over max_load now
+        await w.event("process.started", host="mit2", instance=1)
+        (Path(w.engine.rundir.shared) / "release").touch()
+
+    result = await run_chaos(spec, tmp_path, script, pool=Pool(hosts), host_restarts=0)
+    assert result.ok, result.outcome
+    assert not (result.rundir.root / "hosts" / "mit1").exists()  # never started
+
+
+#: every process says which component it serves on which host
+WHO = """
+project: who
+components:
+  a:
+    hosts: 2
+  b:
+    hosts: 1..2
+application:
+  execution:
+    a:
+      blocks:
+        - {process: who, run: [sh, -c, 'echo "$PLUSH_COMPONENT $PLUSH_HOST"']}
+    b:
+      blocks:
+        - {process: who, run: [sh, -c, 'echo "$PLUSH_COMPONENT $PLUSH_HOST"']}
+"""
+
+
+def _plan(spec: Path, *args: str) -> dict[str, list[str]]:
+    argv = [sys.executable, "-m", "plush", "plan", str(spec), "--json", *args]
+    proc = subprocess.run(argv, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return {c: sorted(v["hosts"]) for c, v in json.loads(proc.stdout)["components"].items()}
+
+
+def _ran(runs: Path) -> dict[str, list[str]]:
+    """The hosts each component's processes ran on, as they printed them."""
+    seen: dict[str, list[str]] = {}
+    for log in only_run(runs).glob("hosts/*/logs/*.who.who.1.stdout"):
+        component, host = log.read_text().split()
+        seen.setdefault(component, []).append(host)
+    return {c: sorted(h) for c, h in seen.items()}
+
+
+def test_run_with_a_seed_uses_the_matching_plan_shows_with_that_seed(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, WHO)
+    pool = str(EXAMPLES / "pools" / "local.xml")
+    planned = _plan(spec, "-d", pool, "--seed", "7")
+    assert planned != _plan(spec, "-d", pool)  # the seed changes the matching
+    proc = run_cli(spec, tmp_path / "runs", "-q", "-d", pool, "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    assert _ran(tmp_path / "runs") == planned
+
+
+def test_the_seed_setting_on_the_sandbox_gives_the_hosts_plan_shows(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, WHO)
+    planned = _plan(spec, "--seed", "3")
+    assert planned != _plan(spec)  # on the sandbox a seed permutes the local-K names among components
+    proc = run_cli(spec, tmp_path / "runs", "-q", env=cli_env(PLUSH_SEED="3"))
+    assert proc.returncode == 0, proc.stderr
+    assert _ran(tmp_path / "runs") == planned
+
+
+def test_a_discovery_command_fills_the_pool_of_a_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PROPS)
+    command = f"{sys.executable} {EXAMPLES / 'pools' / 'discover.py'} 3"
+    proc = run_cli(spec, tmp_path / "runs", "-q", "--discover", command)
+    assert proc.returncode == 0, proc.stderr
+    root = only_run(tmp_path / "runs")
+    logs = {p.parent.parent.name: p.read_text() for p in root.glob("hosts/*/logs/nodes.show.show.1.stdout")}
+    assert logs == {f"found{k}": f"found{k} vip= vn={k} site=here\n" for k in (1, 2, 3)}
+
+
+def test_a_failing_discovery_command_is_one_error_line_and_starts_nothing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PROPS)
+    runs = tmp_path / "runs"
+    proc = run_cli(spec, runs, "--discover", "sh -c 'echo no monitor here >&2; exit 3'")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "plush: error: discovery command sh -c 'echo no monitor here >&2; exit 3': exited with status 3"
+    assert lines[1:] == ["  no monitor here"] and "Traceback" not in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())

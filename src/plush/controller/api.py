@@ -37,8 +37,10 @@ from typing import Any
 
 from plush.config import Settings, load_settings
 from plush.controller.appruns import RunResult, record_run
+from plush.controller.catalogue import HOST_SAMPLE
 from plush.controller.engine import OutputCallback, RunEngine
 from plush.controller.events import Event, EventBus, Subscription
+from plush.controller.hostsource import HostSource, live_sample, match_run
 from plush.controller.info import app_info, control_info, mesh_info, nodes_info
 from plush.controller.mesh import Mesh
 from plush.controller.preflight import preflight
@@ -48,7 +50,8 @@ from plush.errors import PlushError
 from plush.launch.base import AgentContact, Launcher
 from plush.launch.local import LocalLauncher, SandboxHosts
 from plush.resources.host import Host, Pool
-from plush.resources.matcher import Matching, match
+from plush.resources.matcher import LiveSample, Matching
+from plush.resources.providers import LocalSandbox
 from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
@@ -58,8 +61,6 @@ log = logging.getLogger(__name__)
 
 #: what ``info`` answers about
 INFO_TOPICS = ("nodes", "mesh", "control", "app")
-#: the ``hosts`` key of ``run``/``match`` that applies to every component (bare ``--hosts N``)
-EVERY = "*"
 
 
 class Controller:
@@ -78,8 +79,17 @@ class Controller:
         self.engine: RunEngine | None = None
         self.runs = 0
         self._sandbox = SandboxHosts()
+        #: the latest host monitor sample of each host whose agent runs (``host.sample`` events)
+        self.samples: dict[str, LiveSample] = {}
+        self.bus.add_sink(self._on_event)
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _on_event(self, event: Event) -> None:
+        if event.name == HOST_SAMPLE and event.host is not None:
+            sample = live_sample(event.data)
+            if sample is not None:
+                self.samples[event.host] = sample
 
     # --- the application ----------------------------------------------------------------------------------
 
@@ -189,15 +199,29 @@ class Controller:
             if busy:
                 raise PlushError(f"host(s) {', '.join(busy)} run the application in progress; stop it first")
         await mesh.disconnect(names)
+        for name in names:
+            self.samples.pop(name, None)
 
     def match(
         self, project: Project | None = None, hosts: Mapping[str, int] | None = None, seed: int | None = None
     ) -> Matching:
         """Which connected hosts each component of the application would get, and its spares (pure: no host
-        is contacted). Raises MatchError (``COMPONENT: need N, ...``) when no matching exists."""
+        is contacted; the less loaded first by the hosts' latest samples, none over a component's live
+        limits). ``seed``: default, the ``seed`` setting. Raises MatchError (``COMPONENT: need N, ...``) when
+        no matching exists."""
         project = self._loaded(project)
         connected = self.mesh.joined() if self.mesh is not None and not self.mesh.closed else []
-        return _match(project, connected, hosts or {}, seed)
+        return self._match_connected(project, connected, hosts or {}, self._seed(seed))
+
+    def _seed(self, seed: int | None) -> int | None:
+        return seed if seed is not None else self.settings.seed
+
+    def _match_connected(
+        self, project: Project, connected: Sequence[Host], wanted: Mapping[str, int], seed: int | None
+    ) -> Matching:
+        """The matching on connected hosts (local sandbox hosts accept any resource group), their samples."""
+        local = all(h.provider == "local" for h in connected)
+        return match_run(project, Pool(connected), wanted, seed, samples=self.samples, by_group=not local)
 
     # --- the run ------------------------------------------------------------------------------------------------
 
@@ -228,24 +252,18 @@ class Controller:
         if self.engine is not None and not self.engine.finished:
             raise PlushError("an application is already running on this controller; abort it first")
         mesh = self.mesh if self.mesh is not None and not self.mesh.closed and self.mesh.joined() else None
+        seed = self._seed(seed)
         notice: str | None = None
         if mesh is not None:
             preflight(project, self.settings, hosts, requirements=False)
-            matching = _match(project, mesh.joined(), hosts or {}, seed)
-            assigned = {c: [_host(mesh, n) for n in names] for c, names in matching.hosts.items()}
-            new_host = self._spare_source(mesh, matching)
+            source = self._connected_source(project, mesh, hosts or {}, seed)
         elif pool is not None:
             preflight(project, self.settings, hosts, requirements=False)
-            assigned, new_host = _pool_hosts(project, pool, hosts or {}, seed)
+            source = self._pool_source(project, pool, hosts or {}, seed)
         else:
             counts = preflight(project, self.settings, hosts)
-            sandbox = SandboxHosts()
-            assigned = {c.name: sandbox.take(counts[c.name]) for c in project.components}
-
-            def new_host(component: str) -> Host | None:
-                return sandbox.take(1)[0]
-
-            notice = sandbox_notice(project, {c: len(h) for c, h in assigned.items()})
+            source = await self._sandbox_source(project, counts, seed)
+            notice = sandbox_notice(project, counts)
         rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
         status = RunStatus.create(rundir.root, rundir.run_id, rundir.file_mode)
@@ -261,14 +279,19 @@ class Controller:
             settings=self.settings,
             rundir=rundir,
             bus=self.bus,
-            hosts=assigned,
-            new_host=new_host,
+            hosts=source.assigned(),
+            new_host=source.new_host,
             mesh=run_mesh,
             keep=mesh is not None,
             on_output=on_output,
         )
         self.runs += 1
         self._idle.clear()
+
+        def follow(event: Event) -> None:
+            source.observe(event.name, event.host, event.data)
+
+        self.bus.add_sink(follow)
 
         def started(rundir: RunDir) -> None:
             if on_start is not None:
@@ -279,26 +302,52 @@ class Controller:
         try:
             return await record_run(self.engine, project, rundir, status, self.bus, started)
         finally:
+            self.bus.remove_sink(follow)
+            if mesh is None:  # the run's agents are gone: so are their samples
+                kept = {h.name for h in self.mesh.joined()} if self.mesh is not None and not self.mesh.closed else set()
+                self.samples = {n: s for n, s in self.samples.items() if n in kept}
             self._idle.set()
 
-    def _spare_source(self, mesh: Mesh, matching: Matching) -> Callable[[str], Host | None]:
-        """Replacement hosts of a run on connected hosts: the component's idle spares first, then (on the local
-        sandbox) a new sandbox host."""
-        spares = {c: list(names) for c, names in matching.spares.items()}
-        local = all(h.provider == "local" for h in mesh.joined())
+    # --- where a run's hosts come from: a matching, and replacements by rematch (plush.controller.hostsource) ---
 
-        def new_host(component: str) -> Host | None:
-            for name in spares.get(component, []):
-                spares[component].remove(name)
-                if mesh.idle(name):
-                    return _host(mesh, name)
-            if local:
+    def _connected_source(
+        self, project: Project, mesh: Mesh, wanted: Mapping[str, int], seed: int | None
+    ) -> HostSource:
+        """A run on connected hosts: matched with their latest samples; a replacement is an idle connected
+        host the matcher chooses, else (on the local sandbox) a new sandbox host."""
+        joined = mesh.joined()
+        matching = self._match_connected(project, joined, wanted, seed)
+        fresh = None
+        if all(h.provider == "local" for h in joined):
+
+            def fresh() -> Host:
                 host = self._sandbox.take(1)[0]
                 self.pool.add(host)
                 return host
-            return None
 
-        return new_host
+        # every joined host is idle or in this run (one run at a time): the matching's hosts are taken
+        return HostSource(project, matching, lambda: Pool(mesh.joined()), samples=self.samples, fresh=fresh)
+
+    def _pool_source(self, project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None) -> HostSource:
+        """A run on a pool's hosts (a pool file's, a discovery command's), connected for this run only: matched
+        by group; a replacement is the host the matcher chooses (spares first), none beyond the pool."""
+        foreign = sorted({h.provider for h in pool if h.provider != "local"})
+        if foreign:
+            raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts yet (only local)")
+        matching = match_run(project, pool, wanted, seed, by_group=True)
+        return HostSource(project, matching, lambda: pool, samples=self.samples)
+
+    async def _sandbox_source(self, project: Project, counts: Mapping[str, int], seed: int | None) -> HostSource:
+        """A run on fresh local sandbox hosts: the local sandbox provider's ``local-1`` … ``local-N`` (N the
+        counts' sum), matched with any resource group (each component gets exactly its count, in component
+        order unless a seed permutes them: as ``plush plan`` shows); a replacement is a new sandbox host
+        (``local-N+1``, ...), the pool having no spare."""
+        total = sum(counts.values())
+        sandbox = Pool(await LocalSandbox(total).hosts())
+        matching = match_run(project, sandbox, counts, seed, by_group=False)
+        first = next(iter(sandbox), None)
+        more = SandboxHosts(taken=total, properties=dict(first.properties) if first is not None else None)
+        return HostSource(project, matching, lambda: sandbox, samples=self.samples, fresh=lambda: more.take(1)[0])
 
     def abort(self, reason: str = "aborted by the user") -> None:
         """End the run in progress as failed (its report names ``reason`` as the root cause)."""
@@ -387,43 +436,3 @@ def _kind_matches(kind: str, name: str) -> bool:
     if any(c in kind for c in "*?["):
         return fnmatch.fnmatchcase(name, kind)
     return name == kind or name.startswith(kind + ".")
-
-
-def _host(mesh: Mesh, name: str) -> Host:
-    return mesh.members[name].host
-
-
-def _match(project: Project, connected: Sequence[Host], wanted: Mapping[str, int], seed: int | None) -> Matching:
-    """The matching of ``project`` on the ``connected`` hosts: local sandbox hosts accept any resource group."""
-    every = wanted.get(EVERY)
-    counts = {c.name: every for c in project.components} if every is not None else {}
-    counts.update({k: v for k, v in wanted.items() if k != EVERY})
-    local = all(h.provider == "local" for h in connected)
-    return match(project.components, Pool(connected), wanted=counts, seed=seed, by_group=not local)
-
-
-def _pool_hosts(
-    project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None
-) -> tuple[dict[str, list[Host]], Callable[[str], Host | None]]:
-    """The hosts of each component from ``pool`` (matched by group; MatchError when no matching exists) and
-    the source of replacements: the component's spares, in preference order."""
-    foreign = sorted({h.provider for h in pool if h.provider != "local"})
-    if foreign:
-        raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts yet (only local)")
-    every = wanted.get(EVERY)
-    counts = {c.name: every for c in project.components} if every is not None else {}
-    counts.update({k: v for k, v in wanted.items() if k != EVERY})
-    matching = match(project.components, pool, wanted=counts, seed=seed, by_group=True)
-    assigned = {c: [h for h in map(pool.get, names) if h is not None] for c, names in matching.hosts.items()}
-    spares = {c: list(names) for c, names in matching.spares.items()}
-    used = set(matching.used())
-
-    def new_host(component: str) -> Host | None:
-        while spares.get(component):
-            name = spares[component].pop(0)
-            if name not in used:
-                used.add(name)
-                return pool.get(name)
-        return None
-
-    return assigned, new_host

@@ -1,8 +1,9 @@
 """The plan of a run: which hosts each component gets, its spares, the DAG order, what is installed where.
 
 :func:`plan` is what ``plush plan`` shows and what a run would do with the same pool, before any host is
-contacted. It is pure: the caller hands it the pool (the local sandbox today, ``-d POOLFILE`` later) and the
-counts, and it asks the matcher (:func:`plush.resources.matcher.match`) and the block DAG
+contacted. It is pure: the caller hands it the pool (the local sandbox, a pool file's, a discovery command's)
+and the counts, and it asks the matcher as a run does (:func:`plush.controller.hostsource.match_run`: the
+same seed, the same matching) and the block DAG
 (:func:`plush.spec.dag.order`); a MatchError (exit 2) says why no matching exists.
 
 Invariants: a plan's hosts are the matching's (pool names); ``installs`` lists, for every chosen host, the
@@ -16,15 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plush.controller.hostsource import EVERY, match_run
 from plush.resources.host import Pool
-from plush.resources.matcher import LiveSample, Matching, match
+from plush.resources.matcher import LiveSample, Matching
 from plush.spec import dag
 from plush.spec.model import Project
 
 __all__ = ["EVERY", "Plan", "plan"]
-
-#: the ``--hosts`` key that applies to every component (bare ``--hosts N``)
-EVERY = "*"
 
 
 @dataclass(frozen=True)
@@ -61,13 +60,6 @@ class Plan:
         }
 
 
-def _expand(project: Project, wanted: Mapping[str, int]) -> dict[str, int]:
-    every = wanted.get(EVERY)
-    counts = {c.name: every for c in project.components} if every is not None else {}
-    counts.update({k: v for k, v in wanted.items() if k != EVERY})
-    return counts
-
-
 def plan(
     project: Project,
     pool: Pool,
@@ -80,15 +72,7 @@ def plan(
 ) -> Plan:
     """The plan of ``project`` on ``pool``: ``wanted`` are exact host counts (``"*"``: every component's),
     the others take as many hosts as ``num_hosts.max`` allows; MatchError when no matching exists."""
-    matching = match(
-        project.components,
-        pool,
-        wanted=_expand(project, wanted or {}),
-        samples=samples,
-        seed=seed,
-        share=share,
-        by_group=by_group,
-    )
+    matching = match_run(project, pool, wanted or {}, seed, samples=samples, share=share, by_group=by_group)
     app = project.application
     order = {str(app.path / cb.name): (cb.component, dag.order(cb.blocks)) for cb in app.component_blocks}
     installs: dict[str, list[str]] = {}

@@ -422,11 +422,12 @@ class LocalLauncher(Launcher):
 class SandboxHosts:
     """The local sandbox's hosts: named ``local-1``, ``local-2``, ... in the order they are asked for (the
     first ones a run's components, later ones replacements), all at :data:`LOCAL_ADDRESS` with this machine's
-    properties (:func:`~plush.resources.sandbox.local_properties`, read once)."""
+    properties (:func:`~plush.resources.sandbox.local_properties`, read once). ``taken``: how many were handed
+    out already (the next is ``local-<taken+1>``); ``properties``: theirs, when known."""
 
-    def __init__(self) -> None:
-        self._taken = 0
-        self._properties: dict[str, float | str] | None = None
+    def __init__(self, *, taken: int = 0, properties: dict[str, float | str] | None = None) -> None:
+        self._taken = taken
+        self._properties = properties
 
     def take(self, count: int = 1) -> list[Host]:
         if self._properties is None:

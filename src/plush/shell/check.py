@@ -146,28 +146,41 @@ def _problems(file: str, lines: list[str]) -> None:
 
 
 @cli.command("check")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("specs", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the models (or a pool's hosts) as JSON instead.")
 @click.option(
     "--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Check host counts as `plush run --hosts` would."
 )
-def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None:
+@click.option("--discover", default=None, metavar="COMMAND", help="Run this discovery command and check its hosts.")
+def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...], discover: str | None) -> None:
     """Validate SPEC files (Plush XML or YAML); show their block tree, components, barriers, DAG order.
 
     A pool file (resource directory, YAML inventory, JSON host list; docs/pools.md) is told by its content
-    and checked as a pool: its hosts are listed.
+    and checked as a pool: its hosts are listed. So are the hosts a discovery command prints (--discover).
     """
     from plush.controller.preflight import preflight
     from plush.errors import MatchError, SpecError
     from plush.resources.poolfile import sniff_file
     from plush.shell.options import parse_hosts
-    from plush.shell.poolcheck import check_pool
+    from plush.shell.poolcheck import check_discovery, check_pool
     from plush.spec.model import to_dict
 
+    if not specs and discover is None:
+        raise click.UsageError("give SPEC or POOLFILE files to check, or --discover COMMAND")
     wanted = parse_hosts(hosts)
     settings = load_cli_settings({})
     failed = False
     models: list[Any] = []
+    if discover is not None:
+        label, problems, output = check_discovery(discover, as_json=as_json)
+        failed = bool(problems)
+        if problems:
+            _problems(label, problems)
+        elif as_json:
+            models.append(output)
+        else:
+            for line in output:
+                click.echo(line)
     for spec in specs:
         if sniff_file(spec) is not None:
             problems, output = check_pool(spec, as_json=as_json)
@@ -177,7 +190,7 @@ def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None
             elif as_json:
                 models.append(output)
             else:
-                if len(specs) > 1 and spec != specs[0]:
+                if discover is not None or spec != specs[0]:
                     click.echo("")
                 for line in output:
                     click.echo(line)
@@ -192,11 +205,12 @@ def check(specs: tuple[str, ...], as_json: bool, hosts: tuple[str, ...]) -> None
         if as_json:
             models.append(to_dict(project))
             continue
-        if len(specs) > 1 and spec != specs[0]:
+        if discover is not None or spec != specs[0]:
             click.echo("")
         click.echo(f"{spec}: valid")
         for line in render_project(project):
             click.echo(line)
     if as_json and models:
-        click.echo(json.dumps(models[0] if len(specs) == 1 else models, indent=2, ensure_ascii=False))
+        one = len(specs) + (discover is not None) == 1
+        click.echo(json.dumps(models[0] if one else models, indent=2, ensure_ascii=False))
     sys.exit(2 if failed else 0)

@@ -2,11 +2,12 @@
 
 Nothing is started and no host is contacted: the spec goes through the same preflight as ``plush check``
 and ``plush run`` (with the same ``--hosts``), then :func:`plush.controller.plan.plan` matches the pool.
-The pool is the one ``plush run`` would use: with ``-d POOLFILE`` (or the ``pool`` setting) the hosts of
-that pool file, under its names, matched by group (:func:`~plush.shell.options.load_pool`); without, the
-local sandbox: one host
+The pool is the one ``plush run`` would use: with ``-d POOLFILE`` (the ``pool`` setting) or ``--discover
+COMMAND`` (the ``discover`` setting) the hosts of that pool file and that command, under their names,
+matched by group (:func:`~plush.shell.options.settings_pool`); without, the local sandbox: one host
 ``local-K`` per host the run would start (each component's ``--hosts`` count or ``num_hosts`` min), all with
 this machine's properties, any resource type and group accepted (the notice line of ``plush run`` says so).
+``--seed N`` (the ``seed`` setting) is the seed ``plush run`` takes: the same seed, the same matching.
 
 Output: plain text, readable when piped; ``--json`` prints :meth:`Plan.to_dict` (at least
 ``{"components": {NAME: {"hosts": [...], "spares": [...]}}}``). Exit status 0, or 2 when the spec is
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from plush.shell.cli import cli, load_cli_settings, notice
-from plush.shell.options import POOL_HELP, load_pool, parse_hosts
+from plush.shell.options import DISCOVER_HELP, POOL_HELP, SEED_HELP, parse_hosts, settings_pool
 
 if TYPE_CHECKING:
     from plush.controller.plan import Plan
@@ -31,12 +32,13 @@ __all__ = ["plan_command", "render_plan"]
 
 
 def sandbox_pool(count: int) -> Pool:
-    """The local sandbox hosts of a run of ``count`` hosts, named as the run names them."""
-    from plush.resources.host import Host, Pool
-    from plush.resources.sandbox import local_properties
+    """The local sandbox hosts of a run of ``count`` hosts, from the provider a run takes them from."""
+    import asyncio
 
-    props = local_properties()
-    return Pool(Host(f"local-{k}", "127.0.0.1", provider="local", properties=props) for k in range(1, count + 1))
+    from plush.resources.host import Pool
+    from plush.resources.providers import LocalSandbox
+
+    return Pool(asyncio.run(LocalSandbox(count).hosts()))
 
 
 def _fold(names: tuple[str, ...] | list[str]) -> str:
@@ -76,9 +78,12 @@ def render_plan(plan: Plan, pool: str) -> list[str]:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Host counts, as `plush run --hosts`.")
 @click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=POOL_HELP)
-@click.option("--seed", type=int, default=None, help="Permute the pool with this seed (default: pool order).")
+@click.option("--discover", default=None, metavar="COMMAND", help=DISCOVER_HELP)
+@click.option("--seed", default=None, metavar="N", help=SEED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, seed: int | None, as_json: bool) -> None:
+def plan_command(
+    spec: str, hosts: tuple[str, ...], pool_file: str | None, discover: str | None, seed: str | None, as_json: bool
+) -> None:
     """Show the hosts each component of SPEC would get, the spares, the DAG order and what is installed
     where, without contacting any host."""
     from plush.controller.plan import plan
@@ -86,16 +91,17 @@ def plan_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, seed:
     from plush.resources.sandbox import sandbox_notice
     from plush.shell.check import read_spec
 
-    settings = load_cli_settings({"pool": pool_file})
+    settings = load_cli_settings({"pool": pool_file, "discover": discover, "seed": seed})
     project = read_spec(spec)
     wanted = parse_hosts(hosts)
     counts = preflight(project, settings, wanted, requirements=False)
-    if settings.pool:
-        where = settings.pool
-        result = plan(project, load_pool(settings.pool), wanted, seed, by_group=True)
+    found = settings_pool(settings)
+    if found is not None:
+        pool, where = found
+        result = plan(project, pool, wanted, settings.seed, by_group=True)
     else:
         where = "the local sandbox"
-        result = plan(project, sandbox_pool(sum(counts.values())), counts, seed, by_group=False)
+        result = plan(project, sandbox_pool(sum(counts.values())), counts, settings.seed, by_group=False)
         text = sandbox_notice(project, counts)
         if text is not None:
             notice(text)

@@ -5,8 +5,10 @@
 list, whatever its name); specs never are. A valid pool file prints one line (``FILE: valid KIND, N
 hosts``) and a table of its hosts: name, address (``user@`` and ``:port`` when given), provider, group,
 properties in file order. ``--json`` prints the hosts as a JSON host list instead, which reads back as the
-same hosts. Problems are returned one per line (``file:line:col: message (in <element>); hint``), for the
-caller to print as it prints a spec's. Plain text; heavy imports stay inside the functions.
+same hosts. ``plush check --discover COMMAND`` runs a discovery command and checks what it prints the same
+way (:func:`check_discovery`; a command that fails is a DiscoveryError, exit 2). Problems are returned one
+per line (``file:line:col: message (in <element>); hint``), for the caller to print as it prints a spec's.
+Plain text; heavy imports stay inside the functions.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from plush.resources.host import Host, PropertyValue
 
-__all__ = ["check_pool", "render_pool"]
+__all__ = ["check_discovery", "check_pool", "render_pool"]
 
 
 def _value(value: PropertyValue) -> str:
@@ -54,3 +56,24 @@ def check_pool(path: str, *, as_json: bool) -> tuple[list[str], list[str] | Any]
         return [], [host_entry(h) for h in hosts]
     count = f"{len(hosts)} host{'' if len(hosts) == 1 else 's'}"
     return [], [f"{path}: valid {KIND_NAMES[kind]}, {count}", *render_pool(hosts)]
+
+
+def check_discovery(text: str, *, as_json: bool) -> tuple[str, list[str], list[str] | Any]:
+    """(label, problem lines, output) of the discovery command ``text`` (split as a shell would, run
+    without one), as :func:`check_pool` for a pool file; DiscoveryError when the command cannot run or fails."""
+    import asyncio
+
+    from plush.errors import SpecError
+    from plush.resources.poolentry import host_entry
+    from plush.shell.options import discovery
+
+    command = discovery(text)
+    label = f"discovery command {command.name}"
+    try:
+        hosts = asyncio.run(command.hosts())
+    except SpecError as exc:  # a PoolFileError: the output is not a JSON host list
+        return label, [str(p) for p in exc.problems], []
+    if as_json:
+        return label, [], [host_entry(h) for h in hosts]
+    count = f"{len(hosts)} host{'' if len(hosts) == 1 else 's'}"
+    return label, [], [f"{label}: valid JSON host list, {count}", *render_pool(hosts)]

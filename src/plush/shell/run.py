@@ -1,8 +1,9 @@
 """``plush run SPEC``: run an application on local sandbox hosts (or a pool file's, ``-d``) and stream its output.
 
 A face of :class:`~plush.controller.api.Controller`: load the spec, run it (the run connects the local
-sandbox hosts it needs in its run directory; with ``-d POOLFILE`` or the ``pool`` setting, the pool file's
-hosts the matcher chose, under their names), quit.
+sandbox hosts it needs in its run directory; with ``-d POOLFILE`` (the ``pool`` setting) or ``--discover
+COMMAND`` (the ``discover`` setting), the pool's hosts the matcher chose, under their names; ``--seed N``
+(the ``seed`` setting) shuffles the pool before matching, as ``plush plan --seed N`` does), quit.
 
 Output lines are prefixed with host and process path (``[local-3 /filedist/senders/serve/srv] ...``);
 stderr lines go to stderr. The first Ctrl-C (or SIGTERM) stops the run on request (:meth:`Controller.stop`:
@@ -28,7 +29,7 @@ from plush.controller.catalogue import (
     PROCESS_EXITED,
 )
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
-from plush.shell.options import POOL_HELP, parse_hosts
+from plush.shell.options import DISCOVER_HELP, POOL_HELP, SEED_HELP, parse_hosts
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -125,18 +126,31 @@ def _boundary(line: bytes | bytearray, stop: int) -> int:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Local hosts per component.")
 @click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=POOL_HELP)
+@click.option("--discover", default=None, metavar="COMMAND", help=DISCOVER_HELP)
+@click.option("--seed", default=None, metavar="N", help=SEED_HELP)
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream process output (it is still logged).")
-def run_command(spec: str, hosts: tuple[str, ...], pool_file: str | None, runs_dir: str | None, quiet: bool) -> None:
-    """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d)."""
+def run_command(
+    spec: str,
+    hosts: tuple[str, ...],
+    pool_file: str | None,
+    discover: str | None,
+    seed: str | None,
+    runs_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d) or of a
+    discovery command (--discover)."""
     from plush.controller.api import Controller
-    from plush.shell.options import load_pool
+    from plush.shell.options import settings_pool
 
-    settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
+    flags = {"runs_dir": runs_dir, "pool": pool_file, "discover": discover, "seed": seed}
+    settings = load_cli_settings(flags)
     notes = clean_up_dead_runs()  # printed after the first line, which scripts parse
     controller = Controller(settings)
     project = controller.load(spec)
-    pool = load_pool(settings.pool) if settings.pool else None
+    found = settings_pool(settings)
+    pool = found[0] if found is not None else None
     writer = LineWriter()
     code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer, notes, pool))
     writer.flush()
