@@ -108,3 +108,23 @@ def test_a_file_that_is_neither_is_still_checked_as_a_spec(tmp_path: Path) -> No
         result.stderr.splitlines()[0]
         == f"{path}: unknown spec file type '.txt'; name the file *.xml (Plush XML) or *.yaml / *.yml (YAML)"
     )
+
+
+def test_check_discover_checks_what_a_discovery_command_prints(tmp_path: Path) -> None:
+    import sys
+
+    command = f"{sys.executable} {POOLS / 'discover.py'} 2"
+    result = check("--discover", command)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"discovery command {command}: valid JSON host list, 2 hosts"
+    assert [line.split()[0] for line in lines[2:]] == ["found1", "found2"]
+    as_json = check("--json", "--discover", command)
+    assert [h.name for h in parse_host_json(as_json.stdout)] == ["found1", "found2"]
+    bad = check("--discover", "echo [1]")
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines()[-1] == "plush: error: discovery command echo '[1]': 1 problem"
+    failed = check("--discover", "sh -c 'exit 4'")
+    assert failed.exit_code == 2
+    assert failed.stderr == "plush: error: discovery command sh -c 'exit 4': exited with status 4\n"
+    assert check().exit_code == 2  # nothing to check

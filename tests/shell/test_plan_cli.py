@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,3 +198,41 @@ def test_plan_on_a_pool_too_small_exits_2_with_the_matchers_message(tmp_path: Pa
     assert result.stderr.splitlines()[-1].startswith("plush: error: senders: need 10, 9 candidates")
     env_pool = CliRunner(env={"PLUSH_POOL": str(pool)}).invoke(cli, ["plan", spec])
     assert env_pool.exit_code == 2 and "senders: need 10" in env_pool.stderr
+
+
+DISCOVER = f"{sys.executable} {EXAMPLES / 'pools' / 'discover.py'}"
+
+
+def test_plan_on_a_discovery_command_takes_the_hosts_it_prints(tmp_path: Path) -> None:
+    filedist = str(EXAMPLES / "filedist.yaml")
+    plan = plan_json("--discover", f"{DISCOVER} 5", filedist)
+    assert plan["pool"] == {"hosts": 5}
+    assert plan["components"]["senders"]["hosts"] == ["found1", "found2"]
+    assert plan["components"]["receivers"]["hosts"] == ["found3", "found4", "found5"]
+    both = plan_json("-d", str(EXAMPLES / "pools" / "local.xml"), "--discover", f"{DISCOVER} 2", filedist)
+    assert both["pool"] == {"hosts": 8}  # the file's six hosts, then the command's two
+    result = invoke("plan", "--discover", f"{DISCOVER} 5", "--seed", "1", filedist)
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.splitlines()[1] == f"plan on discovery command {DISCOVER} 5: 5 hosts, seed 1; no host contacted"
+    )
+
+
+def test_a_discovery_command_that_fails_or_cannot_be_split_is_one_error_line() -> None:
+    filedist = str(EXAMPLES / "filedist.yaml")
+    result = invoke("plan", "--discover", "sh -c 'exit 3'", filedist)
+    assert result.exit_code == 2
+    assert result.stderr == "plush: error: discovery command sh -c 'exit 3': exited with status 3\n"
+    result = invoke("plan", "--discover", "find.py 'unclosed", filedist)
+    assert result.exit_code == 2
+    assert result.stderr.startswith('plush: error: discovery command "find.py \'unclosed": cannot split it')
+    result = invoke("plan", "--discover", "echo $HOME", filedist)  # no shell: echo prints '$HOME'
+    assert result.exit_code == 2 and "(output):1:1:" in result.stderr
+
+
+def test_the_seed_setting_is_plan_s_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = str(EXAMPLES / "pools" / "local.xml")
+    filedist = str(EXAMPLES / "filedist.yaml")
+    monkeypatch.setenv("PLUSH_SEED", "7")
+    assert plan_json("-d", pool, filedist) == plan_json("-d", pool, "--seed", "7", filedist)
+    assert plan_json("-d", pool, filedist)["seed"] == 7
