@@ -14,6 +14,8 @@ defaults from :data:`plush.protocol.agentsettings.DEFAULTS` (defined once, for b
 :meth:`Settings.agent_settings` is what ``prepare`` carries to them. Numbers from text (flags, environment) are parsed;
 values in a TOML file must have the setting's type. A ``PLUSH_*`` variable that is neither a setting nor one
 that Plush itself sets for processes is reported as a warning with the closest setting's name.
+
+Size: about 400 lines: the settings table with its checks, and the layered loader that reports sources.
 """
 
 from __future__ import annotations

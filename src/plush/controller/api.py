@@ -16,12 +16,16 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   run in progress; ``subscribe(kinds, hosts, blocks)`` streams events; ``info("nodes"|"mesh"|"control"|
   "app")`` answers with plain data; ``quit()`` stops the run in progress, disconnects every host and ends.
 
-Invariants: at most one application runs at a time; a run's hosts come from the connected hosts through the
-matcher (spares first for a replacement), or from a fresh local sandbox; nothing here knows where a host is
-(the launcher does) or decides a failure (the run's parts do).
+Invariants: at most one application runs at a time; a run's hosts come from a pool through the matcher (the
+connected hosts, a pool, or the local sandbox provider's fresh hosts), and so does every replacement
+(:mod:`plush.controller.hostsource`: ``rematch`` with the failed hosts excluded and :attr:`Controller.samples`,
+the latest host monitor sample of each host whose agent runs, kept from ``host.sample`` events); nothing here
+knows where a host is (the launcher does) or decides a failure (the run's parts do).
 
-Size: about 430 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
-the run engine); the views of ``info`` live in :mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`.
+Size: about 440 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
+the run engine) and the three sources of a run's hosts; the views of ``info`` live in
+:mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`, replacements in
+:mod:`plush.controller.hostsource`.
 """
 
 from __future__ import annotations
@@ -244,7 +248,8 @@ class Controller:
         each ``min``), connected in the run directory for this run only. With ``pool`` (hosts of the ``local``
         provider, as a pool file gives them) and none connected: the matcher chooses each component's hosts
         from it by group (``hosts`` as for connected hosts), connected under the pool's names in the run
-        directory for this run only; a failed host is replaced by a spare of the matching. Raises
+        directory for this run only. ``seed`` (default: the ``seed`` setting) shuffles the pool before
+        matching. A failed host is replaced by the host ``rematch`` prefers now (see the module). Raises
         :class:`~plush.errors.SpecError` (or MatchError) before anything starts when the run is refused;
         ``on_notice`` (default: this module's logger) hears, after ``on_start``, which components run here
         instead of the resources their spec names."""
