@@ -62,10 +62,10 @@ def install_probes(probes: Probes) -> None:
 
     local.LocalLauncher.warm_up = _timed_async(probes, "warm_up", local.LocalLauncher.warm_up)  # type: ignore[method-assign]
     local.LocalLauncher.stop_all = _timed_async(probes, "launcher_stop_all", local.LocalLauncher.stop_all)  # type: ignore[method-assign]
-    mesh.Mesh._await_answers = _timed_async(probes, "stop_messages", mesh.Mesh._await_answers)  # type: ignore[method-assign]
+    mesh.Mesh._until_settled = _timed_async(probes, "stop_messages", mesh.Mesh._until_settled)  # type: ignore[method-assign]
     listener.ControllerListener.close = _timed_async(probes, "listener_close", listener.ControllerListener.close)  # type: ignore[method-assign]
     mesh.Mesh._on_join = _timed(probes, "on_join", mesh.Mesh._on_join)  # type: ignore[method-assign]
-    install.Installer.joined = _timed(probes, "prepare", install.Installer.joined)  # type: ignore[method-assign]
+    install.Installer.prepare = _timed(probes, "prepare", install.Installer.prepare)  # type: ignore[method-assign]
     journal.Journal.flush = _timed(probes, "journal_flush", journal.Journal.flush)  # type: ignore[method-assign]
 
 

@@ -4,8 +4,10 @@ Theory of operation. :class:`RunEngine` is the thin asyncio adapter between the 
 run, each of which owns its state:
 
 - the :class:`~plush.controller.mesh.Mesh` (the controller's, kept across runs, or one of the run's own):
-  the launcher, the listener, each host's link (reliable delivery, the reconnect window:
-  :mod:`~plush.controller.links`), agent exits and join deadlines;
+  the launcher, the listener, each host's link (reliable delivery, resumption:
+  :mod:`~plush.controller.links`), agent exits, and each host's lifecycle -- the only host state
+  (:mod:`~plush.controller.hoststates`): the run feeds it and carries out its run commands
+  (:meth:`RunEngine.carry_out`);
 - the :class:`~plush.controller.install.Installer`: ``prepare`` (shared parts encoded once per run),
   ``go install``, the start barrier, the files served;
 - the :class:`~plush.controller.coordination.Coordinator`: barriers and workflow queues;
@@ -35,6 +37,9 @@ Every state change is an :class:`~plush.controller.events.Event` on the bus. Eve
 to its :class:`~plush.controller.supervisor.Supervisor` (recoveries, files served) or the mesh's (agent
 watches, sweeps): none outlives :meth:`RunEngine.run`. Completion and the start barrier are O(1) per
 message (counts per state).
+
+Size: about 430 lines: the adapter's one table of handlers, the run's course and the run's side of the
+lifecycle commands read together; the parts hold the logic.
 """
 
 from __future__ import annotations

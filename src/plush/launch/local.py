@@ -28,6 +28,9 @@ tree or an editable install. Invariants:
   ``$XDG_CACHE_HOME/plush/pycache/<interpreter>-plush<version>``), which the warm-up (the zygote's own
   imports, or one import of the agent's closure) fills before the first agent starts; Python checks each
   source's mtime and size, so a shared cache is never stale.
+
+Size: about 440 lines, kept whole: the agents, the fork server's client, the sweep and the host directories
+share the launcher's one table of agents and its one workspace.
 """
 
 from __future__ import annotations

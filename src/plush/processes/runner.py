@@ -21,6 +21,9 @@ This is the asyncio adapter of the ``processes`` room; decisions about exits liv
 
 Every background task belongs to its :class:`RunningProcess` and ends with it. Standard library only,
 Python 3.8 syntax (no TaskGroup, no asyncio.timeout).
+
+Size: about 470 lines, kept whole: starting, reading, signalling and reaping one process tree share its
+state (the pipes, the group, the exit) and read together.
 """
 
 from __future__ import annotations
