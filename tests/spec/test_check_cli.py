@@ -96,7 +96,7 @@ def test_main_in_process(full: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_check_needs_a_file() -> None:
     result = CliRunner().invoke(cli, ["check"])
     assert result.exit_code == 2
-    assert "Missing argument" in result.output
+    assert "give SPEC or POOLFILE files to check, or --discover COMMAND" in result.output
 
 
 def test_long_arguments_are_cut_in_the_report(tmp_path: Path) -> None:
