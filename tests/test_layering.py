@@ -61,7 +61,8 @@ ALLOWED: dict[str, set[str]] = {
         "launch",
         "resources",
     },
-    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers"},
+    # the shell hosts the control server (plush serve, plush run SPEC) and is its client (plush info, ...)
+    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api"},
     "api": {"controller", "spec"},
     "web": {"api", "controller", "spec"},
 }

@@ -427,14 +427,22 @@ class Controller:
         agent_pid, component), the ``mesh``, the ``control`` (settings, the loaded application, the run) or
         the ``app`` (the loaded application and its run)."""
         if what == "nodes":
-            return nodes_info(self.pool, self.mesh, self.engine)
+            return nodes_info(self.pool, self._shown_mesh(), self.engine)
         if what == "mesh":
-            return mesh_info(self.mesh)
+            return mesh_info(self._shown_mesh())
         if what == "control":
             return control_info(self.settings, self.project, self.engine, self.runs)
         if what == "app":
             return app_info(self.project, self.engine)
         raise PlushError(f"info about {what!r}? one of: {', '.join(INFO_TOPICS)}")
+
+    def _shown_mesh(self) -> Mesh | None:
+        """The mesh ``info`` shows: the connected agents', else the run in progress's own (a run on hosts it
+        connected itself, such as ``plush run SPEC``'s)."""
+        if self.mesh is not None and not self.mesh.closed:
+            return self.mesh
+        engine = self.engine
+        return engine.mesh if engine is not None and not engine.finished else self.mesh
 
 
 def _kind_matches(kind: str, name: str) -> bool:

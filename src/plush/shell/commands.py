@@ -5,10 +5,10 @@ Each command module adds itself to the group when imported here; keep the import
 their heavy parts lazily). :mod:`plush.shell.cli` imports none of them.
 """
 
-from plush.shell import check, plan, report, run
+from plush.shell import check, client, plan, report, run, serve
 from plush.shell.cli import cli
 
-__all__ = ["check", "main", "plan", "report", "run"]
+__all__ = ["check", "client", "main", "plan", "report", "run", "serve"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,11 +10,18 @@ stderr lines go to stderr. The first Ctrl-C (or SIGTERM) stops the run on reques
 processes stopped, outputs and logs collected, agents stopped; the report says STOPPED); a second one forces.
 Exit status: 0 when the application completed, 1 when it failed or aborted, 2 when the spec was rejected,
 130 after Ctrl-C or SIGTERM (stopped by request).
+
+A batch run listens on a control socket too (:mod:`plush.api.server`, the ops of :data:`BATCH_OPS`), so that
+``plush info``, ``release``, ``fail``, ``abort`` and ``quit`` work against it from another terminal; ``plush
+quit`` stops it on request (STOPPED, exit 0). Without SPEC, ``plush run`` is a client of a running controller
+(``plush serve``): it runs the loaded application there and prints its output and last lines as a batch run
+does (:func:`end_status` for both); ``--detach`` prints the run id once started. This module imports asyncio
+and the controller only inside the batch path: the client path starts fast.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
 import signal
 import sys
 from typing import Any, TextIO
@@ -28,8 +35,14 @@ from plush.controller.catalogue import (
     HOST_INSTALL_FAILED,
     PROCESS_EXITED,
 )
-from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice
+from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice, warn
+from plush.shell.client import CONTROLLER_HELP
 from plush.shell.options import DISCOVER_HELP, POOL_HELP, SEED_HELP, parse_hosts
+
+#: ``--hosts`` of ``plush run`` (``plush serve`` takes a pool size instead)
+HOSTS_HELP = "N hosts per component (COMPONENT=N: for one component; repeat for several)."
+#: ``--name`` of ``plush run SPEC`` and ``plush serve``
+NAME_HELP = "The name of this controller for `plush info --controller NAME` (default: this directory's)."
 
 #: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
 #: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
@@ -123,24 +136,42 @@ def _boundary(line: bytes | bytearray, stop: int) -> int:
 
 
 @cli.command("run")
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help="Local hosts per component.")
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--hosts", "hosts", multiple=True, metavar="N|COMPONENT=N", help=HOSTS_HELP)
 @click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=POOL_HELP)
 @click.option("--discover", default=None, metavar="COMMAND", help=DISCOVER_HELP)
 @click.option("--seed", default=None, metavar="N", help=SEED_HELP)
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream process output (it is still logged).")
+@click.option("--name", default=None, metavar="NAME", help=NAME_HELP)
+@click.option("--detach", is_flag=True, help="Without SPEC: print the run id once started and return.")
+@click.option("--controller", "controller_name", metavar="NAME", default=None, help=CONTROLLER_HELP)
 def run_command(
-    spec: str,
+    spec: str | None,
     hosts: tuple[str, ...],
     pool_file: str | None,
     discover: str | None,
     seed: str | None,
     runs_dir: str | None,
     quiet: bool,
+    name: str | None,
+    detach: bool,
+    controller_name: str | None,
 ) -> None:
     """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d) or of a
-    discovery command (--discover)."""
+    discovery command (--discover). Without SPEC: run the application loaded into a running controller
+    (plush serve), on its hosts."""
+    if spec is None:
+        given = {"-d": pool_file, "--discover": discover, "--runs-dir": runs_dir, "--name": name}
+        wrong = [flag for flag, value in given.items() if value is not None]
+        if wrong:
+            raise click.UsageError(f"{', '.join(wrong)}: only with SPEC (a controller has its own)")
+        sys.exit(_run_on_controller(controller_name, parse_hosts(hosts), seed, detach=detach, quiet=quiet))
+    for flag, value in {"--detach": detach or None, "--controller": controller_name}.items():
+        if value is not None:
+            raise click.UsageError(f"{flag}: only without SPEC (a run of the loaded application of a controller)")
+    import asyncio
+
     from plush.controller.api import Controller
     from plush.shell.options import settings_pool
 
@@ -152,9 +183,35 @@ def run_command(
     found = settings_pool(settings)
     pool = found[0] if found is not None else None
     writer = LineWriter()
-    code = asyncio.run(_run(controller, project, parse_hosts(hosts), None if quiet else writer, notes, pool))
+    code = asyncio.run(
+        _run(controller, project, parse_hosts(hosts), None if quiet else writer, notes, pool, control_name=name)
+    )
     writer.flush()
     sys.exit(code)
+
+
+#: what a batch run's control socket serves: watching and steering, not loading or connecting
+BATCH_OPS = ("info", "release", "fail", "abort", "stop", "quit", "subscribe")
+
+
+async def _control_server(controller: Any, name: str | None) -> Any:
+    """The batch run's control socket (``plush info``, ``quit``, ... from another terminal); None, with a
+    warning, when it cannot be had: the run goes on without it."""
+    from plush.api.server import ControlServer
+    from plush.errors import PlushError
+
+    def on_quit(reason: str) -> None:
+        controller.stop(reason)
+
+    server = ControlServer(controller, name=name, kind="run", on_quit=on_quit, ops=BATCH_OPS)
+    try:
+        await server.start()
+    except (PlushError, OSError) as exc:
+        if name is not None:
+            raise
+        warn(f"no control socket for this run: {exc}")
+        return None
+    return server
 
 
 async def _run(
@@ -164,7 +221,12 @@ async def _run(
     writer: LineWriter | None,
     notes: list[str] | None = None,
     pool: Any = None,
+    control_name: str | None = None,
 ) -> int:
+    import asyncio
+
+    from plush.api.handlers import run_summary
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     interrupts = 0
@@ -180,6 +242,7 @@ async def _run(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    server = await _control_server(controller, control_name)
     events = controller.subscribe(kinds=SHOWN)
     printer = asyncio.create_task(_print_events(events))
 
@@ -200,33 +263,111 @@ async def _run(
     finally:
         events.close()
         await printer
+        if server is not None:
+            server.ended()
+            await server.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if result.error is not None:  # the run directory could not be written: the run was stopped (one line)
         raise result.error
-    o = result.outcome
-    took = o.timings.get("stopped", 0.0)
-    if o.ok:
-        click.echo(f"plush: run {result.rundir.run_id} completed in {took:.2f}s", err=True)
+    return end_status(run_summary(result), interrupts)
+
+
+def end_status(summary: dict[str, Any], interrupts: int) -> int:
+    """Print the last lines of a run (:func:`plush.api.handlers.run_summary`) and return the exit status."""
+    run_id, took = summary["run"], summary["took"]
+    if summary["ok"]:
+        click.echo(f"plush: run {run_id} completed in {took:.2f}s", err=True)
         return 0
-    if o.stopped:
-        click.echo(f"plush: run {result.rundir.run_id} STOPPED after {took:.2f}s: {o.reason}", err=True)
+    if summary["stopped"]:
+        click.echo(f"plush: run {run_id} STOPPED after {took:.2f}s: {summary['reason']}", err=True)
         return 130 if interrupts else 0
-    if result.report is not None and result.report.entries and not interrupts:
-        click.echo(result.report.render_text(), err=True)
-    click.echo(f"plush: run {result.rundir.run_id} FAILED: {o.reason}", err=True)
-    click.echo(f"plush: failure report in {result.rundir.root / 'report.txt'}", err=True)
+    if summary["report"] and not interrupts:
+        click.echo(summary["report"], err=True)
+    click.echo(f"plush: run {run_id} FAILED: {summary['reason']}", err=True)
+    click.echo(f"plush: failure report in {os.path.join(summary['results'], 'report.txt')}", err=True)
     return 130 if interrupts else 1
+
+
+def _run_on_controller(name: str | None, hosts: dict[str, int], seed: str | None, *, detach: bool, quiet: bool) -> int:
+    """``plush run`` without SPEC: the loaded application of a running controller, its output streamed as a
+    batch run prints it. The first Ctrl-C (or SIGTERM) stops the run on request; a second leaves it running
+    (exit 130)."""
+    from plush.api.control import ControlClient, text_to_bytes
+    from plush.api.runtime import find_controller
+    from plush.errors import PlushError
+
+    entry = find_controller(name)
+    if seed is not None and not seed.lstrip("-").isdigit():
+        raise click.BadParameter(f"{seed!r} is not a whole number", param_hint="--seed")
+    args = {
+        "hosts": hosts or None,
+        "seed": int(seed) if seed is not None else None,
+        "detach": detach,
+        "events": list(SHOWN),
+        "output": not quiet,
+    }
+    if detach:
+        with ControlClient(entry.socket, entry.name) as client:
+            started = client.call("run", args)
+        for line in started.get("notices", ()):
+            notice(line)
+        click.echo(started["run"])
+        return 0
+    writer = LineWriter()
+    interrupts = 0
+
+    def on_event(event: dict[str, Any]) -> None:
+        name = event.get("name")
+        if name == "process.output":
+            data = text_to_bytes(event.get("data", ""))
+            writer(event["host"], event["block"], event.get("instance") or 1, event["stream"], data)
+        elif name == "run.begin":
+            click.echo(f"plush: run {event['run']}: results in {event['results']}", err=True)
+            for line in event.get("notices", ()):
+                notice(line)
+        elif isinstance(name, str) and shown(name, event.get("data") or {}):
+            click.echo(f"plush: {event['line']}", err=True)
+
+    def on_signal(sig: int, _frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            raise KeyboardInterrupt
+        click.echo("plush: stopping (Ctrl-C again to leave it running)", err=True)
+        with ControlClient(entry.socket, entry.name) as other:
+            other.call("stop", {"reason": f"stopped by request ({signal.Signals(sig).name})"})
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ControlClient(entry.socket, entry.name) as client:
+            summary = client.call("run", args, on_event)
+    except KeyboardInterrupt:
+        click.echo(f"plush: left the run going on controller {entry.name}", err=True)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        writer.flush()
+    if summary["missed"]:
+        warn(f"{summary['missed']} events were not shown (this client was slow); the run's logs have every line")
+    if summary["error"]:
+        raise PlushError(summary["error"])
+    return end_status(summary, interrupts)
 
 
 #: the events the console prints (process exits only when they are not a success nor stopped by plush)
 SHOWN = (BLOCK_FAILED, BARRIER_RELEASED, HOST_FAILED, HOST_INSTALL_FAILED, PROCESS_EXITED)
 
 
+def shown(name: str, data: dict[str, Any]) -> bool:
+    """Whether the console prints an event (process exits only when not a success nor stopped by plush)."""
+    if name not in SHOWN:
+        return False
+    return not (name == PROCESS_EXITED and (data.get("code") == 0 or data.get("action") == "stopped"))
+
+
 async def _print_events(events: Any) -> None:
     async for event in events:
-        if event.name not in SHOWN:
-            continue
-        if event.name == PROCESS_EXITED and (event.data.get("code") == 0 or event.data.get("action") == "stopped"):
-            continue  # success, or stopped by plush at the end of the run: nothing to tell
-        click.echo(f"plush: {event.describe()}", err=True)
+        if shown(event.name, event.data):
+            click.echo(f"plush: {event.describe()}", err=True)
