@@ -133,6 +133,8 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
             ([str(spec), "--hosts", "w=many"], {}),
             ([str(tmp_path / "missing.yaml")], {}),
             ([str(spec), "--no-such-option"], {}),
+            ([str(spec), "--detach"], {}),
+            (["--runs-dir", str(tmp_path)], {}),
         ],
         "plan": [
             ([str(tmp_path / "missing.yaml")], {}),
@@ -155,6 +157,16 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
             ([], {"XDG_CONFIG_HOME": str(bad_toml)}),
         ],
         "": [(["frobnicate"], {}), (["--no-such-flag"], {})],
+        # the commands that talk to a controller: usage errors (no controller found is exit 5: test_serve_cli)
+        "serve": [(["--hosts", "-1"], {}), (["--hosts", "2", "-d", str(spec)], {}), (["--name", "a b"], {})],
+        "load": [([], {}), ([str(spec), "--no-such-option"], {})],
+        "connect": [([], {}), (["node[3-1]"], {})],
+        "disconnect": [(["--no-such-option"], {})],
+        "info": [([], {}), (["weather"], {})],
+        "release": [([], {})],
+        "fail": [([], {})],
+        "abort": [(["now"], {})],
+        "quit": [(["now"], {})],
     }
 
 

@@ -22,6 +22,7 @@ Names: ``[A-Za-z0-9][A-Za-z0-9._-]*``, at most 40 characters. The default is the
 directory (reduced to those characters), then ``NAME-2``, ``NAME-3``, ... while the name is taken. A client
 finds a controller by name (``--controller NAME``) or as *the only one started in the current directory*
 (:func:`find_controller`; none: :class:`NoController`, exit 5; several: :class:`SeveralControllers`, exit 6).
+A name that is not one, or is taken, is :class:`ControlNameError` (exit 2).
 
 Standard library only, no asyncio: the client path imports this (it must start fast).
 """
@@ -45,6 +46,7 @@ from plush.errors import PlushError
 
 __all__ = [
     "ControlDirError",
+    "ControlNameError",
     "Entry",
     "NoController",
     "Registration",
@@ -65,6 +67,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 class ControlDirError(PlushError):
     """The control directory (or a socket path in it) cannot be used safely."""
+
+    exit_code = 2
+
+
+class ControlNameError(PlushError):
+    """A controller name that is not one, or taken by a live controller."""
 
     exit_code = 2
 
@@ -132,7 +140,7 @@ def default_name(cwd: str) -> str:
 
 def check_name(name: str) -> str:
     if len(name) > MAX_NAME or not _NAME.match(name):
-        raise PlushError(
+        raise ControlNameError(
             f"{name!r} is not a controller name: letters, digits, '.', '_', '-' (not first), at most {MAX_NAME}"
         ) from None
     return name
@@ -265,7 +273,7 @@ class Registration:
                 os.unlink(socket_path)  # a killed controller's socket
             return registration
         taken = f"a controller named {name!r} is running already" if name is not None else "no free name"
-        raise PlushError(f"{taken}; choose another with --name NAME")
+        raise ControlNameError(f"{taken}; choose another with --name NAME")
 
     @staticmethod
     def _lock(directory: Path, name: str) -> int | None:
