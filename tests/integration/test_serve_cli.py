@@ -181,3 +181,37 @@ def test_without_a_controller_or_with_several_a_client_says_which_and_how_to_cho
     finally:
         for registration in held:
             registration.release()
+
+
+def test_a_run_on_a_controller_stops_on_ctrl_c_and_abort_fails_the_next(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    """The client ``plush run``: Ctrl-C stops the run on the controller (STOPPED, 130, as a batch run); ``plush
+    abort`` from another terminal fails it (exit 1); the controller serves on."""
+    write_spec(tmp_path, SERVICE)
+    serve = start(tmp_path, "serve", "--hosts", "2", "--runs-dir", str(tmp_path / "runs"), "--name", "s")
+    processes.append(serve)
+    wait_until(lambda: "2 hosts connected" in (tmp_path / "serve.err").read_text(), RUN_TIMEOUT, "serving", proc=serve)
+    ok(tmp_path, "load", "spec.yaml")
+
+    def running() -> bool:
+        app = json.loads(ok(tmp_path, "info", "app", "--json").stdout)
+        return bool(app.get("run", {}).get("states", {}).get("running") == 2 and not app["run"]["finished"])
+
+    for how, status, last in (
+        ("ctrl-c", 130, r"STOPPED after [\d.]+s: stopped by request \(SIGINT\)"),
+        ("abort", 1, r"FAILED: aborted by the user \(plush abort\)"),
+    ):
+        client = start(tmp_path, "run")
+        processes.append(client)
+        wait_until(running, RUN_TIMEOUT, "the run's hosts running", proc=client)
+        if how == "ctrl-c":
+            client.send_signal(signal.SIGINT)
+        else:
+            ok(tmp_path, "abort")
+        assert client.wait(timeout=RUN_TIMEOUT) == status
+        err = (tmp_path / "run.err").read_text()
+        assert "[local-1 /svc/workers/loop/loop] up" in (tmp_path / "run.out").read_text()
+        assert re.search(r"plush: run \S+ " + last, err.splitlines()[-1 if how == "ctrl-c" else -2]), err
+    ok(tmp_path, "quit")
+    assert serve.wait(timeout=RUN_TIMEOUT) == 0
