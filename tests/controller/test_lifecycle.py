@@ -263,6 +263,17 @@ def test_an_agent_that_dies_while_lost_fails_the_host_at_once() -> None:
     assert commands == [CancelTimer(H, "reconnect"), *failure(reason)]
 
 
+def test_an_agent_its_launcher_calls_gone_while_lost_fails_the_host_and_a_restart_waits_for_its_death() -> None:
+    clock = FakeClock()
+    life = reach("running", clock)
+    life.handle("link_lost", clock.now, reason="no answer to a ping within 1s")
+    commands = life.handle("agent_gone", clock.advance(1), reason="is stopped")
+    assert commands == [CancelTimer(H, "reconnect"), *failure("no answer to a ping within 1s; its agent is stopped")]
+    assert life.agent_alive  # stopped, not exited: the old agent may still be there
+    assert life.handle("restart_requested", clock.now) == [ArmTimer(H, "kill", clock.now + 5.0)]
+    assert life.state == "recovering"  # no new agent before the old one's death (or the kill wait)
+
+
 def test_without_a_reconnect_window_a_broken_link_fails_the_host() -> None:
     clock = FakeClock()
     life = reach("running", clock, LifecycleTimeouts(reconnect=0.0))

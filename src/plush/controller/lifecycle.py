@@ -119,7 +119,7 @@ REQUESTS: tuple[str, ...] = (
 )
 FACTS: tuple[str, ...] = (
     *("agent_started", "agent_joined", "launch_failed", "prepared", "install_done", "install_failed"),
-    *("all_done", "reset_done"),
+    *("all_done", "reset_done", "agent_gone"),
     *("stopped", "agent_exited", "link_lost", "ping_timeout", "link_resumed", "limits_exceeded"),
 )
 #: the state each timer belongs to, and the event its deadline feeds
@@ -157,7 +157,7 @@ _ROWS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     (_RESUMABLE, _LINK_DOWN, (LOST, FAILED)),
     ((LOST,), ("link_resumed",), _RESUMABLE),
     ((LOST,), ("start_released", "reset_requested"), (LOST,)),
-    ((LOST,), ("reconnect_timeout",), (FAILED,)),
+    ((LOST,), ("reconnect_timeout", "agent_gone"), (FAILED,)),
     ((LOST,), ("stop_requested",), (GONE,)),
     (_IN_RUN, ("stop_requested",), (STOPPING,)),
     ((*_IN_RUN, STOPPING), ("released",), (STOPPING,)),
@@ -193,11 +193,12 @@ IGNORED: dict[str, frozenset[str]] = {
         {"stop_requested", "reset_requested", "limits_exceeded", "prepared", "install_done", "install_failed"}
         | {"all_done", "reset_done"}
     ),
-    FAILED: frozenset({*_LINK_DOWN, "stop_requested", "reset_requested", "limits_exceeded"}),
-    RECOVERING: frozenset({*_LINK_DOWN, "reset_requested", "limits_exceeded"}),
-    REPLACED: frozenset({*_LINK_DOWN, "stop_requested", "reset_requested", "limits_exceeded"}),
+    FAILED: frozenset({*_LINK_DOWN, "stop_requested", "reset_requested", "limits_exceeded", "agent_gone"}),
+    RECOVERING: frozenset({*_LINK_DOWN, "reset_requested", "limits_exceeded", "agent_gone"}),
+    REPLACED: frozenset({*_LINK_DOWN, "stop_requested", "reset_requested", "limits_exceeded", "agent_gone"}),
     GONE: frozenset(
         {*_LINK_DOWN, "agent_exited", "stopped", "released", "stop_requested", "reset_requested", "limits_exceeded"}
+        | {"agent_gone"}
     ),
 }
 assert not any((s, e) in TRANSITIONS for s, events in IGNORED.items() for e in events)
@@ -363,8 +364,8 @@ class HostLifecycle:
         # what is left: the host goes away or fails
         if event == "agent_exited":
             self.agent_alive = False
-        if state == LOST:
-            reason = f"{self.reason}; its agent {reason or 'exited'}" if event == "agent_exited" else reason
+        if state == LOST and event in ("agent_exited", "agent_gone"):
+            reason = f"{self.reason}; its agent {reason or ('exited' if event == 'agent_exited' else 'is gone')}"
         if event == "reconnect_timeout":
             reason = f"{self.reason}; its agent did not reconnect within {self.timeouts.reconnect:g}s"
         if event == "join_timeout":

@@ -334,8 +334,9 @@ class Mesh:
                 self._settled.set()
 
     def _lost_agent_gone(self, name: str, gone: str) -> None:
-        """A lost host's agent is gone (its launcher says so): it will not resume."""
-        self.states.offer(name, "agent_exited", reason=gone)
+        """A lost host's agent will not resume (its launcher says so: stopped, or exited and not reaped yet): the
+        host fails; its agent's exit, which the launcher's watch reports, is awaited before any restart."""
+        self.states.offer(name, "agent_gone", reason=gone)
 
     def _agent_exited(self, name: str, code: int) -> None:
         """The current agent of ``name`` exited (while a new one is being launched, the old one: no news)."""
