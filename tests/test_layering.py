@@ -22,6 +22,8 @@ PURE_MODULES = (
     "plush.resources.host",
     "plush.resources.requirements",
     "plush.resources.matcher",
+    "plush.resources.hostset",
+    "plush.controller.gather",
     "plush.controller.plan",
     "plush.controller.hostsource",
     "plush.controller.catalogue",

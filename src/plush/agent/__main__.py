@@ -24,6 +24,8 @@ imports this module once and calls :func:`main` in each child.
 The runtime is the plug-in point for the agent's execution engine: if a module ``plush.agent.runtime``
 exists, its ``create_runtime(host: str, workdir: pathlib.Path) -> Runtime`` is used; otherwise (or with
 ``--runtime minimal``) :class:`MinimalRuntime`, which installs nothing, executes nothing, and obeys ``stop``.
+Whatever the runtime, the agent serves the distributed shell's ``exec`` requests from its join to its end
+(:mod:`plush.agent.execs`, wrapped around the channel the runtime reads).
 
 Ships to agents: standard library only, Python 3.8 syntax.
 """
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from plush import __version__
+from plush.agent.execs import ExecChannel, Execs, exec_dir
 from plush.agent.guard import Guard, start_guard
 from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl_context
 from plush.agent.logforward import LogForwarder
@@ -160,9 +163,10 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
         connect_timeout=args.connect_timeout,
         retry_dropped=True,  # a controller flooded with unauthenticated connections may drop ours: dial again
     )
+    execs = Execs(args.host, exec_dir(str(workdir)))  # ``exec`` requests, served in every state
     try:
         log.info("joined %s:%d as %s", host, port, args.host)
-        first = await link.recv()
+        first = await ExecChannel(link, execs).recv()  # an idle agent serves ``exec`` while it waits
         if first.type == "stop":
             link.send(Message.of("stopped"))
             return 0
@@ -170,7 +174,7 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
             raise ProtocolError("expected 'prepare', got {!r}".format(first.type))
         link.send(Message.of("prepared"))
         if isinstance(runtime, MinimalRuntime):
-            await runtime.run(link, first)
+            await runtime.run(ExecChannel(link, execs), first)
             return 0
         settings = AgentSettings.from_dict(first["settings"])
         log.info("settings: %s", settings)
@@ -200,12 +204,13 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
         forward = LogForwarder(session, asyncio.get_running_loop())
         forward.attach()  # our warnings and errors reach the controller too (``log``: its agent.log event)
         try:
-            await runtime.run(session, first)
+            await runtime.run(ExecChannel(session, execs), first)
         finally:
             forward.detach()
             await session.close(timeout=_CLOSE_WAIT)
         return 0
     finally:
+        await execs.close()
         # after ``stopped`` (or an error) nothing more is expected: start the TLS close and do not linger
         # for the controller's answer -- at the end of a big run it is busy, and our exit closes the socket
         await link.close(timeout=_CLOSE_WAIT)

@@ -12,6 +12,9 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   no agent: its hosts are prepared at once, and stay connected at its end). With no host connected, a run
   connects the local sandbox hosts it needs itself, in its run directory, and disconnects them at its end
   (what ``plush run`` does: load -> run (connect) -> quit);
+- ``exec(cmd, hosts)``: the distributed shell: one command on many connected hosts, one request and one
+  reply each, beside any run (:mod:`plush.controller.execs`; its result gathered by
+  :mod:`plush.controller.gather`);
 - ``stop()`` (a requested, normal end), ``abort()`` (a failure), ``fail_host``, ``release_barrier`` steer the
   run in progress; ``subscribe(kinds, hosts, blocks)`` streams events; ``info("nodes"|"mesh"|"control"|
   "app")`` answers with plain data; ``quit()`` stops the run in progress, disconnects every host and ends.
@@ -22,7 +25,7 @@ connected hosts, a pool, or the local sandbox provider's fresh hosts), and so do
 the latest host monitor sample of each host whose agent runs, kept from ``host.sample`` events); nothing here
 knows where a host is (the launcher does) or decides a failure (the run's parts do).
 
-Size: about 440 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
+Size: about 480 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
 the run engine) and the three sources of a run's hosts; the views of ``info`` live in
 :mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`, replacements in
 :mod:`plush.controller.hostsource`.
@@ -44,6 +47,8 @@ from plush.controller.appruns import RunResult, record_run
 from plush.controller.catalogue import HOST_SAMPLE
 from plush.controller.engine import OutputCallback, RunEngine
 from plush.controller.events import Event, EventBus, Subscription
+from plush.controller.execs import DEFAULT_TIMEOUT, EXEC_LIMIT
+from plush.controller.gather import ExecResult, HostOutput
 from plush.controller.hostsource import HostSource, live_sample, match_run
 from plush.controller.info import app_info, control_info, mesh_info, nodes_info
 from plush.controller.mesh import Mesh
@@ -59,7 +64,7 @@ from plush.resources.providers import LocalSandbox
 from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
-__all__ = ["Controller", "RunResult"]
+__all__ = ["Controller", "ExecResult", "RunResult"]
 
 log = logging.getLogger(__name__)
 
@@ -386,6 +391,46 @@ class Controller:
         mesh, self.mesh = self.mesh, None
         if mesh is not None and not mesh.closed:
             await mesh.close()
+
+    # --- the distributed shell ------------------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        cmd: str | Sequence[str],
+        hosts: str | Iterable[str] | None = None,
+        *,
+        group: str | None = None,
+        exclude: str | Iterable[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        shell: bool = False,
+        limit: int = EXEC_LIMIT,
+        on_result: Callable[[HostOutput], None] | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` once on each selected connected host and return every host's answer
+        (:class:`~plush.controller.gather.ExecResult`: ``results``, ``timed_out``, ``unreachable``, ``status``).
+
+        ``cmd``: an argv (a string is split as a shell would), or with ``shell`` a command line for ``sh -c``.
+        Hosts: ``hosts`` (a host set such as ``"local-[1-40,43]"``, or names) and/or ``group`` (a resource
+        group), else every host of the mesh but those disconnected; less ``exclude``. A connected host runs
+        it at once, idle or in a run (beside the application); one still connecting is waited for up to
+        ``join_timeout``; any other is unreachable. Each host's agent kills the command at ``timeout``
+        seconds; its reply carries at most ``limit`` bytes of stdout and of stderr. ``on_result`` hears each
+        reply as it comes. Raises :class:`~plush.controller.execs.ExecError` when nothing can be sent."""
+        from plush.controller.execs import run_exec
+
+        return await run_exec(
+            self.mesh,
+            self.pool,
+            cmd,
+            hosts=hosts,
+            group=group,
+            exclude=exclude,
+            timeout=timeout,
+            shell=shell,
+            limit=limit,
+            join_timeout=self.settings.join_timeout,
+            on_result=on_result,
+        )
 
     # --- watching ----------------------------------------------------------------------------------------------
 

@@ -16,6 +16,10 @@ answers ``end``/``stop`` -- is fed to its lifecycle as a fact:
 - every other message passes reliable delivery (:meth:`Links.accept`) and goes to the run holding the host;
   once the run's end is decided only what :data:`LATE_KEPT` names still does (output, uploads, exits).
 
+The mesh also carries the distributed shell's requests (``plush exec``) to connected agents, idle or in a
+run, and their replies back (:class:`~plush.controller.execs.ExecTable`): it tells the table every
+``exec.result`` and every host that joins or leaves the connected states.
+
 The mesh ends a run on its hosts (:meth:`Mesh.end_run`: ``stop_requested``, ``end`` -> ``ended``, the
 agents stay), disconnects hosts (``released``: ``stop`` -> ``stopped``, then the launcher makes sure the agent
 is gone) and closes (every agent, the listener, the launcher).
@@ -42,6 +46,7 @@ from plush.config import Settings, state_dir
 from plush.controller.agents import KILL_WAIT, AgentProcesses
 from plush.controller.catalogue import HOST_JOINED, HOST_LEFT
 from plush.controller.events import EventBus
+from plush.controller.execs import ExecTable
 from plush.controller.hoststates import HostStates
 from plush.controller.lifecycle import (
     CONNECTING,
@@ -120,6 +125,8 @@ class Mesh:
         timeouts = LifecycleTimeouts.from_settings(settings, stop_margin=STOP_MARGIN, kill=KILL_WAIT)
         self.states = HostStates(timeouts, self, self._moved)
         self.links = Links(settings, bus, None)
+        #: the distributed shell's requests in progress (``plush exec``), beside any run
+        self.execs = ExecTable(self.links)
         self.tasks = Supervisor("mesh", self._task_failed)
         self.agents = AgentProcesses(
             settings,
@@ -326,6 +333,12 @@ class Mesh:
                 self.links.close(name, reason)
         if member is not None and new in (FAILED, GONE) and old in (CONNECTING, POOLED):
             member.settle(reason or "not started")
+        if self.execs and new != old:
+            if new in CONNECTED:
+                if old not in CONNECTED:
+                    self.execs.moved(name, True)
+            elif new != CONNECTING:
+                self.execs.moved(name, False, reason)
         if new == GONE and old in (JOINED, STOPPING) and not self._closing:
             self.bus.emit(HOST_LEFT, host=name, data={"reason": reason})
         if old == STOPPING and name in self._waiting:
@@ -393,6 +406,9 @@ class Mesh:
         if not self.links.is_current(name, peer) or not self.links.accept(name, msg):
             return
         t = msg.type
+        if t == "exec.result":  # the distributed shell: not the run's
+            self.execs.answered(name, msg)
+            return
         if t in ("ended", "stopped"):
             if t == "stopped":  # the agent exits now: an agent stop in progress need not ask again
                 self._answered.setdefault(name, asyncio.Event()).set()

@@ -33,12 +33,12 @@ Transitions (handshake and control messages; either direction as the table of me
     JOINED      prepare    -> PREPARING     STOPPING    stopped    -> CLOSED
     PREPARING   prepared   -> PREPARED      STOPPING    prepared   -> STOPPING    (crossed a stop)
 
-Liveness messages (ping, pong, heartbeat, log, hostmon) are legal in every authenticated state (JOINED
-through STOPPING); run messages (files, blocks, processes, output, barriers, work, uploads, finished,
-reset) from the first ``prepare`` on (PREPARING through STOPPING), so messages that cross a re-prepare or
-a stop in flight are not errors; bytes arriving after CLOSED are discarded for the same
-reason. ``ping`` is answered here and ``pong``/``heartbeat`` are
-consumed here: none of the three reaches the owner.
+Liveness messages (ping, pong, heartbeat, log, hostmon) and the distributed shell's (exec, exec.result) are
+legal in every authenticated state (JOINED through STOPPING); run messages (files, blocks, processes, output,
+barriers, work, uploads, finished, reset) from the first ``prepare`` on (PREPARING through STOPPING), so
+messages that cross a re-prepare or a stop in flight are not errors; bytes arriving after CLOSED are
+discarded for the same reason. ``ping`` is answered here and ``pong``/``heartbeat`` are consumed here: none
+of the three reaches the owner.
 
 Liveness: before authentication a peer has ``handshake_timeout`` seconds (default: ``join_timeout``) from the
 connection to send a valid ``join``, and ``join_timeout`` seconds to be welcomed (JOINED). After it, the
@@ -58,7 +58,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from plush.errors import AuthenticationError, ProtocolError
 from plush.protocol.agentsettings import DEFAULTS, AgentSettings
 from plush.protocol.framing import MAX_FRAME, FrameDecoder, encode
-from plush.protocol.messages import A2C, BOTH, C2A, CONTROL, HANDSHAKE, LIVENESS, RUN, SCHEMA, Message, validate
+from plush.protocol.messages import A2C, BOTH, C2A, CONTROL, EXEC, HANDSHAKE, LIVENESS, RUN, SCHEMA, Message, validate
 from plush.protocol.secret import Secret
 
 __all__ = [
@@ -94,7 +94,7 @@ CLOSED = "CLOSED"
 
 AUTHENTICATED: FrozenSet[str] = frozenset({JOINED, PREPARING, PREPARED, RUNNING, STOPPING})
 _RUN_STATES: FrozenSet[str] = frozenset({PREPARING, PREPARED, RUNNING, STOPPING})
-_CATEGORY_STATES: Dict[str, FrozenSet[str]] = {LIVENESS: AUTHENTICATED, RUN: _RUN_STATES}
+_CATEGORY_STATES: Dict[str, FrozenSet[str]] = {LIVENESS: AUTHENTICATED, RUN: _RUN_STATES, EXEC: AUTHENTICATED}
 
 #: (state, message type) -> next state, for handshake and control messages
 TRANSITIONS: Dict[Tuple[str, str], str] = {

@@ -39,6 +39,7 @@ __all__ = [
     "BOTH",
     "C2A",
     "CONTROL",
+    "EXEC",
     "HANDSHAKE",
     "LIVENESS",
     "PROTOCOL_VERSION",
@@ -65,6 +66,9 @@ HANDSHAKE = "handshake"
 CONTROL = "control"
 LIVENESS = "liveness"
 RUN = "run"
+#: the distributed shell (``exec``/``exec.result``): legal in every authenticated state, outside any
+#: application, never numbered (a reply lost with its link is not replayed: the host is unreachable)
+EXEC = "exec"
 
 #: the field of a numbered message that carries its sequence number (see plush.protocol.reliable)
 SEQ_FIELD = "q"
@@ -248,6 +252,23 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("log", A2C, LIVENESS, {"level": ("debug", "info", "warning", "error"), "text": STR}),
         _spec("hostmon", A2C, LIVENESS, {"sample": DICT}),
         _spec("ack", BOTH, LIVENESS, {"q": INT}),
+        # the distributed shell (plush exec): one request, one reply, outside any application
+        _spec("exec", C2A, EXEC, {"req": INT, "argv": LIST, "timeout": NUM, "limit": INT}),
+        _spec(
+            "exec.result",
+            A2C,
+            EXEC,
+            {
+                "req": INT,
+                "code": OPT_INT,
+                "signal": OPT_INT,
+                "out": INT,
+                "truncated": BOOL,
+                "timed_out": BOOL,
+                "duration": NUM,
+            },
+            binary=True,
+        ),
     )
 }
 
