@@ -100,12 +100,12 @@ def select_hosts(
         wanted = HostSet.parse(hosts) if isinstance(hosts, str) else HostSet(hosts)
         unknown = [n for n in wanted if n not in known]
         if unknown:
-            raise ExecError(f"no host named {HostSet(unknown)} is known to this controller")
+            raise ExecError(f"no host named {HostSet(unknown)} here (the hosts: {HostSet(known) or 'none'})")
         chosen.update(wanted)
     if group is not None:
         members = [n for n, h in known.items() if h.group == group]
         if not members:
-            raise ExecError(f"no host of group {group!r} is known to this controller")
+            raise ExecError(f"no host of group {group!r} here")
         chosen.update(members)
     if hosts is None and group is None:
         chosen.update(default)

@@ -14,10 +14,11 @@ prints, with no I/O:
 - :func:`exit_status` -- the command's exit status (:data:`EXIT_UNREACHABLE`, :data:`EXIT_TIMED_OUT`, else the
   highest remote status; docs/commands.md).
 
-Invariants (tests/controller/test_gather.py, Hypothesis): every host with output is in exactly one block;
-expanding a block's text with the values of any of its hosts (:func:`expand`) gives exactly that host's
-output; a block marks nothing unless its hosts' outputs differ; an output that contains a mark literally is
-never taken for a template (so expansion is never ambiguous).
+Invariants (tests/controller/test_gather.py, Hypothesis): every host with output is in exactly one block; a
+block without marks is the output of each of its hosts as is; expanding a marked block's text with the
+values of any of its hosts (:func:`expand`) gives exactly that host's output; a block has marks only when
+its hosts' outputs differ; an output that contains a mark literally is never taken for a template (so
+expansion is never ambiguous).
 """
 
 from __future__ import annotations
