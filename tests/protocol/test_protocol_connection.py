@@ -150,6 +150,36 @@ def test_run_messages_need_a_prepare_and_direction_is_checked() -> None:
         pair2.ctl.receive_data(encode(Message.of("go", stage="execute")), pair2.clock.now)
 
 
+def _exec_pair() -> tuple[Message, Message]:
+    request = Message.of("exec", req=1, argv=["true"], timeout=5.0, limit=1024)
+    reply = Message.binary(
+        "exec.result", b"", req=1, code=0, signal=None, out=0, truncated=False, timed_out=False, duration=0.01
+    )
+    return request, reply
+
+
+def test_exec_is_legal_on_an_idle_agent_and_in_a_run_and_changes_no_state() -> None:
+    request, reply = _exec_pair()
+    pair = Pair()
+    pair.from_ctl(Message.of("invite", run="r", protocol=1))
+    pair.from_agent(sample_join())
+    pair.from_ctl(Message.of("welcome", host="h"))
+    assert pair.from_ctl(request) == [request] and pair.from_agent(reply) == [reply]  # idle: JOINED
+    assert pair.ctl.state == pair.agent.state == "JOINED"
+    pair2 = Pair()
+    pair2.handshake()
+    assert pair2.from_ctl(request) == [request] and pair2.from_agent(reply) == [reply]  # beside a run
+    assert pair2.ctl.state == pair2.agent.state == "RUNNING"
+
+
+def test_exec_is_refused_before_the_agent_is_welcomed() -> None:
+    request, _ = _exec_pair()
+    pair = Pair()
+    pair.from_ctl(Message.of("invite", run="r", protocol=1))
+    with pytest.raises(ProtocolError, match="cannot send 'exec' in state INVITED"):
+        pair.ctl.send(request, pair.clock.now)
+
+
 def test_ping_is_answered_and_pong_consumed() -> None:
     pair = Pair()
     pair.handshake()

@@ -46,12 +46,24 @@ if TYPE_CHECKING:
     from plush.controller.mesh import Mesh
     from plush.resources.host import Pool
 
-__all__ = ["DEFAULT_TIMEOUT", "EXEC_LIMIT", "REPLY_MARGIN", "ExecError", "ExecTable", "run_exec", "select_hosts"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EXEC_LIMIT",
+    "MAX_EXEC_LIMIT",
+    "REPLY_MARGIN",
+    "ExecError",
+    "ExecTable",
+    "command_argv",
+    "run_exec",
+    "select_hosts",
+]
 
 #: seconds a command may run by default before its agent kills it
 DEFAULT_TIMEOUT = 60.0
 #: bytes of each stream (stdout, stderr) a reply carries by default; the rest is dropped (``truncated``)
 EXEC_LIMIT = 64 * 1024
+#: the most bytes of each stream a reply may carry: both fit in one frame (the protocol's 16 MiB)
+MAX_EXEC_LIMIT = 7 * 1024 * 1024
 #: seconds beyond a command's timeout that the controller waits for its host's reply
 REPLY_MARGIN = 5.0
 
@@ -267,6 +279,8 @@ async def run_exec(
 
     if not timeout > 0:
         raise ExecError(f"the timeout must be a positive number of seconds, not {timeout!r}")
+    if not 0 <= limit <= MAX_EXEC_LIMIT:
+        raise ExecError(f"the output limit must be 0 to {MAX_EXEC_LIMIT} bytes, not {limit!r}")
     argv = command_argv(cmd, shell)
     members = mesh.members if mesh is not None and not mesh.closed else {}
     known: dict[str, Host] = {h.name: h for h in pool}
