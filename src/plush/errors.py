@@ -21,6 +21,7 @@ happened, where, and what to do next. The CLI turns each into one line and an ex
     ├── barriers.BarrierError    an illegal barrier transition (``.event``, ``.barrier``, ``.host``, ``.state``)
     ├── barriers.WorkQueueError  a workflow item unknown or reported twice (``.item``, ``.host``)
     ├── controller.LifecycleError  an event a host's state does not allow (``.event``, ``.host``, ``.state``)
+    ├── controller.execs.ExecError  ``plush exec`` cannot be carried out as asked (no host, an unknown host)
     ├── processes.ProcessStartError  a command could not be started (``.argv``, ``.reason``, ``.cwd``)
     ├── resources.poolentry.PoolFileError  (a SpecError) a pool file was rejected: ``.problems``, file:line each
     ├── resources.providers.DiscoveryError  (a ResourceError) a discovery command failed (``.command``,
