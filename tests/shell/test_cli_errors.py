@@ -167,6 +167,17 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         "fail": [([], {})],
         "abort": [(["now"], {})],
         "quit": [(["now"], {})],
+        # the distributed shell: usage errors before any agent starts
+        "exec": [
+            ([], {}),
+            (["true"], {}),  # no host to start and no pool
+            (["--hosts", "0", "true"], {}),
+            (["--hosts", "2", "-w", "nope", "true"], {}),
+            (["--hosts", "2", "-w", "local-[1-", "true"], {}),
+            (["--hosts", "2", "-x", "local-[1-2]", "true"], {}),
+            (["--hosts", "2", "-b", "-L", "true"], {}),
+            (["--hosts", "2", "--timeout", "0", "true"], {}),
+        ],
     }
 
 

@@ -152,6 +152,8 @@ def exec_command(
     -w/-g/-x select."""
     if gather and lines:
         raise click.UsageError("-b and -L cannot be used together")
+    if not timeout > 0:  # refused before any agent starts
+        raise click.BadParameter(f"{timeout}: expected a positive number of seconds", param_hint="--timeout")
     if count is not None and count < 1:
         raise click.BadParameter(f"{count}: expected a number of hosts >= 1", param_hint="--hosts")
     settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
