@@ -198,6 +198,17 @@ class Settings:
     discover: str = setting("", Check(pattern=r"[^\x00\n]*", what="a command line (empty: none)"))
     #: the seed of the shuffle of the pool before matching (``--seed``); None: pool order
     seed: int | None = setting(None, Check(), kind=int)
+    #: the OpenSSH client config file SSH hosts are reached by (Host, HostName, User, Port, IdentityFile,
+    #: ProxyJump, UserKnownHostsFile, ...); empty: none
+    ssh_config: str = setting("~/.ssh/config", Check(pattern=r"[^\x00\n]*", what="a file's path (empty: none)"))
+    #: how an SSH host's key is checked against known_hosts: ``accept-new`` (a host never seen is added, a
+    #: changed key is refused), ``strict`` (only keys already known), ``off`` (no check: anyone on the path can
+    #: pose as the host)
+    ssh_known_hosts: str = setting("accept-new", Check(choices=("accept-new", "strict", "off")))
+    #: seconds an SSH connection may take, DNS, TCP, jump hosts and handshake included
+    ssh_connect_timeout: float = setting(15.0, POSITIVE_SECONDS)
+    #: SSH handshakes in flight at most per sshd address (and per jump host): below sshd's MaxStartups
+    ssh_handshakes: int = setting(10, Check(min=1, max=10_000))
 
     def agent_settings(self) -> AgentSettings:
         """The settings agents get in ``prepare`` (their fields of these settings)."""

@@ -59,14 +59,12 @@ def test_directory_entries_become_hosts_with_every_attribute_a_property() -> Non
     assert hosts[1] == Host("n1", "127.0.0.1", "local")
 
 
-def test_ssh_entries_are_refused_once_per_resource_manager_with_the_reason() -> None:
-    text = '<plush>\n<resource_manager type="ssh">\n<node hostname="a"/>\n<node hostname="b"/>\n'
-    text += "</resource_manager>\n</plush>"
-    with pytest.raises(PoolFileError) as exc:
-        parse_directory(text, file="d.xml")
-    (line,) = problems(exc)
-    assert line.startswith("d.xml:2:1: type ssh is not supported yet: SSH hosts come with the SSH provider")
-    assert "(in <resource_manager>)" in line
+def test_ssh_entries_are_hosts_at_their_hostname_with_the_agent_port_and_ssh_attributes() -> None:
+    text = '<plush>\n<resource_manager type="ssh">\n<node hostname="a:15000" user="bob" ssh_port="2222"/>\n'
+    text += '<node hostname="b" python="python3.9"/>\n</resource_manager>\n</plush>'
+    hosts = parse_directory(text, file="d.xml")
+    assert hosts[0] == Host("a", "a", "ssh", 15000, "bob", None, {"ssh_port": 2222.0})
+    assert hosts[1] == Host("b", "b", "ssh", None, None, None, {"python": "python3.9"})
 
 
 def test_directory_problems_all_at_once_with_line_and_element() -> None:

@@ -56,16 +56,14 @@ def test_the_kind_is_told_by_content_not_by_name(tmp_path: Path) -> None:
 def test_pool_problems_one_per_line_then_the_count(tmp_path: Path) -> None:
     path = tmp_path / "pool.xml"
     path.write_text(
-        '<plush>\n  <resource_manager type="ssh">\n    <node hostname="a"/>\n  </resource_manager>\n'
+        '<plush>\n  <resource_manager type="cloud">\n    <node hostname="a"/>\n  </resource_manager>\n'
         '  <resource_manager type="local">\n    <node hostname="b" vn="1" port="2"/>\n  </resource_manager>\n</plush>\n'
     )
     result = check(str(path))
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{path}:2:3: type ssh is not supported yet: SSH hosts come with the SSH provider, the next step of Plush; "
-        "today a pool holds type local hosts only (sandbox hosts on this machine) (in <resource_manager>); "
-        "see docs/pools.md",
+        f"{path}:2:3: unknown type 'cloud' (in <resource_manager>); the types are local, ssh",
         f"{path}:6:5: port is not a property (in <node>); give the agent port in the hostname, as HOST:PORT",
         f"plush: error: {path}: 2 problems",
     ]

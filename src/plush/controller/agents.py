@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from plush.config import Settings
 from plush.controller.supervisor import Supervisor
-from plush.launch.base import AgentHandle, Launcher
+from plush.launch.base import AgentHandle, Launcher, LaunchErrors
 
 __all__ = ["KILL_WAIT", "AgentProcesses"]
 
@@ -49,11 +49,17 @@ class AgentProcesses:
         self._sweep_pass: asyncio.Task[None] | None = None
 
     async def start(self, names: Sequence[str]) -> Sequence[AgentHandle]:
-        """Start the agents of ``names``; each is watched."""
+        """Start the agents of ``names``; each is watched (those started when the launcher raises
+        :class:`~plush.launch.base.LaunchErrors` too)."""
         assert self.launcher is not None
         if not names:
             return []
-        agents = await self.launcher.start_agents(names)
+        try:
+            agents = await self.launcher.start_agents(names)
+        except LaunchErrors as exc:  # some started: they are watched too
+            for agent in exc.started:
+                self.tasks.spawn(self._watch(agent), name=f"watch {agent.name}")
+            raise
         for agent in agents:
             self.tasks.spawn(self._watch(agent), name=f"watch {agent.name}")
         return agents

@@ -68,6 +68,9 @@ __all__ = ["Controller", "ExecResult", "RunResult"]
 
 log = logging.getLogger(__name__)
 
+#: the host kinds (providers) a launcher serves
+LAUNCHED = ("local", "ssh")
+
 #: what ``info`` answers about
 INFO_TOPICS = ("nodes", "mesh", "control", "app")
 
@@ -88,6 +91,8 @@ class Controller:
         self.engine: RunEngine | None = None
         self.runs = 0
         self._sandbox = SandboxHosts()
+        #: the kind of host the controller's mesh connects (``local`` or ``ssh``: one launcher per mesh)
+        self._mesh_kind = "local"
         #: the latest host monitor sample of each host whose agent runs (``host.sample`` events)
         self.samples: dict[str, LiveSample] = {}
         self.bus.add_sink(self._on_event)
@@ -138,6 +143,14 @@ class Controller:
         join (those that did stay connected). ``workspace``: where the local launcher keeps the hosts'
         directories (default: a new ``mesh-...`` directory in ``runs_dir``)."""
         chosen = self._hosts_to_connect(hosts)
+        kind = _one_kind(chosen)
+        if self.mesh is not None and not self.mesh.closed and chosen and kind != self._mesh_kind:
+            raise PlushError(
+                f"this controller's connected hosts are {self._mesh_kind} hosts: {kind} hosts cannot join them "
+                "(one kind of host per controller for now; disconnect them first)"
+            )
+        if self.mesh is None or self.mesh.closed:
+            self._mesh_kind = kind
         mesh = await self._the_mesh(workspace)
         for host in chosen:
             self.pool.add(host)
@@ -162,9 +175,10 @@ class Controller:
             host = self.pool.get(each) if isinstance(each, str) else each
             if host is None:
                 raise PlushError(f"no host named {each!r} in the pool")
-            if host.provider != "local":
-                raise PlushError(f"host {host.name}: no launcher for {host.provider!r} hosts yet (only local)")
+            if host.provider not in LAUNCHED:
+                raise PlushError(f"host {host.name}: no launcher for {host.provider!r} hosts (only local, ssh)")
             chosen.append(host)
+        _one_kind(chosen)
         return chosen
 
     async def _the_mesh(self, workspace: Path | None) -> Mesh:
@@ -177,20 +191,53 @@ class Controller:
             workspace.mkdir(parents=True, exist_ok=True, mode=dir_mode)
             os.chmod(workspace, dir_mode)
         workspace = workspace.resolve()
+        meshes: list[Mesh] = []
         self.mesh = Mesh(
             self.settings,
             self.bus,
             mesh_id=mesh_id,
             workspace=workspace,
-            launcher=self._local_launcher(workspace, dir_mode, file_mode),
+            launcher=self._launcher(self._mesh_kind, workspace, dir_mode, file_mode, meshes),
         )
+        meshes.append(self.mesh)
         await self.mesh.start()
         return self.mesh
 
-    def _local_launcher(self, workspace: Path, dir_mode: int, file_mode: int) -> Callable[[AgentContact], Launcher]:
+    def _launcher(
+        self, kind: str, workspace: Path, dir_mode: int, file_mode: int, meshes: list[Mesh]
+    ) -> Callable[[AgentContact], Launcher]:
+        """The launcher factory of a mesh of ``kind`` hosts (``meshes``: filled with the mesh once made, whose
+        members the SSH launcher looks its hosts up in)."""
+        settings = self.settings
+        if kind == "ssh":
+            from plush.launch.ssh import SSHLauncher
+            from plush.launch.sshconn import SSHConnections
+
+            def host_of(name: str) -> Host | None:
+                member = meshes[0].members.get(name) if meshes else None
+                return member.host if member is not None else None
+
+            def make_ssh(contact: AgentContact) -> Launcher:
+                connections = SSHConnections(
+                    config=settings.ssh_config,
+                    known_hosts=settings.ssh_known_hosts,
+                    connect_timeout=settings.ssh_connect_timeout,
+                    handshakes=settings.ssh_handshakes,
+                )
+                return SSHLauncher(
+                    workspace.name,
+                    contact,
+                    host_of,
+                    connections=connections,
+                    stop_grace=settings.stop_grace,
+                    agent_grace=settings.agent_grace,
+                )
+
+            return make_ssh
+
         def make(contact: AgentContact) -> Launcher:
             return LocalLauncher(
-                workspace, contact, stop_grace=self.settings.stop_grace, dir_mode=dir_mode, file_mode=file_mode
+                workspace, contact, stop_grace=settings.stop_grace, dir_mode=dir_mode, file_mode=file_mode
             )
 
         return make
@@ -277,13 +324,16 @@ class Controller:
         rundir = RunDir.create(self.settings.runs_dir, mode=self.settings.results_mode)
         # held until the run's end is written; the kernel drops it if this process dies (plush report: dead)
         status = RunStatus.create(rundir.root, rundir.run_id, rundir.file_mode)
+        meshes: list[Mesh] = []
+        kind = _one_kind(list(pool)) if pool is not None and mesh is None else "local"
         run_mesh = mesh or Mesh(
             self.settings,
             self.bus,
             mesh_id=rundir.run_id,
             workspace=rundir.root,
-            launcher=self._local_launcher(rundir.root, rundir.dir_mode, rundir.file_mode),
+            launcher=self._launcher(kind, rundir.root, rundir.dir_mode, rundir.file_mode, meshes),
         )
+        meshes.append(run_mesh)
         self.engine = RunEngine(
             project,
             settings=self.settings,
@@ -341,9 +391,10 @@ class Controller:
     def _pool_source(self, project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None) -> HostSource:
         """A run on a pool's hosts (a pool file's, a discovery command's), connected for this run only: matched
         by group; a replacement is the host the matcher chooses (spares first), none beyond the pool."""
-        foreign = sorted({h.provider for h in pool if h.provider != "local"})
+        foreign = sorted({h.provider for h in pool if h.provider not in LAUNCHED})
         if foreign:
-            raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts yet (only local)")
+            raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts (only local, ssh)")
+        _one_kind(list(pool))
         matching = match_run(project, pool, wanted, seed, by_group=True)
         return HostSource(project, matching, lambda: pool, samples=self.samples)
 
@@ -494,3 +545,14 @@ def _kind_matches(kind: str, name: str) -> bool:
     if any(c in kind for c in "*?["):
         return fnmatch.fnmatchcase(name, kind)
     return name == kind or name.startswith(kind + ".")
+
+
+def _one_kind(hosts: Sequence[Host]) -> str:
+    """The one kind (provider) of ``hosts`` (``local`` when there is none); mixing local and ssh hosts in one
+    run or mesh is refused (one launcher per mesh for now)."""
+    kinds = sorted({h.provider for h in hosts})
+    if len(kinds) > 1:
+        raise PlushError(
+            f"a run cannot mix {' and '.join(kinds)} hosts yet (one kind of host per run): use a pool of one kind"
+        )
+    return kinds[0] if kinds else "local"

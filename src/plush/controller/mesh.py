@@ -78,7 +78,7 @@ from plush.controller.members import Member, MeshClient
 from plush.controller.supervisor import Supervisor
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
-from plush.launch.base import AgentContact, AgentHandle, Launcher
+from plush.launch.base import AgentContact, AgentHandle, Launcher, LaunchErrors
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 from plush.resources.host import Host
@@ -272,11 +272,19 @@ class Mesh:
             if sweep_first:
                 await asyncio.gather(*(self.agents.sweep(n) for n in sweep_first))
             agents = await self.agents.start(names)
+        except LaunchErrors as exc:  # some hosts failed, each for its own reason; the others started
+            self._pending.difference_update(names)
+            self.states.handle_many((n, "launch_failed", {"reason": why}) for n, why in exc.failed.items())
+            self._started(exc.started)
+            return
         except Exception as exc:  # a launcher error: every host of the batch failed
             self._pending.difference_update(names)
             self.states.handle_many((n, "launch_failed", {"reason": f"cannot start its agent: {exc}"}) for n in names)
             return
         self._pending.difference_update(names)
+        self._started(agents)
+
+    def _started(self, agents: Sequence[AgentHandle]) -> None:
         for agent in agents:  # the join deadline counts from the agent's own start
             if self.states.state(agent.name) == CONNECTING:
                 self.states.handle(agent.name, "agent_started", now=agent.started_at)

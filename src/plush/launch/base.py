@@ -10,7 +10,8 @@ plugins declare theirs), so the controller asks ``launcher.supports("signal")`` 
 method whose capability is not declared is a no-op or a :class:`~plush.errors.LaunchError`, as each says.
 Launchers never decide anything about the run; they only start, copy, run, signal and stop. This is the
 only layer that knows where a host is: the run engine names hosts, the launcher reaches them.
-Implementations: ``local`` (agents on this machine); ``ssh`` and the zipapp ``bundle`` come later.
+Implementations: ``local`` (agents on this machine) and ``ssh`` (agents on hosts reached by SSH, shipped as
+the zipapp of ``bundle``).
 
 Every agent is told how to reach the controller by an :class:`AgentContact`; the join token travels in a
 file (0600) or on stdin, never on a command line, in the environment or in a log.
@@ -28,7 +29,7 @@ from typing import ClassVar, Protocol
 from plush.errors import LaunchError
 from plush.protocol.secret import Secret
 
-__all__ = ["CAPABILITIES", "AgentContact", "AgentHandle", "Launcher", "RunResult"]
+__all__ = ["CAPABILITIES", "AgentContact", "AgentHandle", "LaunchErrors", "Launcher", "RunResult"]
 
 #: every capability a launcher may declare: ``signal`` (:meth:`Launcher.signal_agent`), ``kill_leftovers``
 #: (:meth:`Launcher.kill_leftovers`), ``put_file``, ``run``; ``start_agent`` and ``close`` every launcher has
@@ -77,6 +78,17 @@ class AgentHandle(Protocol):
     def stderr_tail(self, lines: int = 20) -> str: ...
 
 
+class LaunchErrors(LaunchError):
+    """Some hosts of a batch could not be started (``failed``: host -> why, in words); ``started``: the agents
+    that did start (they run and are the caller's to watch)."""
+
+    def __init__(self, started: Sequence[AgentHandle], failed: dict[str, str]) -> None:
+        first = next(iter(failed))
+        super().__init__(first, failed[first] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+        self.started = list(started)
+        self.failed = dict(failed)
+
+
 class Launcher(abc.ABC):
     """Starts agents on hosts of one kind. Use as ``async with``; :meth:`close` stops what it started."""
 
@@ -93,7 +105,8 @@ class Launcher(abc.ABC):
         """Start the agent of host ``name``; return once it is started (not once it joined)."""
 
     async def start_agents(self, names: Iterable[str]) -> Sequence[AgentHandle]:
-        """Start many agents concurrently (launchers may do better than this default)."""
+        """Start many agents concurrently (launchers may do better than this default). A launcher that starts
+        some and not others raises :class:`LaunchErrors` (which hosts failed and why, which agents started)."""
         return list(await asyncio.gather(*(self.start_agent(n) for n in names)))
 
     @abc.abstractmethod

@@ -7,7 +7,8 @@ are; this module owns what an entry means (``docs/pools.md``):
 - ``hostname`` (required): one name or a ClusterShell host set (``node[01-64]``, ``a,b``), optionally
   ``:PORT``, the agent port on those hosts (1..65535). Every name expanded is one host.
 - ``type``: ``local`` (sandbox hosts on this machine: reached on loopback whatever their name) or ``ssh``
-  (refused until the SSH provider exists, with a message that says so; never run locally instead).
+  (hosts reached by SSH at their hostname: :mod:`plush.launch.ssh`; ``ssh_port`` and ``python`` are
+  properties the SSH launcher reads).
 - ``user``, ``group``: optional; every other field is a property (:func:`~plush.resources.host.property_value`:
   a number where the text is a finite number, else the text).
 
@@ -67,10 +68,6 @@ RESERVED = {
     "address": "the host's address is its hostname (type local: this machine)",
     "provider": "the provider is the entry's type",
 }
-SSH_NOT_YET = (
-    "type ssh is not supported yet: SSH hosts come with the SSH provider, the next step of Plush; today a pool "
-    "holds type local hosts only (sandbox hosts on this machine)"
-)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?\Z")
@@ -214,14 +211,12 @@ def _fields(c: _Collector, e: Entry) -> tuple[dict[str, str], dict[str, Property
 
 def _type(c: _Collector, e: Entry, reported: set[Spot]) -> str | None:
     """The entry's type, or None (a problem reported once per place the type was written)."""
-    if e.type in TYPES and e.type != "ssh":
+    if e.type in TYPES:
         return e.type
     if e.type_at not in reported:
         reported.add(e.type_at)
         if e.type is None:
             c.add(e.type_at, "no type (local or ssh)", "type local: sandbox hosts on this machine")
-        elif e.type == "ssh":
-            c.add(e.type_at, SSH_NOT_YET, "see docs/pools.md")
         else:
             c.add(e.type_at, f"unknown type {_cut(e.type)}", "the types are " + ", ".join(TYPES))
     return None
