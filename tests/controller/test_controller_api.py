@@ -78,8 +78,10 @@ async def test_what_is_refused_before_anything_starts(tmp_path: Path) -> None:
         await c.run()
     with pytest.raises(PlushError, match="no application is running"):
         c.fail_host("local-1")
-    with pytest.raises(PlushError, match="no launcher for 'ssh' hosts"):
-        await c.connect([Host("far", "192.0.2.1", provider="ssh")])
+    with pytest.raises(PlushError, match="no launcher for 'netns' hosts"):
+        await c.connect([Host("far", "192.0.2.1", provider="netns")])
+    with pytest.raises(PlushError, match="a run cannot mix local and ssh hosts"):
+        await c.connect([Host("near", "127.0.0.1"), Host("far", "192.0.2.1", provider="ssh")])
     with pytest.raises(PlushError, match="no host named 'ghost' in the pool"):
         await c.connect(["ghost"])
     await c.quit()  # nothing connected: nothing to do

@@ -19,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +97,9 @@ class Sshd:
                 self.process.wait()
 
 
-def start_sshd(root: Path, extra: Sequence[str] = ()) -> Sshd:
-    """Start a private sshd under ``root`` (``extra``: more sshd_config lines, e.g. ``MaxStartups 2`` or ``Match``
-    blocks, which come last)."""
+def start_sshd(root: Path, extra: Sequence[str] = (), env: Mapping[str, Mapping[str, str]] | None = None) -> Sshd:
+    """Start a private sshd under ``root`` (``extra``: more sshd_config lines, e.g. ``MaxStartups 2``; ``env``:
+    variables the sessions reached at one address get, e.g. a ``PATH`` without python3 on 127.0.0.3)."""
     sshd_or_skip()
     root.mkdir(parents=True, exist_ok=True)
     host_key, client_key = root / "host_ed25519", root / "client_ed25519"
@@ -124,9 +124,13 @@ def start_sshd(root: Path, extra: Sequence[str] = ()) -> Sshd:
         "PermitRootLogin prohibit-password",
         "AllowTcpForwarding yes",
         "LogLevel ERROR",
-        f"SetEnv HOME={home}",
         *extra,
     ]
+    # sshd keeps the first SetEnv it meets: each address's own (Match) first, then everyone's
+    for address, variables in (env or {}).items():
+        pairs = " ".join(f"{k}={v}" for k, v in variables.items())
+        lines += [f"Match LocalAddress {address}", f"  SetEnv HOME={home} {pairs}"]
+    lines += ["Match all", f"  SetEnv HOME={home}"]
     config.write_text("\n".join(lines) + "\n")
     log = open(root / "sshd.log", "ab")  # noqa: SIM115 (the sshd's stderr for its lifetime)
     process = subprocess.Popen([str(SSHD), "-D", "-f", str(config), "-e"], stdout=log, stderr=log)
@@ -145,8 +149,10 @@ def start_sshd(root: Path, extra: Sequence[str] = ()) -> Sshd:
 
 
 @contextlib.contextmanager
-def running_sshd(root: Path, extra: Sequence[str] = ()) -> Iterator[Sshd]:
-    sshd = start_sshd(root, extra)
+def running_sshd(
+    root: Path, extra: Sequence[str] = (), env: Mapping[str, Mapping[str, str]] | None = None
+) -> Iterator[Sshd]:
+    sshd = start_sshd(root, extra, env)
     try:
         yield sshd
     finally:

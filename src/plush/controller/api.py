@@ -344,6 +344,7 @@ class Controller:
             mesh=run_mesh,
             keep=mesh is not None,
             on_output=on_output,
+            heal_start=kind == "ssh",
         )
         self.runs += 1
         self._idle.clear()

@@ -74,7 +74,7 @@ from plush.controller.lifecycle_commands import (
     SendPrepare,
     SendReset,
 )
-from plush.controller.mesh import Mesh
+from plush.controller.mesh import LAUNCH_FAILED, Mesh
 from plush.controller.outputs import OutputSink
 from plush.controller.rundir import RunDir
 from plush.controller.runstate import HostSlot, OutputCallback, RunHosts, RunOutcome
@@ -110,8 +110,12 @@ class RunEngine:
         mesh: Mesh,
         keep: bool = False,
         on_output: OutputCallback | None = None,
+        heal_start: bool = False,
     ) -> None:
+        """``heal_start``: a host of the run's start whose agent could not be started goes to the failure
+        ladder (its host's fault: SSH hosts) instead of ending the run (this machine's fault: the sandbox)."""
         self.project = project
+        self.heal_start = heal_start
         self.settings = settings
         self.rundir = rundir
         self.bus = bus
@@ -323,7 +327,9 @@ class RunEngine:
 
     def carry_out(self, commands: Sequence[Command]) -> None:
         """The run's commands of a lifecycle batch. Nothing is carried out once the run's end is decided.
-        Hosts that fail before their first join (not a restart's or a replacement's) end the run."""
+        Hosts that fail before their first join (not a restart's or a replacement's) end the run, but with
+        ``heal_start`` a host whose agent could not be started (:data:`LAUNCH_FAILED`) goes to the ladder
+        without a restart in place (rematch, or on without it while its component keeps its min)."""
         if self.finished:
             return
         first: list[AskHealer] = []
@@ -337,7 +343,9 @@ class RunEngine:
             elif isinstance(cmd, ReportFailed):
                 self.healer.report_failed(cmd.host, cmd.reason)
             elif isinstance(cmd, AskHealer):
-                if self.hosts[cmd.host].joined_at is None and cmd.host not in self.healer.rejoining:
+                if self.heal_start and cmd.reason.startswith(LAUNCH_FAILED):
+                    self.healer.decide(cmd.host, cmd.reason, restart=False)
+                elif self.hosts[cmd.host].joined_at is None and cmd.host not in self.healer.rejoining:
                     first.append(cmd)
                 else:
                     self.healer.decide(cmd.host, cmd.reason, restart=cmd.restart)

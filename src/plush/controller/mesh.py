@@ -83,7 +83,7 @@ from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 from plush.resources.host import Host
 
-__all__ = ["AGENT_EXIT_WAIT", "CONNECTED", "LATE_KEPT", "STOP_MARGIN", "Mesh"]
+__all__ = ["AGENT_EXIT_WAIT", "CONNECTED", "LATE_KEPT", "LAUNCH_FAILED", "STOP_MARGIN", "Mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ STOP_MARGIN = 10.0
 
 #: what is still recorded from an agent after the run decided to stop: output, uploads, exits, block states
 LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.started", "block", "log"})
+
+#: how the reason of a host whose agent could not be started begins (what follows: the launcher's words)
+LAUNCH_FAILED = "cannot start its agent"
 
 #: lifecycle states in which a host's agent is connected
 CONNECTED = frozenset({JOINED, PREPARING, INSTALLING, READY, RUNNING, RESETTING, DONE, STOPPING})
@@ -274,12 +277,13 @@ class Mesh:
             agents = await self.agents.start(names)
         except LaunchErrors as exc:  # some hosts failed, each for its own reason; the others started
             self._pending.difference_update(names)
-            self.states.handle_many((n, "launch_failed", {"reason": why}) for n, why in exc.failed.items())
+            failed = exc.failed.items()
+            self.states.handle_many((n, "launch_failed", {"reason": f"{LAUNCH_FAILED}: {why}"}) for n, why in failed)
             self._started(exc.started)
             return
         except Exception as exc:  # a launcher error: every host of the batch failed
             self._pending.difference_update(names)
-            self.states.handle_many((n, "launch_failed", {"reason": f"cannot start its agent: {exc}"}) for n in names)
+            self.states.handle_many((n, "launch_failed", {"reason": f"{LAUNCH_FAILED}: {exc}"}) for n in names)
             return
         self._pending.difference_update(names)
         self._started(agents)
@@ -534,6 +538,7 @@ class Mesh:
                     await self.launcher.stop_all()
                     if client is not None:
                         await self.launcher.kill_leftovers(client.run_id, None)  # what a killed agent left
+                    await self.launcher.close()  # and whatever else it holds (its SSH connections)
                 for member in self.members.values():
                     member.settle("the mesh closed")
                 self.detach()

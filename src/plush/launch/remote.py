@@ -107,9 +107,9 @@ def read_probe(output: str, python: str | None = None) -> Probe:
     need = "{}.{}".format(*MIN_PYTHON)
     if not found:
         looked = python or f"{PYTHON_CANDIDATES[0]}, {PYTHON_CANDIDATES[1]} ... {PYTHON_CANDIDATES[-1]}"
-        raise ProbeFailed(f"no python3 (looked for {looked} on its PATH; the agent needs Python >= {need})")
+        raise ProbeFailed(f"no python3 (looked for {looked} on its PATH, the agent needs Python >= {need})")
     seen = ", ".join(f"{n} is {f'{v[0]}.{v[1]}' if v else 'not a working Python'}" for n, v in found)
-    raise ProbeFailed(f"python3 too old ({seen}; the agent needs Python >= {need})")
+    raise ProbeFailed(f"python3 too old ({seen}, the agent needs Python >= {need})")
 
 
 def upload_script(bundle_name: str) -> str:

@@ -83,7 +83,7 @@ class _Client(asyncssh.SSHClient):
         known_keys = [k for n in names for k in self.known.match(n, addr, port if port != 22 else None)[0]]
         if known_keys:
             where = f" in {self.path}" if self.path else ""
-            self.problem = f"host key changed (known_hosts{where} has another key for {host}; if the host was "
+            self.problem = f"host key changed (known_hosts{where} has another key for {host}: if the host was "
             self.problem += "reinstalled, remove its line there)"
             return False
         if self.policy != "accept-new" or self.path is None:
@@ -200,7 +200,7 @@ class SSHConnections:
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, _BACKOFF_MAX)
         raise SSHFailure(
-            f"sshd refused the connection {RETRIES + 1} times (MaxStartups: too many handshakes at once; "
+            f"sshd refused the connection {RETRIES + 1} times (MaxStartups: too many handshakes at once, "
             f"lower ssh_handshakes or raise sshd's MaxStartups): {last}"
         )
 
@@ -223,7 +223,9 @@ class SSHConnections:
             client = _Client(self.policy, known, path)
             kwargs["known_hosts"] = known
             kwargs["client_factory"] = lambda: client
-        address = f"{target.address}" + (f":{target.port}" if target.port else "")
+        config = options.config
+        port = target.port or int(str(config.get("Port", 22) or 22))
+        address = f"{config.get('Hostname', target.address) or target.address}:{port}"
         try:
             async with asyncio.timeout(self.connect_timeout):
                 return await asyncssh.connect(target.address, options=options, **kwargs)
@@ -235,8 +237,8 @@ class SSHConnections:
         except asyncssh.PermissionDenied as exc:
             user = options.username if hasattr(options, "username") else target.user
             raise SSHFailure(
-                f"authentication failed (user {user} at {address}: no key was accepted; keys come from "
-                "IdentityFile, ~/.ssh/id_* and ssh-agent; passwords are never asked)"
+                f"authentication failed (user {user} at {address}: no key was accepted, from IdentityFile, "
+                "~/.ssh/id_* or ssh-agent, passwords are never asked)"
             ) from exc
         except ConnectionRefusedError as exc:
             raise SSHFailure(f"connection refused ({address}: no sshd listening there?)") from exc
