@@ -53,6 +53,8 @@ def test_examples_run_on_three_ssh_hosts_then_again_with_the_zipapp_cached(sshd:
     first = run_cli(EXAMPLES / "tarball.yaml", tmp_path / "cold", "-q", "-d", str(pool), env=env)
     assert first.returncode == 0, first.stderr
     (zipapp,) = _zipapps(sshd)  # copied once, for all three machines' (one account's) hosts
+    known = sshd.known_hosts.read_text()  # accept-new: the hosts never seen were added
+    assert all(f"[{a}]:{sshd.port} ssh-ed25519 " in known for a in ADDRESSES[:2])
     copied = zipapp.stat()
     for name in EXAMPLE_FILES:
         runs = tmp_path / name
