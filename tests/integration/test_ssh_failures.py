@@ -168,3 +168,69 @@ async def test_twenty_hosts_behind_an_sshd_of_max_startups_2_all_join(tmp_path: 
             assert launcher.conns.retried > 0  # type: ignore[attr-defined]  # sshd did turn handshakes away
         finally:
             await controller.quit()
+
+
+WAITING = """
+project: waiting
+components:
+  solo:
+    hosts: 1
+application:
+  execution:
+    solo:
+      blocks:
+        - process: work
+          run: [sh, -c, 'while [ ! -e "$PLUSH_RUN_DIR/release" ]; do sleep 0.05; done; echo "done on $PLUSH_HOST"']
+"""
+
+
+def _sessions_of(sshd: Sshd) -> list[int]:
+    """The pids of the sshd processes serving connections (children of the listening sshd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(stat[1]) == sshd.process.pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_an_agent_outlives_its_ssh_connection_and_the_run_resumes(
+    sshd: Sshd, doors: tuple[int, int], tmp_path: Path
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    from plush.resources.host import Pool
+
+    settings = Settings(runs_dir=str(tmp_path), ssh_config=str(_config(sshd, doors)), reconnect_window=30.0)
+    controller = Controller(settings)
+    controller.load(write_spec(tmp_path, WAITING))
+    watch = controller.subscribe(["process.started", "host.disconnected", "host.reconnected"])
+    run = asyncio.get_running_loop().create_task(controller.run(pool=Pool([Host("good", "good", "ssh")])))
+    try:
+        seen: list[str] = []
+        while "process.started" not in seen:
+            event = await asyncio.wait_for(watch.get(), 60)
+            assert event is not None
+            seen.append(event.name)
+        for pid in _sessions_of(sshd):  # the SSH connection dies (its sshd side killed)
+            os.kill(pid, signal.SIGKILL)
+        while "host.reconnected" not in seen:
+            event = await asyncio.wait_for(watch.get(), 60)
+            assert event is not None
+            seen.append(event.name)
+        assert controller.engine is not None
+        (Path(controller.engine.rundir.shared) / "release").touch()
+        result = await asyncio.wait_for(run, 60)
+        assert result.ok, result
+        assert seen.index("host.disconnected") < seen.index("host.reconnected")
+    finally:
+        if not run.done():
+            controller.abort("test over")
+            await asyncio.gather(run, return_exceptions=True)
+        await controller.quit()
