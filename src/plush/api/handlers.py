@@ -14,7 +14,8 @@ Adding a request is one decorated function (here, or in a module this one import
         return await req.controller.exec(req.arg("argv", list), ...)
 
 The ops: ``load``, ``connect``, ``disconnect``, ``info``, ``run`` (streamed, or ``detach``), ``stop``,
-``release``, ``fail``, ``abort``, ``quit``, ``subscribe`` (streamed). Events on the wire
+``release``, ``fail``, ``abort``, ``quit``, ``subscribe`` (streamed); the distributed shell's ``exec``
+(streamed per host) in :mod:`plush.api.shell_handlers`. Events on the wire
 (:func:`wire_event`): the event's ``to_dict()`` with its one-line form ``line``; process output as ``name``
 ``process.output``, ``host``, ``block``, ``instance``, ``stream`` and ``data`` (text, ``surrogateescape``).
 """
@@ -281,3 +282,8 @@ async def subscribe(req: Request) -> Any:
         ended.cancel()
     await pump
     return {"missed": sub.missed}
+
+
+# --- the distributed shell: its requests register themselves on import -------------------------------------------
+
+from plush.api import shell_handlers  # noqa: E402,F401

@@ -10,7 +10,8 @@ prints, with no I/O:
   too, shown once with the varying part marked ``{host}``, ``{address}``, ``{index}`` (:data:`MARKS`);
 - :func:`gathered_lines` / :func:`host_lines` / :func:`summary_lines` -- the text of ``-b``, of ``-L`` (one
   host's lines, ``host: line``), and of the summary (exit statuses per host set, then the timed-out and the
-  unreachable hosts);
+  unreachable hosts); :func:`reply_lines` and :func:`final_lines` put them together as ``plush exec`` prints
+  them, on either path (cold: in the command's own controller; warm: in the client of ``plush serve``);
 - :func:`exit_status` -- the command's exit status (:data:`EXIT_UNREACHABLE`, :data:`EXIT_TIMED_OUT`, else the
   highest remote status; docs/commands.md).
 
@@ -39,11 +40,14 @@ __all__ = [
     "ExecResult",
     "HostOutput",
     "HostValues",
+    "Line",
     "exit_status",
     "expand",
+    "final_lines",
     "fold_outputs",
     "gathered_lines",
     "host_lines",
+    "reply_lines",
     "summary_lines",
     "template",
 ]
@@ -86,6 +90,31 @@ class HostOutput:
             return f"exit {self.code}"
         return f"killed by signal {self.signal}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, outputs in base64 (the host's name is the caller's key)."""
+        return {
+            "code": self.code,
+            "signal": self.signal,
+            "stdout": base64.b64encode(self.stdout).decode("ascii"),
+            "stderr": base64.b64encode(self.stderr).decode("ascii"),
+            "truncated": self.truncated,
+            "timed_out": self.timed_out,
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_dict(cls, host: str, r: Mapping[str, Any]) -> HostOutput:
+        return cls(
+            host,
+            r["code"],
+            r["signal"],
+            base64.b64decode(r["stdout"]),
+            base64.b64decode(r["stderr"]),
+            bool(r["truncated"]),
+            bool(r["timed_out"]),
+            float(r["duration"]),
+        )
+
 
 @dataclass(slots=True)
 class ExecResult:
@@ -113,21 +142,9 @@ class ExecResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (outputs in base64): what a controller service sends its clients."""
-        out = {
-            n: {
-                "code": r.code,
-                "signal": r.signal,
-                "stdout": base64.b64encode(r.stdout).decode("ascii"),
-                "stderr": base64.b64encode(r.stderr).decode("ascii"),
-                "truncated": r.truncated,
-                "timed_out": r.timed_out,
-                "duration": r.duration,
-            }
-            for n, r in self.results.items()
-        }
         return {
             "hosts": self.hosts,
-            "results": out,
+            "results": {n: r.to_dict() for n, r in self.results.items()},
             "timed_out": self.timed_out,
             "unreachable": self.unreachable,
             "reasons": self.reasons,
@@ -137,22 +154,9 @@ class ExecResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecResult:
-        results = {
-            n: HostOutput(
-                n,
-                r["code"],
-                r["signal"],
-                base64.b64decode(r["stdout"]),
-                base64.b64decode(r["stderr"]),
-                bool(r["truncated"]),
-                bool(r["timed_out"]),
-                float(r["duration"]),
-            )
-            for n, r in data["results"].items()
-        }
         return cls(
             list(data["hosts"]),
-            results,
+            {n: HostOutput.from_dict(n, r) for n, r in data["results"].items()},
             list(data["timed_out"]),
             list(data["unreachable"]),
             dict(data["reasons"]),
@@ -306,3 +310,26 @@ def summary_lines(result: ExecResult, *, everything: bool = True) -> list[str]:
     for reason, hosts in by_reason.items():
         lines.append(f"plush: unreachable: {fold(hosts)} ({len(hosts)}): {reason}")
     return lines
+
+
+#: ``(stream, line)``: one line of text for ``"stdout"`` or ``"stderr"``
+Line = tuple[str, str]
+
+
+def reply_lines(result: HostOutput) -> list[Line]:
+    """``-L``'s lines of one host's answer, as it comes: its stdout lines, then its stderr lines."""
+    return [("stdout", line) for line in host_lines(result.host, result.stdout)] + [
+        ("stderr", line) for line in host_lines(result.host, result.stderr)
+    ]
+
+
+def final_lines(result: ExecResult, *, gather: bool, values: Callable[[str], HostValues]) -> list[Line]:
+    """What ``plush exec`` prints once every host answered: with ``gather`` (``-b``), the folded blocks of
+    stdout then of stderr (``values``: each host's name, address and index); then the summary on stderr.
+    The cold path and the warm path's client print these same lines."""
+    lines: list[Line] = []
+    if gather:
+        for stream in ("stdout", "stderr"):
+            outputs = {n: getattr(r, stream) for n, r in result.results.items()}
+            lines += [(stream, line) for line in gathered_lines(fold_outputs(outputs, values))]
+    return lines + [("stderr", line) for line in summary_lines(result, everything=gather)]
