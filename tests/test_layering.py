@@ -24,6 +24,7 @@ PURE_MODULES = (
     "plush.resources.matcher",
     "plush.resources.hostset",
     "plush.controller.gather",
+    "plush.controller.copyresult",
     "plush.controller.plan",
     "plush.controller.hostsource",
     "plush.controller.catalogue",

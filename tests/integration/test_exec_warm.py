@@ -5,7 +5,8 @@ The same commands run warm (found as the only controller of the directory, or by
 one) and cold (``--hosts 4``: agents started for the command): stdout, stderr and the exit status are equal
 (``-L`` lines come in the order hosts answer: compared as sorted lines). A timed-out host gives 124, a refused
 command 2 with one error line, on both paths; ``--outdir`` saves each host's output on the warm path too; no
-controller found and no ``--hosts``: the cold path's usage error.
+controller found and no ``--hosts``: the cold path's usage error. ``plush copy`` and ``plush gather`` go
+through the same controller.
 """
 
 from __future__ import annotations
@@ -122,3 +123,24 @@ def test_warm_exec_prints_what_the_cold_path_prints_exits_alike_and_saves_outdir
     assert unknown.returncode == 5 and unknown.stderr.startswith("plush: error: no controller named 'nope'")
     both = plush(elsewhere, "exec", "--controller", "warm", "--hosts", "2", "true")
     assert both.returncode == 2 and "one or the other" in both.stderr
+
+
+def test_warm_copy_and_gather_round_trip_with_checksums(served: Path, tmp_path: Path) -> None:
+    """``plush copy`` then ``plush gather`` through the running controller: the same bytes come back from each
+    host as ``DIR/NAME.HOST``; an escaping path is refused (2), a missing file fails its hosts (1)."""
+    data = os.urandom(300_000)
+    (served / "blob").write_bytes(data)
+    copied = plush(served, "copy", "blob", "-w", "local-[1-3]", "sub/blob")
+    assert copied.returncode == 0 and copied.stderr.startswith("plush: copied: local-[1-3] (3"), copied.stderr
+    back = plush(served, "gather", "sub/blob", "-w", "local-[1-3]", "back")
+    assert (back.returncode, back.stderr) == (0, "plush: gathered: local-[1-3] (3)\n")
+    assert sorted(p.name for p in (served / "back").iterdir()) == [f"blob.local-{k}" for k in (1, 2, 3)]
+    assert all(p.read_bytes() == data for p in (served / "back").iterdir())
+    escape = plush(served, "gather", "../agent.log", "back")
+    assert escape.returncode == 2 and "goes up with '..'" in escape.stderr and escape.stderr.count("\n") == 1
+    missing = plush(served, "gather", "sub/blob", "-w", "local-[3-4]", "back")
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [
+        "plush: gathered: local-3 (1)",
+        "plush: failed: local-4 (1): sub/blob: No such file or directory",
+    ]

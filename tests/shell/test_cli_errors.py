@@ -178,6 +178,18 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
             (["--hosts", "2", "-b", "-L", "true"], {}),
             (["--hosts", "2", "--timeout", "0", "true"], {}),
         ],
+        "copy": [
+            ([], {}),
+            ([str(spec), "f"], {}),  # no host to start and no pool
+            ([str(spec), "../f", "--hosts", "1"], {}),  # a destination out of the exec directory
+            ([str(tmp_path / "missing"), "f", "--hosts", "1"], {}),
+            ([str(spec), "f", "--hosts", "1", "--controller", "c"], {}),
+        ],
+        "gather": [
+            ([], {}),
+            (["/etc/passwd", str(tmp_path / "g"), "--hosts", "1"], {}),  # absolute: refused before sending
+            (["f", str(tmp_path / "g"), "--hosts", "1", "--timeout", "-1"], {}),
+        ],
     }
 
 

@@ -21,10 +21,10 @@ payload; stderr follows it), ``truncated``, ``timed_out``, ``duration`` (seconds
 command that cannot start answers ``code`` 127 when its program is missing, else 126, with the reason as its
 stderr (what a shell does). Nothing is written but what the command writes; nothing is journaled.
 
-:class:`ExecChannel` wraps the channel a runtime reads: ``exec`` requests are served here, every other
-message passes on unchanged, so the runtimes know nothing of the shell. A reply goes to the channel current
-when the command ends; on a broken link it is dropped (not numbered: the controller counts the host
-unreachable).
+:class:`ExecChannel` wraps the channel a runtime reads: ``exec`` requests are served here (and ``copy`` and
+``gather``, by :mod:`plush.agent.filecopy`), every other message passes on unchanged, so the runtimes know
+nothing of the shell. A reply goes to the channel current when the command ends; on a broken link it is
+dropped (not numbered: the controller counts the host unreachable).
 
 Invariants: every task belongs to :class:`Execs` and ends with :meth:`Execs.close` (its command killed);
 requests are independent (several may run at once). Standard library only, Python 3.8 syntax.
@@ -41,18 +41,21 @@ import subprocess
 import time
 from typing import Dict, List, Optional, Set, Tuple
 
+from plush.agent.filecopy import FileRequests
 from plush.agent.link import Channel, LinkClosed
 from plush.processes.policy import ExitStatus
 from plush.processes.runner import ProcessStartError, new_tag, start_process
 from plush.processes.tree import TAG_VARIABLE, kill_tree
 from plush.protocol.messages import Message
 
-__all__ = ["EOF_GRACE", "EXEC_DIR", "ExecChannel", "Execs", "exec_dir"]
+__all__ = ["EOF_GRACE", "EXEC_DIR", "SERVED", "ExecChannel", "Execs", "exec_dir"]
 
 log = logging.getLogger(__name__)
 
 #: the name of the exec directory, next to the agent's working directory
 EXEC_DIR = "exec"
+#: the messages :class:`ExecChannel` hands to :class:`Execs`: the shell's request and the file transfers'
+SERVED = frozenset({"exec", "copy", "copy.data", "copy.end", "gather"})
 #: seconds the pipes of an exited command may stay open (held by a descendant) before they are let go
 EOF_GRACE = 0.5
 
@@ -81,12 +84,27 @@ class Execs:
     def __init__(self, host: str, directory: str, channel: Optional[Channel] = None) -> None:
         self.host = host
         self.directory = directory
-        self.channel = channel
+        #: ``copy`` and ``gather`` (:mod:`plush.agent.filecopy`), in the same exec directory
+        self.files = FileRequests(directory, channel)
+        self._channel = channel
         self._tasks: Set["asyncio.Future[None]"] = set()
         self.served = 0
 
+    @property
+    def channel(self) -> Optional[Channel]:
+        return self._channel
+
+    @channel.setter
+    def channel(self, channel: Optional[Channel]) -> None:
+        self._channel = channel
+        self.files.channel = channel
+
     def serve(self, msg: Message) -> None:
-        """Start serving the request ``msg`` (an ``exec``); its reply goes out when its command ends."""
+        """Start serving the request ``msg`` (an ``exec``: its reply goes out when its command ends; the file
+        transfers' messages go to :attr:`files`)."""
+        if msg.type != "exec":
+            self.files.serve(msg)
+            return
         task = asyncio.ensure_future(self._serve(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -98,6 +116,7 @@ class Execs:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        await self.files.close()
 
     async def _serve(self, msg: Message) -> None:
         started = time.monotonic()
@@ -258,7 +277,8 @@ class _Kept:
 
 
 class ExecChannel:
-    """``channel`` as a runtime sees it, less the ``exec`` requests, which ``execs`` serves."""
+    """``channel`` as a runtime sees it, less the ``exec`` requests and the file transfers' messages
+    (:data:`SERVED`), which ``execs`` serves."""
 
     def __init__(self, channel: Channel, execs: Execs) -> None:
         self._channel = channel
@@ -277,7 +297,7 @@ class ExecChannel:
     async def recv(self) -> Message:
         while True:
             msg = await self._channel.recv()
-            if msg.type != "exec":
+            if msg.type not in SERVED:
                 return msg
             self.execs.serve(msg)
 

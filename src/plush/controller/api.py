@@ -14,7 +14,8 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   (what ``plush run`` does: load -> run (connect) -> quit);
 - ``exec(cmd, hosts)``: the distributed shell: one command on many connected hosts, one request and one
   reply each, beside any run (:mod:`plush.controller.execs`; its result gathered by
-  :mod:`plush.controller.gather`);
+  :mod:`plush.controller.gather`); ``copy(file, dest, hosts)`` / ``gather(path, outdir, hosts)``: files to and
+  from the hosts' exec directories, through their content caches (:mod:`plush.controller.transfers`);
 - ``stop()`` (a requested, normal end), ``abort()`` (a failure), ``fail_host``, ``release_barrier`` steer the
   run in progress; ``subscribe(kinds, hosts, blocks)`` streams events; ``info("nodes"|"mesh"|"control"|
   "app")`` answers with plain data; ``quit()`` stops the run in progress, disconnects every host and ends.
@@ -25,7 +26,7 @@ connected hosts, a pool, or the local sandbox provider's fresh hosts), and so do
 the latest host monitor sample of each host whose agent runs, kept from ``host.sample`` events); nothing here
 knows where a host is (the launcher does) or decides a failure (the run's parts do).
 
-Size: about 480 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
+Size: about 600 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
 the run engine) and the three sources of a run's hosts; the views of ``info`` live in
 :mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`, replacements in
 :mod:`plush.controller.hostsource`.
@@ -45,6 +46,7 @@ from typing import Any
 from plush.config import Settings, load_settings
 from plush.controller.appruns import RunResult, record_run
 from plush.controller.catalogue import HOST_SAMPLE
+from plush.controller.copyresult import TransferResult
 from plush.controller.engine import OutputCallback, RunEngine
 from plush.controller.events import Event, EventBus, Subscription
 from plush.controller.execs import DEFAULT_TIMEOUT, EXEC_LIMIT
@@ -55,6 +57,7 @@ from plush.controller.mesh import Mesh
 from plush.controller.preflight import preflight
 from plush.controller.rundir import RESULTS_MODES, RunDir
 from plush.controller.runstatus import RunStatus
+from plush.controller.transfers import DEFAULT_TRANSFER_TIMEOUT
 from plush.errors import PlushError
 from plush.launch.base import AgentContact, Launcher
 from plush.launch.local import LocalLauncher, SandboxHosts
@@ -64,7 +67,7 @@ from plush.resources.providers import LocalSandbox
 from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
-__all__ = ["Controller", "ExecResult", "RunResult"]
+__all__ = ["Controller", "ExecResult", "RunResult", "TransferResult"]
 
 log = logging.getLogger(__name__)
 
@@ -482,6 +485,61 @@ class Controller:
             limit=limit,
             join_timeout=self.settings.join_timeout,
             on_result=on_result,
+        )
+
+    async def copy(
+        self,
+        source: str | Path,
+        dest: str,
+        hosts: str | Iterable[str] | None = None,
+        *,
+        group: str | None = None,
+        exclude: str | Iterable[str] | None = None,
+        timeout: float = DEFAULT_TRANSFER_TIMEOUT,
+    ) -> TransferResult:
+        """Copy the local file ``source`` to ``dest`` on each selected connected host (as :meth:`exec` selects
+        them): ``dest`` is relative to the host's exec directory (a plain relative path: no ``..``, not
+        absolute). The file travels through each host's content cache, checked by sha256, only to hosts whose
+        cache lacks it (:mod:`plush.controller.transfers`). Raises ExecError when nothing can be sent or
+        ``dest`` is refused."""
+        from plush.controller.transfers import run_copy
+
+        return await run_copy(
+            self.mesh,
+            self.pool,
+            source,
+            dest,
+            hosts=hosts,
+            group=group,
+            exclude=exclude,
+            timeout=timeout,
+            join_timeout=self.settings.join_timeout,
+        )
+
+    async def gather(
+        self,
+        path: str,
+        outdir: str | Path,
+        hosts: str | Iterable[str] | None = None,
+        *,
+        group: str | None = None,
+        exclude: str | Iterable[str] | None = None,
+        timeout: float = DEFAULT_TRANSFER_TIMEOUT,
+    ) -> TransferResult:
+        """Bring the file ``path`` (relative to each selected host's exec directory) into ``outdir`` as
+        ``NAME.HOST`` (``NAME``: its base name), checked by sha256 (:mod:`plush.controller.transfers`)."""
+        from plush.controller.transfers import run_gather
+
+        return await run_gather(
+            self.mesh,
+            self.pool,
+            path,
+            outdir,
+            hosts=hosts,
+            group=group,
+            exclude=exclude,
+            timeout=timeout,
+            join_timeout=self.settings.join_timeout,
         )
 
     # --- watching ----------------------------------------------------------------------------------------------

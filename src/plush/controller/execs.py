@@ -12,7 +12,8 @@ row, no event, no file per command. Three parts:
   (:meth:`ExecTable.moved`): a host whose agent joins gets the requests that waited for it; a host that
   leaves the connected states (its agent died, its link broke, it was disconnected) is *unreachable* for
   every request it had not answered (an ``exec.result`` is not numbered: a reply lost with its link is never
-  replayed);
+  replayed). The file transfers of :mod:`plush.controller.transfers` (``plush copy``, ``plush gather``) are
+  requests of the same table (:meth:`ExecTable.request`, their answers given by :meth:`ExecTable.settle`);
 - :func:`run_exec`: the call itself. A selected host whose agent is connected -- idle or in a run: an exec
   runs beside the application and does not touch it -- gets the request now; one still connecting is waited
   for up to ``join_timeout`` (then it gets the request); any other is unreachable at once. A host that sent
@@ -31,7 +32,7 @@ import asyncio
 import contextlib
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plush.controller.gather import ExecResult, HostOutput
 from plush.controller.lifecycle import CONNECTING, GONE, POOLED
@@ -54,6 +55,7 @@ __all__ = [
     "ExecError",
     "ExecTable",
     "command_argv",
+    "route",
     "run_exec",
     "select_hosts",
 ]
@@ -131,15 +133,15 @@ def select_hosts(
 class _Exec:
     """One request in progress: who was sent it (and until when they may answer), who waits to join."""
 
-    def __init__(self, msg: Message, frame: bytes, timeout: float, on_result: OnResult | None) -> None:
+    def __init__(self, msg: Message, frame: bytes, reply_timeout: float, on_result: OnResult | None) -> None:
         self.msg = msg
         self.frame = frame
-        self.timeout = timeout
+        self.reply_timeout = reply_timeout
         self.on_result = on_result
         self.pending: dict[str, float] = {}  # sent: host -> reply deadline
         self.waiting: dict[str, float] = {}  # connecting: host -> join deadline
-        self.results: dict[str, HostOutput] = {}
-        self.fresh: list[HostOutput] = []  # answered, not yet handed to on_result
+        self.results: dict[str, Any] = {}
+        self.fresh: list[Any] = []  # answered, not yet handed to on_result
         self.timed_out: list[str] = []
         self.unreachable: dict[str, str] = {}
         self.wake = asyncio.Event()
@@ -150,7 +152,8 @@ class _Exec:
 
 
 class ExecTable:
-    """The exec requests in progress on a mesh (see the module docstring)."""
+    """The requests in progress on a mesh: ``exec``, and the file transfers of
+    :mod:`plush.controller.transfers` (see the module docstring)."""
 
     def __init__(self, links: Links) -> None:
         self.links = links
@@ -160,11 +163,18 @@ class ExecTable:
     def __len__(self) -> int:
         return len(self._execs)
 
+    def next_req(self) -> int:
+        """A new request number, unique on this mesh."""
+        self._next += 1
+        return self._next
+
+    def expects(self, req: int, name: str) -> bool:
+        """Whether request ``req`` was sent to ``name`` and waits for its answer."""
+        ex = self._execs.get(req)
+        return ex is not None and name in ex.pending
+
     def answered(self, name: str, msg: Message) -> None:
         """An ``exec.result`` from ``name``'s agent (a late or unknown one is dropped)."""
-        ex = self._execs.get(int(msg["req"]))
-        if ex is None or ex.pending.pop(name, None) is None:
-            return
         data = msg.payload or b""
         out = int(msg["out"])
         result = HostOutput(
@@ -177,8 +187,15 @@ class ExecTable:
             bool(msg["timed_out"]),
             float(msg["duration"]),
         )
+        self.settle(int(msg["req"]), name, result, timed_out=result.timed_out)
+
+    def settle(self, req: int, name: str, result: Any, *, timed_out: bool = False) -> None:
+        """``name``'s answer to request ``req`` (dropped when late or unknown)."""
+        ex = self._execs.get(req)
+        if ex is None or ex.pending.pop(name, None) is None:
+            return
         ex.results[name] = result
-        if result.timed_out:
+        if timed_out:
             ex.timed_out.append(name)
         if ex.on_result is not None:
             ex.fresh.append(result)
@@ -206,7 +223,7 @@ class ExecTable:
         except (ConnectionError, ProtocolError) as exc:
             ex.unreachable[name] = f"cannot send to its agent: {exc}"
             return
-        ex.pending[name] = now + ex.timeout + REPLY_MARGIN
+        ex.pending[name] = now + ex.reply_timeout
 
     async def run(
         self,
@@ -222,17 +239,41 @@ class ExecTable:
     ) -> tuple[dict[str, HostOutput], list[str], dict[str, str]]:
         """Send ``argv`` to the hosts of ``send`` now and to those of ``wait`` once they joined (within
         ``join_timeout``); the replies, the hosts timed out without one, the unreachable hosts and why."""
+        req = self.next_req()
+        msg = Message.of("exec", req=req, argv=argv, timeout=timeout, limit=limit)
+        return await self.request(
+            msg,
+            send,
+            wait,
+            unreachable,
+            reply_timeout=timeout + REPLY_MARGIN,
+            join_timeout=join_timeout,
+            on_result=on_result,
+        )
+
+    async def request(
+        self,
+        msg: Message,
+        send: Sequence[str],
+        wait: Sequence[str],
+        unreachable: Mapping[str, str],
+        *,
+        reply_timeout: float,
+        join_timeout: float,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+        """Send request ``msg`` (its ``req`` from :meth:`next_req`) as :meth:`run` does; each host's answer is
+        what :meth:`settle` is given for it, within ``reply_timeout`` seconds of its sending."""
         loop = asyncio.get_running_loop()
-        self._next += 1
-        msg = Message.of("exec", req=self._next, argv=argv, timeout=timeout, limit=limit)
+        req = int(msg["req"])
         validate(msg)
-        ex = _Exec(msg, encode(msg), timeout, on_result)
+        ex = _Exec(msg, encode(msg), reply_timeout, on_result)
         ex.unreachable.update(unreachable)
         now = loop.time()
         for name in send:
             self._send(ex, name, now)
         ex.waiting = dict.fromkeys(wait, now + join_timeout)
-        self._execs[self._next] = ex
+        self._execs[req] = ex
         try:
             while ex.pending or ex.waiting or ex.fresh:
                 fresh, ex.fresh = ex.fresh, []
@@ -255,8 +296,39 @@ class ExecTable:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ex.wake.wait(), max(0.0, nearest - now))
         finally:
-            del self._execs[int(msg["req"])]
+            del self._execs[req]
         return ex.results, ex.timed_out, ex.unreachable
+
+
+def route(
+    mesh: Mesh | None,
+    pool: Pool,
+    hosts: str | Iterable[str] | None,
+    group: str | None,
+    exclude: str | Iterable[str] | None,
+) -> tuple[list[str], list[str], list[str], dict[str, str]]:
+    """The hosts a request goes to (:func:`select_hosts` over the mesh's members and the pool), split: every
+    one selected, those to send it now (connected), those to wait for (connecting), the unreachable and why."""
+    from plush.controller.mesh import CONNECTED  # (the mesh imports this module)
+
+    members = mesh.members if mesh is not None and not mesh.closed else {}
+    known: dict[str, Host] = {h.name: h for h in pool}
+    known.update((n, m.host) for n, m in members.items())
+    default = [n for n, m in members.items() if m.state not in (GONE, POOLED)]
+    names = select_hosts(known, default, hosts, group, exclude)
+    send, wait, unreachable = [], [], {}
+    for name in names:
+        member = members.get(name)
+        state = member.state if member is not None else None
+        if member is not None and state in CONNECTED:
+            send.append(name)
+        elif member is not None and state == CONNECTING:
+            wait.append(name)
+        elif member is not None and state not in (POOLED, GONE):
+            unreachable[name] = member.reason or f"it is {state}"
+        else:
+            unreachable[name] = "not connected"
+    return names, send, wait, unreachable
 
 
 async def run_exec(
@@ -275,30 +347,12 @@ async def run_exec(
 ) -> ExecResult:
     """Run ``cmd`` on the selected hosts of ``mesh`` (and ``pool``: a pool host never connected is
     unreachable); see :meth:`plush.Controller.exec`."""
-    from plush.controller.mesh import CONNECTED  # (the mesh imports this module)
-
     if not timeout > 0:
         raise ExecError(f"the timeout must be a positive number of seconds, not {timeout!r}")
     if not 0 <= limit <= MAX_EXEC_LIMIT:
         raise ExecError(f"the output limit must be 0 to {MAX_EXEC_LIMIT} bytes, not {limit!r}")
     argv = command_argv(cmd, shell)
-    members = mesh.members if mesh is not None and not mesh.closed else {}
-    known: dict[str, Host] = {h.name: h for h in pool}
-    known.update((n, m.host) for n, m in members.items())
-    default = [n for n, m in members.items() if m.state not in (GONE, POOLED)]
-    names = select_hosts(known, default, hosts, group, exclude)
-    send, wait, unreachable = [], [], {}
-    for name in names:
-        member = members.get(name)
-        state = member.state if member is not None else None
-        if member is not None and state in CONNECTED:
-            send.append(name)
-        elif member is not None and state == CONNECTING:
-            wait.append(name)
-        elif member is not None and state not in (POOLED, GONE):
-            unreachable[name] = member.reason or f"it is {state}"
-        else:
-            unreachable[name] = "not connected"
+    names, send, wait, unreachable = route(mesh, pool, hosts, group, exclude)
     loop = asyncio.get_running_loop()
     started = loop.time()
     if mesh is None or (not send and not wait):

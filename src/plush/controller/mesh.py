@@ -18,7 +18,8 @@ answers ``end``/``stop`` -- is fed to its lifecycle as a fact:
 
 The mesh also carries the distributed shell's requests (``plush exec``) to connected agents, idle or in a
 run, and their replies back (:class:`~plush.controller.execs.ExecTable`): it tells the table every
-``exec.result`` and every host that joins or leaves the connected states.
+``exec.result`` and every host that joins or leaves the connected states; the file transfers' answers
+(``plush copy``, ``plush gather``) go to :class:`~plush.controller.transfers.Transfers`.
 
 The mesh ends a run on its hosts (:meth:`Mesh.end_run`: ``stop_requested``, ``end`` -> ``ended``, the
 agents stay), disconnects hosts (``released``: ``stop`` -> ``stopped``, then the launcher makes sure the agent
@@ -76,6 +77,8 @@ from plush.controller.lifecycle_commands import (
 from plush.controller.links import Links
 from plush.controller.members import Member, MeshClient
 from plush.controller.supervisor import Supervisor
+from plush.controller.transfers import REPLIES as TRANSFER_REPLIES
+from plush.controller.transfers import Transfers
 from plush.fabric.listener import ControllerListener, Peer, PeerEvent
 from plush.fabric.tls import ensure_ca, server_context
 from plush.launch.base import AgentContact, AgentHandle, Launcher, LaunchErrors
@@ -130,6 +133,8 @@ class Mesh:
         self.links = Links(settings, bus, None)
         #: the distributed shell's requests in progress (``plush exec``), beside any run
         self.execs = ExecTable(self.links)
+        #: the file side of ``plush copy`` / ``plush gather`` requests in progress (through :attr:`execs`)
+        self.transfers = Transfers(self.execs)
         self.tasks = Supervisor("mesh", self._task_failed)
         self.agents = AgentProcesses(
             settings,
@@ -420,6 +425,9 @@ class Mesh:
         t = msg.type
         if t == "exec.result":  # the distributed shell: not the run's
             self.execs.answered(name, msg)
+            return
+        if t in TRANSFER_REPLIES:  # plush copy / plush gather: not the run's either
+            self.transfers.message(name, msg)
             return
         if t in ("ended", "stopped"):
             if t == "stopped":  # the agent exits now: an agent stop in progress need not ask again

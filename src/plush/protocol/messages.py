@@ -66,8 +66,9 @@ HANDSHAKE = "handshake"
 CONTROL = "control"
 LIVENESS = "liveness"
 RUN = "run"
-#: the distributed shell (``exec``/``exec.result``): legal in every authenticated state, outside any
-#: application, never numbered (a reply lost with its link is not replayed: the host is unreachable)
+#: the distributed shell (``exec``/``exec.result``) and its file transfers (``copy*``, ``gather*``): legal in
+#: every authenticated state, outside any application, never numbered (a reply lost with its link is not
+#: replayed: the host is unreachable)
 EXEC = "exec"
 
 #: the field of a numbered message that carries its sequence number (see plush.protocol.reliable)
@@ -268,6 +269,17 @@ SCHEMA: Dict[str, MessageSpec] = {
                 "duration": NUM,
             },
             binary=True,
+        ),
+        # file fan-out (plush copy) and fan-in (plush gather), outside any application, through the content cache
+        _spec("copy", C2A, EXEC, {"req": INT, "dest": STR, "sha256": STR, "size": INT, "mode": INT}),
+        _spec("copy.fetch", A2C, EXEC, {"req": INT}),
+        _spec("copy.data", C2A, EXEC, {"req": INT}, binary=True),
+        _spec("copy.end", C2A, EXEC, {"req": INT}, {"error": STR}),
+        _spec("copy.result", A2C, EXEC, {"req": INT, "ok": BOOL, "cached": BOOL}, {"reason": STR}),
+        _spec("gather", C2A, EXEC, {"req": INT, "path": STR}),
+        _spec("gather.data", A2C, EXEC, {"req": INT}, binary=True),
+        _spec(
+            "gather.end", A2C, EXEC, {"req": INT, "ok": BOOL}, {"size": INT, "sha256": STR, "mode": INT, "reason": STR}
         ),
     )
 }

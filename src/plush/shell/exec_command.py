@@ -24,7 +24,7 @@ host was unreachable (before 124); 2 when the command cannot be carried out as g
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from plush.controller.gather import ExecResult, HostValues, Line
     from plush.resources.host import Host
 
-__all__ = ["OUTDIR_LIMIT", "ExecRequest", "exec_on"]
+__all__ = ["OUTDIR_LIMIT", "ExecRequest", "cold_hosts", "exec_on", "find_warm", "on_cold_hosts"]
 
 #: bytes of each stream a host sends back when its output is saved (``--outdir``): 4 MiB (a reply frame holds
 #: both streams and must stay under the protocol's 16 MiB)
@@ -240,12 +240,15 @@ def exec_command(
     import asyncio
 
     settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
-    hosts = _cold_hosts(settings, count, request)
+    hosts = cold_hosts(settings, count, request.hosts, request.group, request.exclude)
     sys.exit(asyncio.run(_cold(settings, hosts, request)))
 
 
-def _cold_hosts(settings: Settings, count: int | None, request: ExecRequest) -> list[Host]:
-    """The hosts to start for the command: the sandbox's (``--hosts N``) or the pool's, those selected."""
+def cold_hosts(
+    settings: Settings, count: int | None, hosts: str | None, group: str | None, exclude: str | None
+) -> list[Host]:
+    """The hosts to start for a command of the cold path: the sandbox's (``--hosts N``) or the pool's, those
+    ``hosts``/``group``/``exclude`` select."""
     import asyncio
 
     from plush.controller.execs import select_hosts
@@ -263,11 +266,17 @@ def _cold_hosts(settings: Settings, count: int | None, request: ExecRequest) -> 
             )
         candidates = list(found[0])
     known = {h.name: h for h in candidates}
-    names = select_hosts(known, known, request.hosts, request.group, request.exclude)
+    names = select_hosts(known, known, hosts, group, exclude)
     return [known[n] for n in names]
 
 
 async def _cold(settings: Settings, hosts: Sequence[Host], request: ExecRequest) -> int:
+    chosen = replace(request, hosts=",".join(h.name for h in hosts), group=None, exclude=None)
+    return await on_cold_hosts(settings, hosts, lambda controller: exec_on(controller, chosen, _echo))
+
+
+async def on_cold_hosts(settings: Settings, hosts: Sequence[Host], call: Callable[[Controller], Awaitable[int]]) -> int:
+    """Connect ``hosts`` in a controller of this command, ``call`` it, quit it (its agents stopped)."""
     from plush.controller.api import Controller
     from plush.errors import PlushError
 
@@ -279,8 +288,7 @@ async def _cold(settings: Settings, hosts: Sequence[Host], request: ExecRequest)
             if controller.mesh is None:
                 raise
             # the hosts that did not connect are unreachable: the command runs on the others
-        chosen = replace(request, hosts=",".join(h.name for h in hosts), group=None, exclude=None)
-        return await exec_on(controller, chosen, _echo)
+        return await call(controller)
     finally:
         await controller.quit()
 

@@ -1,0 +1,200 @@
+"""The agent's side of ``plush copy`` and ``plush gather``: files into and out of this host's exec directory,
+outside any application, checked by sha256.
+
+Theory of operation (docs/protocol.md, "File fan-out and fan-in"):
+
+- ``copy`` (``req``, ``dest``, ``sha256``, ``size``, ``mode``): the file is looked up in the host's content
+  cache (:class:`~plush.agent.cache.ContentCache`, shared by the agents of a machine, as the install phase
+  does). On a miss the agent asks for the data (``copy.fetch``); the controller streams ``copy.data`` chunks
+  then ``copy.end``; the data enter the cache only if their sha256 is the announced one. The cache entry is
+  then copied (never linked) to ``dest`` with ``mode`` (no setuid/setgid/sticky), replacing what was there.
+  One ``copy.result`` answers: ``ok``, ``cached`` (no data travelled), ``reason`` when not ok;
+- ``gather`` (``req``, ``path``): the regular file ``path`` is streamed back in ``gather.data`` chunks, then
+  ``gather.end`` with its ``size``, ``sha256`` and permission bits (or ``ok`` false and the ``reason``).
+
+Paths (:func:`exec_parts`): ``dest`` and ``path`` are relative to the host's **exec directory** and judged by
+the rule of a spec's host paths (:func:`~plush.spec.paths.host_path_problem`: no ``..``, not absolute, no
+``~``, no empty or ``.`` segment); on disk no symbolic link is followed, neither on the way nor at the end
+(:class:`~plush.agent.tree.Tree` for writes, :func:`~plush.agent.outputs.open_contained` for reads), so
+nothing outside the exec directory is ever written or read, whatever links a command made there.
+
+Invariants: each request is one task of :class:`FileRequests` and ends with one reply (unless the link broke or
+the agent stops: :meth:`FileRequests.close` ends them, a partial download removed); a failed copy leaves
+``dest`` as it was. Standard library only, Python 3.8 syntax.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+from typing import Any, Dict, Optional, Set
+
+from plush.agent.cache import ContentCache, copy_into
+from plush.agent.link import Channel, LinkClosed
+from plush.agent.outputs import open_contained
+from plush.agent.paths import Parts, PathRefused, dest_parts
+from plush.agent.tree import Tree
+from plush.protocol.messages import Message
+from plush.spec.paths import host_path_problem
+
+__all__ = ["CHUNK", "FileRequests", "exec_parts"]
+
+#: bytes of a ``gather.data`` chunk
+CHUNK = 256 * 1024
+
+
+def exec_parts(text: str) -> Parts:
+    """The components of ``text``, a path relative to the exec directory; :class:`PathRefused` naming why
+    when it is not a plain relative path inside it (:func:`~plush.spec.paths.host_path_problem`)."""
+    problem = host_path_problem(text)
+    if problem is not None:
+        raise PathRefused("{!r}: {}".format(text, problem))
+    return dest_parts(text)
+
+
+class _Incoming:
+    """The data of one ``copy`` being received into the cache's incoming file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.file = open(path, "wb")  # noqa: SIM115 (closed in finish)
+        self.done: "asyncio.Future[Optional[str]]" = asyncio.get_running_loop().create_future()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def finish(self, error: Optional[str]) -> None:
+        self.file.close()
+        if not self.done.done():
+            self.done.set_result(error)
+
+
+class FileRequests:
+    """The ``copy`` and ``gather`` requests of one agent; ``channel`` (set by its owner): where replies go."""
+
+    def __init__(self, directory: str, channel: Optional[Channel] = None) -> None:
+        self.directory = directory
+        self.channel = channel
+        self._incoming: Dict[int, _Incoming] = {}
+        self._tasks: Set["asyncio.Future[None]"] = set()
+
+    def serve(self, msg: Message) -> None:
+        """Handle ``msg``: a new request starts a task; ``copy.data``/``copy.end`` feed the copy waiting."""
+        if msg.type == "copy.data":
+            incoming = self._incoming.get(msg["req"])
+            if incoming is not None and msg.payload is not None and not incoming.done.done():
+                try:
+                    incoming.write(msg.payload)
+                except OSError as exc:
+                    incoming.finish("cannot write into the content cache: {}".format(exc.strerror or exc))
+        elif msg.type == "copy.end":
+            incoming = self._incoming.get(msg["req"])
+            if incoming is not None:
+                incoming.finish(msg.get("error"))
+        elif msg.type in ("copy", "gather"):
+            serve = self._copy if msg.type == "copy" else self._gather
+            task = asyncio.ensure_future(serve(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _send(self, msg: Message) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(LinkClosed, ConnectionError):
+                self.channel.send(msg)
+
+    async def _copy(self, msg: Message) -> None:
+        req = msg["req"]
+        cached = False
+        try:
+            parts = exec_parts(msg["dest"])
+            loop = asyncio.get_running_loop()
+            cache = ContentCache()
+            sha = msg["sha256"]
+            source = await loop.run_in_executor(None, cache.lookup, sha)
+            cached = source is not None
+            if source is None:
+                source = cache.entry(await self._receive(req, cache, sha))
+            await loop.run_in_executor(None, _place, self.directory, parts, source, msg["mode"])
+        except (OSError, ValueError) as exc:  # PathRefused is a ValueError
+            self._send(Message.of("copy.result", req=req, ok=False, cached=cached, reason=_why(msg["dest"], exc)))
+            return
+        self._send(Message.of("copy.result", req=req, ok=True, cached=cached))
+
+    async def _receive(self, req: int, cache: ContentCache, sha: str) -> str:
+        """Ask for the data of ``req`` and store them in ``cache``; their sha256 (ValueError: not ``sha``)."""
+        incoming = _Incoming(cache.incoming())
+        self._incoming[req] = incoming
+        try:
+            self._send(Message.of("copy.fetch", req=req))
+            error = await incoming.done
+            if error is not None:
+                raise ValueError(error)
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(None, cache.store, incoming.path, sha)
+            except ValueError as exc:
+                raise ValueError("the file arrived corrupted ({})".format(exc)) from None
+        finally:
+            del self._incoming[req]
+            incoming.finish("ended")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(incoming.path)
+
+    async def _gather(self, msg: Message) -> None:
+        req = msg["req"]
+        try:
+            parts = exec_parts(msg["path"])
+            source, mode = open_contained(self.directory, "/".join(parts))
+        except (OSError, ValueError) as exc:
+            self._send(Message.of("gather.end", req=req, ok=False, reason=_why(msg["path"], exc)))
+            return
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with source:
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if self.channel is None:
+                        return
+                    await self.channel.send_binary(Message.binary("gather.data", chunk, req=req))
+        except OSError as exc:
+            self._send(Message.of("gather.end", req=req, ok=False, reason=exc.strerror or str(exc)))
+            return
+        except (LinkClosed, ConnectionError):
+            return
+        self._send(Message.of("gather.end", req=req, ok=True, size=size, sha256=digest.hexdigest(), mode=mode))
+
+
+def _why(path: str, exc: Exception) -> str:
+    """The reason of a refused or failed request, naming ``path``."""
+    if isinstance(exc, PathRefused):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return "{}: a component is a symbolic link or not a directory (links are not followed)".format(path)
+    if isinstance(exc, OSError) and exc.strerror:
+        return "{}: {}".format(path, exc.strerror)
+    return "{}: {}".format(path, exc)
+
+
+def _place(directory: str, parts: Parts, source: str, mode: Any) -> None:
+    os.makedirs(directory, exist_ok=True)
+
+    def fill(fd: int) -> None:
+        copy_into(source, fd)
+
+    with Tree(directory) as tree:
+        tree.write_file(parts, fill, int(mode) & 0o777)
