@@ -158,6 +158,7 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         ],
         "": [(["frobnicate"], {}), (["--no-such-flag"], {})],
         # the commands that talk to a controller: usage errors (no controller found is exit 5: test_serve_cli)
+        "shell": [(["--bogus"], {})],
         "serve": [(["--hosts", "-1"], {}), (["--hosts", "2", "-d", str(spec)], {}), (["--name", "a b"], {})],
         "load": [([], {}), ([str(spec), "--no-such-option"], {})],
         "connect": [([], {}), (["node[3-1]"], {})],

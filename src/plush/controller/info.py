@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from plush.resources.host import Host, Pool
     from plush.spec.model import Project
 
-__all__ = ["app_info", "control_info", "mesh_info", "nodes_info"]
+__all__ = ["app_info", "barriers_info", "control_info", "mesh_info", "nodes_info"]
 
 
 def _node(host: Host, state: str, agent_pid: int | None, component: str | None) -> dict[str, Any]:
@@ -85,7 +85,35 @@ def control_info(settings: Settings, project: Project | None, engine: RunEngine 
         "runs": runs,
         "run": engine.rundir.run_id if engine is not None else None,
         "running": engine is not None and not engine.finished,
+        "barriers": barriers_info(engine),
     }
+
+
+def barriers_info(engine: RunEngine | None) -> list[dict[str, Any]]:
+    """Each barrier (and semaphore) of the run in progress or the last one, in declaration order: counts of
+    its expected, arrived, waiting, late, failed and admitted hosts, whether it was released and why. Counts,
+    not host lists: a barrier over 1,000 hosts stays one small row."""
+    if engine is None:
+        return []
+    manager = engine.coordinator.barriers
+    out = []
+    for name in manager.names():
+        snap = manager.snapshot(name)
+        out.append(
+            {
+                "name": name,
+                "kind": "semaphore" if snap.rule.is_semaphore else "barrier",
+                "expected": len(snap.expected),
+                "arrived": len(snap.arrived),
+                "waiting": len(snap.waiting),
+                "late": len(snap.late),
+                "failed": len(snap.failed),
+                "admitted": len(snap.admitted),
+                "released": snap.released,
+                "reason": snap.reason,
+            }
+        )
+    return out
 
 
 def app_info(project: Project | None, engine: RunEngine | None) -> dict[str, Any]:

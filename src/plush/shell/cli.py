@@ -132,10 +132,20 @@ def clean_up_dead_runs() -> list[str]:
     return [f"plush: {line}" for line in clean_up()]
 
 
-@click.group(cls=PlushGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PlushGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="plush")
-def cli() -> None:
-    """Plush: run, watch and steer a distributed application."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Plush: run, watch and steer a distributed application. Alone on a terminal: the interactive terminal
+    (plush shell)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        click.echo(ctx.get_help())
+        return
+    from plush.shell.terminal import open_terminal
+
+    sys.exit(open_terminal())
 
 
 @cli.group()

@@ -5,10 +5,10 @@ Each command module adds itself to the group when imported here; keep the import
 their heavy parts lazily). :mod:`plush.shell.cli` imports none of them.
 """
 
-from plush.shell import check, client, copy_command, exec_command, plan, report, run, serve
+from plush.shell import check, client, copy_command, exec_command, plan, report, run, serve, terminal
 from plush.shell.cli import cli
 
-__all__ = ["check", "client", "copy_command", "exec_command", "main", "plan", "report", "run", "serve"]
+__all__ = ["check", "client", "copy_command", "exec_command", "main", "plan", "report", "run", "serve", "terminal"]
 
 
 def main(argv: list[str] | None = None) -> None:
