@@ -101,7 +101,7 @@ class Terminal:
         loop = asyncio.get_running_loop()
         try:
             with patch_stdout(raw=True):
-                self.say("plush terminal: help lists the commands; Ctrl-D or quit leaves")
+                self.say("Plush terminal: help lists the commands; Ctrl-D or quit leaves")
                 loop.add_signal_handler(signal.SIGINT, self._interrupt)
                 loop.add_signal_handler(signal.SIGTERM, self._terminate)
                 while not self._quitting:
