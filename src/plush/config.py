@@ -209,6 +209,9 @@ class Settings:
     ssh_connect_timeout: float = setting(15.0, POSITIVE_SECONDS)
     #: SSH handshakes in flight at most per sshd address (and per jump host): below sshd's MaxStartups
     ssh_handshakes: int = setting(10, Check(min=1, max=10_000))
+    #: how an SSH host's agent is linked: ``channel`` (the protocol on its SSH session's stdin/stdout: no port
+    #: on either side) or ``tcp`` (TCP+TLS through an SSH remote port forward)
+    ssh_link: str = setting("channel", Check(choices=("channel", "tcp")))
 
     def agent_settings(self) -> AgentSettings:
         """The settings agents get in ``prepare`` (their fields of these settings)."""

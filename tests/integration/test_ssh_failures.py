@@ -198,8 +198,9 @@ def _sessions_of(sshd: Sshd) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("link", ["channel", "tcp"])
 async def test_an_agent_outlives_its_ssh_connection_and_the_run_resumes(
-    sshd: Sshd, doors: tuple[int, int], tmp_path: Path
+    sshd: Sshd, doors: tuple[int, int], tmp_path: Path, link: str
 ) -> None:
     import asyncio
     import os
@@ -207,7 +208,8 @@ async def test_an_agent_outlives_its_ssh_connection_and_the_run_resumes(
 
     from plush.resources.host import Pool
 
-    settings = Settings(runs_dir=str(tmp_path), ssh_config=str(_config(sshd, doors)), reconnect_window=30.0)
+    config = str(_config(sshd, doors))
+    settings = Settings(runs_dir=str(tmp_path), ssh_config=config, reconnect_window=30.0, ssh_link=link)
     controller = Controller(settings)
     controller.load(write_spec(tmp_path, WAITING))
     watch = controller.subscribe(["process.started", "host.disconnected", "host.reconnected"])

@@ -37,4 +37,7 @@ def test_the_zipapp_alone_imports_every_module_it_holds_and_runs_the_agent() -> 
     # -I: no site-packages, no PYTHONPATH, no current directory: only the zipapp and the standard library
     subprocess.run([sys.executable, "-I", "-c", code], check=True, cwd="/")
     out = subprocess.run([sys.executable, "-I", str(bundle.path), "--help"], capture_output=True, text=True, check=True)
-    assert "--connect HOST:PORT" in out.stdout
+    assert "--connect HOST:PORT" in out.stdout and "--stdio SOCKET" in out.stdout
+    # the same file is the relay of a later SSH session: with no agent at the socket it says so (exit 3)
+    relay = subprocess.run([sys.executable, "-I", str(bundle.path), "--relay", "/nonexistent/agent.sock"], check=False)
+    assert relay.returncode == 3

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from plush.launch.remote import ProbeFailed, host_dir, probe_script, read_probe, start_script
+from plush.launch.remote import (
+    ProbeFailed,
+    host_dir,
+    probe_script,
+    read_probe,
+    relay_script,
+    start_script,
+    stdio_start_script,
+)
 
 
 def test_the_first_python_of_3_8_or_newer_is_taken() -> None:
@@ -35,3 +44,28 @@ def test_the_token_is_never_on_the_command_line_and_names_are_plain() -> None:
     assert "--token-file" in script and "read -r tok" in script
     with pytest.raises(ValueError, match="not a plain file name"):
         host_dir("run-1", "../etc")
+
+
+def test_the_stdio_agent_is_the_session_s_command_and_its_token_comes_on_stdin(tmp_path: Path) -> None:
+    """The script under sh: the token line is read from stdin into a 0600 file, ``pid N`` is the shell's pid,
+    which ``exec`` hands to the agent (here a stand-in printing its pid, arguments and the rest of stdin)."""
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/bin/sh\necho "agent $$ $*"; cat\n')
+    fake.chmod(0o755)
+    script = stdio_start_script(str(fake), "agent-x.pyz", host_dir("run-1", "n1"), ["--host", "n1"])
+    assert "s3cret" not in script and "exec " in script
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        ["sh", "-c", script], input="s3cret\nframes", capture_output=True, text=True, env=env, check=True
+    )
+    pid_line, agent_line, rest = done.stdout.split("\n", 2)
+    assert pid_line == f"pid {agent_line.split()[1]}"  # the agent is the shell, exec'd
+    assert "--stdio agent.sock --host n1 --token-file" in agent_line and rest == "frames"
+    token = tmp_path / ".plush" / "run-1" / "hosts" / "n1" / ".token"
+    assert token.read_text() == "s3cret\n" and token.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_relay_to_a_host_directory_that_is_gone_says_no_agent(tmp_path: Path) -> None:
+    script = relay_script("python3", "agent-x.pyz", host_dir("run-1", "gone"))
+    done = subprocess.run(["sh", "-c", script], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=False)
+    assert done.returncode == 3

@@ -1,6 +1,7 @@
 """``python -m plush.agent``: start an agent, join the controller, and hand over to the runtime.
 
     python -m plush.agent --connect 127.0.0.1:PORT --ca CA.pem --token-file TOKEN --host local-3 --workdir DIR
+    python3 agent-<hash>.pyz --stdio agent.sock --token-file TOKEN --host node1 --workdir DIR   (over SSH)
 
 The token is read from a file (0600, written by the launcher) or from stdin with ``--token-file -``; it is
 never a command-line argument and never logged. The agent dials the controller with TLS trusting only
@@ -18,6 +19,9 @@ guard ends the processes it left. The minimal runtime keeps the bare link (it te
 runtime is imported and built BEFORE the agent dials, so its event loop is never blocked by an import once the
 controller expects answers and heartbeats; after ``stopped`` the agent exits promptly (it does not wait for
 the controller's half of the TLS close).
+With ``--stdio SOCKET`` (the SSH launcher's agents) there is no dial: the first link is the agent's stdin and
+stdout (its SSH session), and after a break the session "redials" by taking the next connection of a relay
+on the Unix socket ``SOCKET`` (:mod:`plush.agent.stdio`); the join, its token and the resume are the same.
 Local agents are usually not started by this command but forked by :mod:`plush.agent.zygote`, which
 imports this module once and calls :func:`main` in each child.
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -51,6 +56,7 @@ from plush.agent.link import AgentLink, Channel, LinkClosed, Runtime, client_ssl
 from plush.agent.logforward import LogForwarder
 from plush.agent.outbox import SpoolOutbox
 from plush.agent.session import AgentSession
+from plush.agent.stdio import Rendezvous, stdio_streams, take_stdio
 from plush.errors import PlushError, ProtocolError
 from plush.processes.tree import enable_subreaper, has_children, reap_all_descendants
 from plush.protocol.agentsettings import AgentSettings
@@ -114,8 +120,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description="The Plush agent.",
         allow_abbrev=False,  # "--token SECRET" must not pass for "--token-file"
     )
-    parser.add_argument("--connect", required=True, type=parse_address, metavar="HOST:PORT")
-    parser.add_argument("--ca", required=True, type=Path, help="the controller's CA certificate (PEM)")
+    parser.add_argument("--connect", type=parse_address, metavar="HOST:PORT", help="dial the controller (TLS)")
+    parser.add_argument(
+        "--stdio", metavar="SOCKET", help="speak on stdin/stdout (an SSH session), later sessions relayed on SOCKET"
+    )
+    parser.add_argument("--ca", type=Path, help="the controller's CA certificate (PEM; with --connect)")
     parser.add_argument("--token-file", required=True, help="file holding the join token, or - for stdin")
     parser.add_argument("--host", required=True, help="this host's name in the controller's pool")
     parser.add_argument("--workdir", required=True, type=Path)
@@ -128,7 +137,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         default="auto",
         help="minimal: join, answer go and stop, run nothing (to test the overlay alone)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.connect is None) == (args.stdio is None):
+        parser.error("give one of --connect HOST:PORT and --stdio SOCKET")
+    if args.connect is not None and args.ca is None:
+        parser.error("--connect needs --ca")
+    return args
 
 
 def read_token(source: str) -> Secret:
@@ -138,7 +152,17 @@ def read_token(source: str) -> Secret:
 
 async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
     """Join, prepare, run the runtime; the exit status of the agent."""
-    host, port = args.connect
+    if args.stdio is not None:
+        rendezvous = Rendezvous(args.stdio)
+        await rendezvous.start()
+        try:
+            return await _serve(args, guard, rendezvous)
+        finally:
+            await rendezvous.close()
+    return await _serve(args, guard, None)
+
+
+async def _serve(args: argparse.Namespace, guard: Optional[Guard], rendezvous: Optional[Rendezvous]) -> int:
     workdir = args.workdir.resolve()
     join = {
         "host": args.host,
@@ -151,21 +175,31 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
     # import and build the runtime BEFORE joining: once the link is up, the controller expects answers and
     # heartbeats, and a long import would block the event loop (a loaded machine could take seconds)
     runtime = load_runtime(args.host, workdir, args.runtime)
-    ssl_context = client_ssl_context(args.ca.read_bytes())
     token = read_token(args.token_file)
-    link = await AgentLink.connect(
-        host,
-        port,
-        ssl_context=ssl_context,
-        token=token,
-        join=join,
-        server_hostname=args.server_name,
-        connect_timeout=args.connect_timeout,
-        retry_dropped=True,  # a controller flooded with unauthenticated connections may drop ours: dial again
-    )
+    host, port = args.connect if rendezvous is None else ("", 0)
+    ssl_context = client_ssl_context(args.ca.read_bytes()) if rendezvous is None else None
+    if rendezvous is not None:
+        where = "over its SSH session"
+        reader, writer = await stdio_streams(*args.stdio_fds)
+        link = await AgentLink.over(
+            reader, writer, token=token, join=join, peer="stdio", connect_timeout=args.connect_timeout
+        )
+    else:
+        assert ssl_context is not None
+        where = "{}:{}".format(host, port)
+        link = await AgentLink.connect(
+            host,
+            port,
+            ssl_context=ssl_context,
+            token=token,
+            join=join,
+            server_hostname=args.server_name,
+            connect_timeout=args.connect_timeout,
+            retry_dropped=True,  # a controller flooded with unauthenticated connections may drop ours: dial again
+        )
     execs = Execs(args.host, exec_dir(str(workdir)))  # ``exec`` requests, served in every state
     try:
-        log.info("joined %s:%d as %s", host, port, args.host)
+        log.info("joined %s as %s", where, args.host)
         first = await ExecChannel(link, execs).recv()  # an idle agent serves ``exec`` while it waits
         if first.type == "stop":
             link.send(Message.of("stopped"))
@@ -186,6 +220,20 @@ async def serve(args: argparse.Namespace, guard: Optional[Guard] = None) -> int:
         link.watch_silence(silence, ping)
 
         async def redial(extra: Dict[str, Any]) -> AgentLink:
+            if rendezvous is not None:  # a new SSH session's relay connects to our socket
+                reader, writer = await rendezvous.accept()
+                return await AgentLink.over(
+                    reader,
+                    writer,
+                    token=token,
+                    join=dict(join, **extra),
+                    peer="relay",
+                    connect_timeout=min(args.connect_timeout, 10.0),
+                    heartbeat_interval=heartbeat,
+                    silence_timeout=silence,
+                    ping_timeout=ping,
+                )
+            assert ssl_context is not None
             return await AgentLink.connect(
                 host,
                 port,
@@ -224,6 +272,16 @@ def main(argv: Optional[List[str]] = None, guard: Optional[Guard] = None) -> int
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s agent[" + args.host + "] %(levelname)s %(name)s: %(message)s",
     )
+    if args.stdio is not None:
+        # the session's stdio before anything forks (the guard keeps fds 0-2 only), a session of our own
+        args.stdio_fds = take_stdio()
+        with contextlib.suppress(OSError):  # sshd made us a session leader already
+            os.setsid()
+        # the socket's path relative to the working directory: short (sun_path holds ~107 bytes)
+        args.stdio = os.path.relpath(os.path.abspath(args.stdio), os.path.abspath(str(args.workdir)))
+    # paths given are relative to where the agent was started, not to its workdir ("-": stdin, no password)
+    if args.token_file != "-":  # noqa: S105
+        args.token_file = os.path.abspath(args.token_file)
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(str(args.workdir))
     # first, while no thread exists: the guard that ends our processes should we be killed outright

@@ -1,4 +1,4 @@
-"""The agent's connection to its controller: TLS dial, the join handshake, and a message pump.
+"""The agent's connection to its controller: TLS dial (or a stream given), the join handshake, a message pump.
 
 :class:`AgentLink` is the agent-side asyncio adapter around a sans-IO
 :class:`~plush.protocol.connection.Connection` (the controller side lives in ``plush.fabric.listener``;
@@ -10,6 +10,7 @@ let ``agent`` import ``protocol`` but not ``fabric``). It only moves bytes and a
   ``reject`` or a closed stream raises :class:`LinkClosed`; with ``retry_dropped`` a connection the
   controller drops before its welcome (its bounds on unauthenticated connections made room for newer ones,
   or it ran out of descriptors) is dialled again, after a short back-off, until ``connect_timeout``;
+  :meth:`AgentLink.over` does the same handshake over a stream opened otherwise (an SSH session's stdio);
 - :meth:`send` is non-blocking; :meth:`drain` / :meth:`send_binary` wait while the transport's write
   buffer is above the high-water mark (bulk data: output, uploads);
 - :meth:`recv` / ``async for`` yield messages; the reader reads the socket only while the bounded inbox has
@@ -199,12 +200,40 @@ class AgentLink:
             ),
             connect_timeout,
         )
+        return await cls.over(
+            reader,
+            writer,
+            token=token,
+            join=join,
+            peer="{}:{}".format(host, port),
+            connect_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            silence_timeout=silence_timeout,
+            ping_timeout=ping_timeout,
+        )
+
+    @classmethod
+    async def over(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        token: Secret,
+        join: Dict[str, Any],
+        peer: str,
+        connect_timeout: float = 30.0,
+        heartbeat_interval: float = 1.0,
+        silence_timeout: float = 0.0,
+        ping_timeout: float = 1.0,
+    ) -> "AgentLink":
+        """invite -> join -> welcome over an open stream (a TLS connection, or an SSH session's stdio or relay:
+        :mod:`plush.agent.stdio`), and the link; the stream is closed when that fails."""
         loop = asyncio.get_running_loop()
         conn = Connection(
             "agent",
             token,
             loop.time(),
-            peer="{}:{}".format(host, port),
+            peer=peer,
             heartbeat_interval=heartbeat_interval,
             silence_timeout=silence_timeout,
             ping_timeout=ping_timeout,

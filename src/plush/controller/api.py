@@ -234,6 +234,7 @@ class Controller:
                     connections=connections,
                     stop_grace=settings.stop_grace,
                     agent_grace=settings.agent_grace,
+                    link=settings.ssh_link,
                 )
 
             return make_ssh

@@ -173,7 +173,9 @@ class Mesh:
         )
         self.listener = listener
         await listener.start()
-        contact = AgentContact(host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token)
+        contact = AgentContact(
+            host=self.settings.listen_host, port=listener.port, ca_pem=ca.cert_pem, token=token, adopt=listener.adopt
+        )
         self.launcher = self._make_launcher(contact)
         self.links.launcher = self.launcher
         self.agents.launcher = self.launcher

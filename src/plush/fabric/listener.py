@@ -36,7 +36,11 @@ Invariants (designed for thousands of peers):
 - hostile input: every malformed frame or refused handshake closes that connection with ONE log line;
   no exception from a peer's bytes reaches asyncio (which would print a traceback).
 
-Size: about 590 lines, kept whole: the acceptor, the per-peer protocol adapter, the batched writer and the
+Peers of another transport: :meth:`ControllerListener.adopt` gives a Peer for a stream the controller opened
+itself (an SSH session's stdio, :mod:`plush.fabric.sshstdio`): the same Peer and events, without TLS and
+pre-authentication admission.
+
+Size: about 600 lines, kept whole: the acceptor, the per-peer protocol adapter, the batched writer and the
 one timer of every peer's deadlines work on the same peer table, in one event-loop turn.
 """
 
@@ -368,6 +372,7 @@ class ControllerListener:
         self._timer_when: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.refused = 0
+        self._closed = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -420,6 +425,21 @@ class ControllerListener:
         except (OSError, ssl.SSLError, ConnectionError) as exc:  # died before or during TLS (the fallback path)
             log.debug("connection from %s ended during the TLS handshake: %s", peer.address, exc)
             peer.tcp_lost(exc)
+
+    def adopt(self, address: str) -> Peer:
+        """A Peer for a stream the controller opened itself -- an SSH session's stdio
+        (:mod:`plush.fabric.sshstdio`) -- to be handed its transport (``connection_made``) by the caller. SSH has
+        authenticated both ends and nobody else opens such streams: no TLS, no pre-authentication admission,
+        and the agent, which may still be starting its interpreter, gets ``join_timeout`` (not
+        ``handshake_timeout``) to join. Its join carries the token as every other. Raises
+        ``ConnectionError`` once the listener is closing."""
+        if self._closed:
+            raise ConnectionError("the listener is closed")
+        peer = Peer(self, next(self._ids), "ssh", address)
+        peer.conn.handshake_timeout = peer.conn.join_timeout
+        self._pending[peer.id] = peer
+        self.schedule(peer)
+        return peer
 
     def _drop(self, key: int, reason: str) -> None:
         peer = self._pending.get(key)
@@ -567,6 +587,7 @@ class ControllerListener:
     async def close(self, timeout: float = 30.0) -> None:
         """Stop listening, close every peer (pending output is flushed) and wait, at most ``timeout`` seconds,
         until every connection is gone (then the rest are aborted)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_when = None

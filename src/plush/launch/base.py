@@ -13,15 +13,16 @@ only layer that knows where a host is: the run engine names hosts, the launcher 
 Implementations: ``local`` (agents on this machine) and ``ssh`` (agents on hosts reached by SSH, shipped as
 the zipapp of ``bundle``).
 
-Every agent is told how to reach the controller by an :class:`AgentContact`; the join token travels in a
-file (0600) or on stdin, never on a command line, in the environment or in a log.
+Every agent is told how to reach the controller by an :class:`AgentContact` (its listener's address, or
+``adopt``: a stream the launcher opened, such as an SSH session, handed to the listener as a Peer); the join
+token travels in a file (0600) or on stdin, never on a command line, in the environment or in a log.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -46,6 +47,9 @@ class AgentContact:
     token: Secret
     #: the name to check in the controller's certificate, when it differs from ``host``
     server_name: str | None = None
+    #: a Peer of the controller's listener for a stream the launcher opened itself (an SSH session's stdio):
+    #: ``adopt(address)``; None where the listener takes none
+    adopt: Callable[[str], asyncio.Protocol] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Role: :func:`agent_bundle` builds ``agent-<hash>.pyz``, a zipapp of the modules 
 ``plush.agent``, ``plush.protocol``, ``plush.processes``, ``plush.hostmon`` and the closure of their ``plush``
 imports (``plush.errors``, ``plush.spec.model``, ``plush.spec.paths``, the packages' ``__init__``), the same
 closure ``tests/test_layering.py::shipped_modules`` computes -- runnable as ``python3 agent-<hash>.pyz
---connect ...`` (the arguments of ``python -m plush.agent``) on a bare Python 3.8.
+--connect ...`` or ``--stdio ...`` (the arguments of ``python -m plush.agent``) on a bare Python 3.8, or as
+``python3 agent-<hash>.pyz --relay agent.sock`` (:mod:`plush.agent.relay`).
 
 Invariants: the bundle is reproducible (sorted entries, fixed timestamps and modes), so its name is the hash
 of what it holds: the same sources give the same file on every controller, and a host that has
@@ -33,7 +34,14 @@ __all__ = ["SHIPPED_ROOMS", "AgentBundle", "agent_bundle", "bundle_modules"]
 #: the rooms that ship whole; their ``plush`` imports are followed from there
 SHIPPED_ROOMS = ("agent", "protocol", "processes", "hostmon")
 
-_MAIN = b"import sys\nfrom plush.agent.__main__ import main\nsys.exit(main())\n"
+#: the zipapp's entry: the agent, or with ``--relay`` the relay of a later SSH session (no asyncio imported)
+_MAIN = b"""import sys
+if sys.argv[1:2] == ["--relay"]:
+    from plush.agent.relay import main
+else:
+    from plush.agent.__main__ import main
+sys.exit(main())
+"""
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 

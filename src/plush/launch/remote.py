@@ -4,9 +4,12 @@ Role: the pure half of :mod:`plush.launch.ssh`. :func:`probe_script` is one ``sh
 (``python3``, then ``python3.13`` ... ``python3.8``, or the host's ``python`` attribute), says whether the agent
 zipapp of a given hash is cached on the host and where ``$HOME`` is; :func:`read_probe` turns its output into a
 :class:`Probe` or the words of the failure (``no python3 ...``, ``python3 too old ...``). :func:`upload_script`
-stores the zipapp (atomically: a temporary name, then ``mv``), :func:`start_script` starts the agent detached
-from the SSH session (``setsid``, its output to ``agent.log``) and waits for it, printing ``pid N`` and then
-``exit N``; :func:`signal_script` signals an agent's process group. Remote paths are ``$HOME``-relative:
+stores the zipapp (atomically: a temporary name, then ``mv``); :func:`stdio_start_script` starts an agent that
+speaks on the session's stdio (``ssh_link = "channel"``: the session's command is the agent, ``pid N`` its
+one-line preamble) and :func:`relay_script` reaches it from a later session (``relay``, then the relay to its
+Unix socket); :func:`start_script` starts a TCP agent (``ssh_link = "tcp"``) detached from the SSH session
+(``setsid``, its output to ``agent.log``) and waits for it, printing ``pid N`` and then ``exit N``;
+:func:`signal_script` signals an agent's process group. Remote paths are ``$HOME``-relative:
 the zipapp in ``$HOME/.cache/plush/agent-<hash>.pyz``, a host's directory in
 ``$HOME/.plush/<workspace>/hosts/<name>/`` (its ``work/``, ``agent.log``, ``ca.pem`` and the token file,
 0600) -- one per logical host, even when several pool names reach the same machine and account.
@@ -22,6 +25,9 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from plush.agent.relay import NO_AGENT
+from plush.agent.stdio import SOCKET_NAME
+
 __all__ = [
     "CACHE_DIR",
     "MIN_PYTHON",
@@ -31,8 +37,10 @@ __all__ = [
     "host_dir",
     "probe_script",
     "read_probe",
+    "relay_script",
     "signal_script",
     "start_script",
+    "stdio_start_script",
     "upload_script",
 ]
 
@@ -144,3 +152,36 @@ def start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str]
 def signal_script(pid: int, signal_number: int) -> str:
     """Send ``signal_number`` to the process group of agent ``pid`` (it leads its own session)."""
     return f"kill -{int(signal_number)} -- -{int(pid)} 2>/dev/null || kill -{int(signal_number)} {int(pid)}"
+
+
+def stdio_start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str]) -> str:
+    """Start the agent AS the session's command (``exec``: the session's exit status is the agent's), speaking
+    on the session's stdin/stdout and listening on ``agent.sock`` in its directory for later sessions' relays.
+    Stdin carries the token (one line, read by the shell) before the protocol; prints ``pid N`` (the
+    preamble) and then belongs to the protocol. ``agent_args``: the agent's arguments but ``--stdio``,
+    ``--token-file`` and ``--workdir`` (added here)."""
+    d = f'"$HOME"/{hdir}'
+    args = " ".join(_q(a) for a in agent_args)
+    return "\n".join(
+        [
+            "umask 077",
+            f"mkdir -p {d}/work && cd {d} || exit 97",
+            'IFS= read -r tok || exit 98; printf "%s\\n" "$tok" > .token; tok=',
+            'echo "pid $$"',
+            f'exec {_q(python)} "$HOME"/{CACHE_DIR}/{_q(bundle_name)} --stdio {SOCKET_NAME} {args} '
+            '--token-file "$PWD/.token" --workdir "$PWD/work" 2>>agent.log',
+        ]
+    )
+
+
+def relay_script(python: str, bundle_name: str, hdir: str) -> str:
+    """A later session to a running ``--stdio`` agent: prints ``relay`` (the preamble), then relays the
+    session's stdin/stdout to the agent's socket; exit :data:`~plush.agent.relay.NO_AGENT` when no agent is
+    there."""
+    return "\n".join(
+        [
+            f'cd "$HOME"/{hdir} 2>/dev/null || exit {NO_AGENT}',
+            "echo relay",
+            f'exec {_q(python)} "$HOME"/{CACHE_DIR}/{_q(bundle_name)} --relay {SOCKET_NAME}',
+        ]
+    )

@@ -1,0 +1,93 @@
+"""The agent's link over its SSH session (``ssh_link = "channel"``, the default): no port on either side.
+
+A private sshd that forwards nothing (``DisableForwarding yes``: no TCP, no Unix socket, no agent forwarding)
+still runs an application on its hosts: each agent speaks the protocol on its session's stdin/stdout. When the
+SSH connection dies mid-run, the agents keep their processes, the launcher re-dials and a new session relays
+to each agent's Unix socket; the run resumes and finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from integration_support import write_spec
+from sshd_support import Sshd, running_sshd
+
+from plush import Controller
+from plush.config import Settings
+from plush.controller.events import Subscription
+from plush.resources.host import Host, Pool
+
+pytestmark = pytest.mark.sshd
+
+WAITING = """
+project: waiting
+components:
+  pair:
+    hosts: 2
+application:
+  execution:
+    pair:
+      blocks:
+        - process: work
+          run: [sh, -c, 'while [ ! -e "$PLUSH_RUN_DIR/release" ]; do sleep 0.05; done; echo "done on $PLUSH_HOST"']
+"""
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    with running_sshd(tmp_path_factory.mktemp("sshd"), ["DisableForwarding yes"]) as server:
+        yield server
+
+
+def sessions_of(sshd: Sshd) -> list[int]:
+    """The pids of the sshd processes serving connections (children of the listening sshd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(stat[1]) == sshd.process.pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def _until(watch: Subscription, name: str, seen: list[str], count: int = 1) -> None:
+    while seen.count(name) < count:
+        event = await asyncio.wait_for(watch.get(), 60)
+        assert event is not None
+        seen.append(event.name)
+
+
+async def test_agents_link_over_their_ssh_session_and_resume_through_a_relay_where_sshd_forwards_nothing(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    settings = Settings(runs_dir=str(tmp_path), ssh_config=str(sshd.client_config), reconnect_window=30.0)
+    controller = Controller(settings)
+    controller.load(write_spec(tmp_path, WAITING))
+    watch = controller.subscribe(["process.started", "host.disconnected", "host.reconnected"])
+    pool = Pool([Host("127.0.0.1", "127.0.0.1", "ssh"), Host("127.0.0.2", "127.0.0.2", "ssh")])
+    run = asyncio.get_running_loop().create_task(controller.run(pool=pool))
+    try:
+        seen: list[str] = []
+        await _until(watch, "process.started", seen)
+        for pid in sessions_of(sshd):  # every SSH connection dies (its sshd side killed)
+            os.kill(pid, signal.SIGKILL)
+        await _until(watch, "host.reconnected", seen, 2)
+        assert controller.engine is not None
+        (Path(controller.engine.rundir.shared) / "release").touch()
+        result = await asyncio.wait_for(run, 60)
+        assert result.ok, result
+        assert seen.index("host.disconnected") < seen.index("host.reconnected")
+    finally:
+        if not run.done():
+            controller.abort("test over")
+            await asyncio.gather(run, return_exceptions=True)
+        await controller.quit()
