@@ -91,3 +91,65 @@ async def test_agents_link_over_their_ssh_session_and_resume_through_a_relay_whe
             controller.abort("test over")
             await asyncio.gather(run, return_exceptions=True)
         await controller.quit()
+
+
+DAEMON = """
+project: leftover
+components:
+  solo:
+    hosts: 1
+application:
+  execution:
+    solo:
+      blocks:
+        - process: spawner
+          run: [sh, -c, '(setsid sh -c "echo \\$\\$ > $PLUSH_RUN_DIR/daemon.pid; exec sleep 300" &); exec sleep 300']
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+async def test_what_a_killed_agent_and_its_guard_left_on_an_ssh_host_is_swept_by_run_id(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    """A process that double-forked out of its tree outlives its agent and the agent's guard (both SIGKILLed);
+    the run's end sweeps the host by run id over SSH and it is gone."""
+    settings = Settings(runs_dir=str(tmp_path), ssh_config=str(sshd.client_config))
+    controller = Controller(settings)
+    controller.load(write_spec(tmp_path, DAEMON))
+    run = asyncio.get_running_loop().create_task(controller.run(pool=Pool([Host("127.0.0.3", "127.0.0.3", "ssh")])))
+    daemon = 0
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while controller.engine is None or not (Path(controller.engine.rundir.shared) / "daemon.pid").exists():
+            assert loop.time() < deadline and not run.done(), "the daemon did not start"
+            await asyncio.sleep(0.05)
+        daemon = int((Path(controller.engine.rundir.shared) / "daemon.pid").read_text())
+        launcher = controller.engine.mesh.launcher
+        agent = launcher.agents["127.0.0.3"]
+        log = sshd.home / ".plush" / launcher.workspace / "hosts" / "127.0.0.3" / "agent.log"
+        guard = int(log.read_text().split("guard ", 1)[1].split()[0])
+        os.kill(guard, signal.SIGKILL)
+        os.kill(agent.pid, signal.SIGKILL)
+        assert _alive(daemon)
+        controller.abort("test over")
+        await asyncio.gather(run, return_exceptions=True)
+        await controller.quit()
+        deadline = loop.time() + 30
+        while _alive(daemon):
+            assert loop.time() < deadline, "the leftover survived the run"
+            await asyncio.sleep(0.05)
+    finally:
+        if not run.done():
+            controller.abort("test over")
+            await asyncio.gather(run, return_exceptions=True)
+        await controller.quit()
+        if daemon and _alive(daemon):
+            os.kill(daemon, signal.SIGKILL)

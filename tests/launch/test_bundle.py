@@ -41,3 +41,11 @@ def test_the_zipapp_alone_imports_every_module_it_holds_and_runs_the_agent() -> 
     # the same file is the relay of a later SSH session: with no agent at the socket it says so (exit 3)
     relay = subprocess.run([sys.executable, "-I", str(bundle.path), "--relay", "/nonexistent/agent.sock"], check=False)
     assert relay.returncode == 3
+    # and the leftover sweep of an SSH host: nothing of that run and mark here
+    swept = subprocess.run(
+        [sys.executable, "-I", str(bundle.path), "--sweep", "no-such-run", "PLUSH_SSH_RUN=ssh-x"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert swept.stdout == "\n"

@@ -21,7 +21,7 @@ from plush.fabric.listener import ControllerListener
 from plush.fabric.tls import ensure_ca, server_context
 from plush.launch.base import AgentContact, Launcher
 from plush.launch.local import LocalLauncher, source_root
-from plush.launch.sweep import host_processes
+from plush.processes.sweep import host_processes
 from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 
-from plush.launch.sweep import host_processes, kill_host_processes, process_state
+from plush.processes.sweep import host_processes, kill_host_processes, process_state
 
 
 def test_host_processes_are_found_by_run_and_host_and_killed() -> None:

@@ -15,6 +15,7 @@ from plush.launch.remote import (
     relay_script,
     start_script,
     stdio_start_script,
+    sweep_script,
 )
 
 
@@ -69,3 +70,9 @@ def test_a_relay_to_a_host_directory_that_is_gone_says_no_agent(tmp_path: Path) 
     script = relay_script("python3", "agent-x.pyz", host_dir("run-1", "gone"))
     done = subprocess.run(["sh", "-c", script], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=False)
     assert done.returncode == 3
+
+
+def test_the_sweep_names_the_run_the_mark_and_the_hosts_quoted() -> None:
+    script = sweep_script("python3", "agent-x.pyz", "run 1", "ssh-ab", ["n1", "n;2"])
+    assert script.endswith("--sweep 'run 1' PLUSH_SSH_RUN=ssh-ab n1 'n;2'")
+    assert sweep_script("python3", "agent-x.pyz", "r", "ssh-ab", None).endswith("--sweep r PLUSH_SSH_RUN=ssh-ab")

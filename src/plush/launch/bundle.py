@@ -5,7 +5,8 @@ Role: :func:`agent_bundle` builds ``agent-<hash>.pyz``, a zipapp of the modules 
 imports (``plush.errors``, ``plush.spec.model``, ``plush.spec.paths``, the packages' ``__init__``), the same
 closure ``tests/test_layering.py::shipped_modules`` computes -- runnable as ``python3 agent-<hash>.pyz
 --connect ...`` or ``--stdio ...`` (the arguments of ``python -m plush.agent``) on a bare Python 3.8, or as
-``python3 agent-<hash>.pyz --relay agent.sock`` (:mod:`plush.agent.relay`).
+``python3 agent-<hash>.pyz --relay agent.sock`` (:mod:`plush.agent.relay`) or ``--sweep RUN_ID MARK HOST...``
+(:mod:`plush.processes.sweep`).
 
 Invariants: the bundle is reproducible (sorted entries, fixed timestamps and modes), so its name is the hash
 of what it holds: the same sources give the same file on every controller, and a host that has
@@ -34,10 +35,13 @@ __all__ = ["SHIPPED_ROOMS", "AgentBundle", "agent_bundle", "bundle_modules"]
 #: the rooms that ship whole; their ``plush`` imports are followed from there
 SHIPPED_ROOMS = ("agent", "protocol", "processes", "hostmon")
 
-#: the zipapp's entry: the agent, or with ``--relay`` the relay of a later SSH session (no asyncio imported)
+#: the zipapp's entry: the agent; with ``--relay`` the relay of a later SSH session (no asyncio imported); with
+#: ``--sweep`` the leftover sweep of an SSH host
 _MAIN = b"""import sys
 if sys.argv[1:2] == ["--relay"]:
     from plush.agent.relay import main
+elif sys.argv[1:2] == ["--sweep"]:
+    from plush.processes.sweep import main
 else:
     from plush.agent.__main__ import main
 sys.exit(main())

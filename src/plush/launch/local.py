@@ -53,7 +53,7 @@ from plush.errors import LaunchError
 from plush.launch.base import AgentContact, Launcher, RunResult
 from plush.launch.leftovers import SANDBOX_VARIABLE, Registration, new_token, register
 from plush.launch.processes import AgentProcess, ForkRequest, SpawnedProcess, ZygoteClient
-from plush.launch.sweep import kill_host_processes, process_state
+from plush.processes.sweep import kill_host_processes, process_state
 from plush.processes.tree import find_with_env, terminate
 from plush.resources.host import Host
 from plush.resources.sandbox import local_properties

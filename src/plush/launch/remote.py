@@ -32,6 +32,7 @@ __all__ = [
     "CACHE_DIR",
     "MIN_PYTHON",
     "PYTHON_CANDIDATES",
+    "SSH_MARK",
     "Probe",
     "ProbeFailed",
     "host_dir",
@@ -41,9 +42,13 @@ __all__ = [
     "signal_script",
     "start_script",
     "stdio_start_script",
+    "sweep_script",
     "upload_script",
 ]
 
+#: the variable that marks every process an SSH launcher's agents start (with the launcher's token): a leftover
+#: sweep by run id kills only what carries it (run ids are unique within one runs directory only)
+SSH_MARK = "PLUSH_SSH_RUN"
 #: the oldest Python the agent runs on
 MIN_PYTHON = (3, 8)
 #: the interpreters probed, in order (a host's ``python`` attribute replaces them)
@@ -129,7 +134,7 @@ def upload_script(bundle_name: str) -> str:
     )
 
 
-def start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str]) -> str:
+def start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str], mark: str = "") -> str:
     """Start the agent detached from the SSH session and wait for it: stdin carries the token (one line)
     then the CA certificate; prints ``pid N`` once started and ``exit N`` when it ends. ``agent_args``:
     the agent's arguments but ``--ca``, ``--token-file`` and ``--workdir`` (added here)."""
@@ -138,6 +143,7 @@ def start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str]
     return "\n".join(
         [
             "umask 077",
+            f"export {SSH_MARK}={_q(mark)}",
             f"mkdir -p {d}/work && cd {d} || exit 97",
             'IFS= read -r tok || exit 98; printf "%s\\n" "$tok" > .token; tok=',
             "cat > ca.pem",
@@ -154,17 +160,19 @@ def signal_script(pid: int, signal_number: int) -> str:
     return f"kill -{int(signal_number)} -- -{int(pid)} 2>/dev/null || kill -{int(signal_number)} {int(pid)}"
 
 
-def stdio_start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str]) -> str:
+def stdio_start_script(python: str, bundle_name: str, hdir: str, agent_args: list[str], mark: str = "") -> str:
     """Start the agent AS the session's command (``exec``: the session's exit status is the agent's), speaking
     on the session's stdin/stdout and listening on ``agent.sock`` in its directory for later sessions' relays.
     Stdin carries the token (one line, read by the shell) before the protocol; prints ``pid N`` (the
     preamble) and then belongs to the protocol. ``agent_args``: the agent's arguments but ``--stdio``,
-    ``--token-file`` and ``--workdir`` (added here)."""
+    ``--token-file`` and ``--workdir`` (added here); ``mark``: the launcher's token, exported as
+    :data:`SSH_MARK` to the agent and so to every process it starts."""
     d = f'"$HOME"/{hdir}'
     args = " ".join(_q(a) for a in agent_args)
     return "\n".join(
         [
             "umask 077",
+            f"export {SSH_MARK}={_q(mark)}",
             f"mkdir -p {d}/work && cd {d} || exit 97",
             'IFS= read -r tok || exit 98; printf "%s\\n" "$tok" > .token; tok=',
             'echo "pid $$"',
@@ -185,3 +193,11 @@ def relay_script(python: str, bundle_name: str, hdir: str) -> str:
             f'exec {_q(python)} "$HOME"/{CACHE_DIR}/{_q(bundle_name)} --relay {SOCKET_NAME}',
         ]
     )
+
+
+def sweep_script(python: str, bundle_name: str, run_id: str, mark: str, hosts: list[str] | None) -> str:
+    """SIGKILL what the processes of run ``run_id`` carrying ``mark`` (the launcher's token) left on the host,
+    of ``hosts`` only when given (:mod:`plush.processes.sweep`); prints their pids on one line."""
+    names = " ".join(_q(h) for h in hosts or [])
+    zipapp = f'"$HOME"/{CACHE_DIR}/{_q(bundle_name)}'
+    return f"{_q(python)} {zipapp} --sweep {_q(run_id)} {_q(f'{SSH_MARK}={mark}')} {names}".rstrip()

@@ -16,8 +16,10 @@ Failures: every host that cannot be bootstrapped is a line of :class:`LaunchErro
 authentication failed, host key changed, connection refused, timed out, no python3, python3 too old, sshd
 refused the connection (MaxStartups)); the others start.
 
-Not yet: leftover sweeps by run id on SSH hosts (capability ``kill_leftovers`` not declared; the agent's guard
-ends what a killed agent left).
+Leftovers: every process the agents start carries this launcher's mark (``PLUSH_SSH_RUN=<token>``);
+:meth:`SSHLauncher.kill_leftovers` runs the zipapp's sweep on each target (``--sweep RUN_ID MARK HOST...``:
+the processes of the run's hosts that carry the mark, found in ``/proc`` and SIGKILLed), as the local launcher
+does on its machine.
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 
 import asyncssh
 
 from plush.errors import LaunchError
 from plush.launch.base import AgentContact, Launcher, LaunchErrors
 from plush.launch.bundle import AgentBundle, agent_bundle
-from plush.launch.remote import Probe, ProbeFailed, probe_script, read_probe, signal_script
+from plush.launch.remote import Probe, ProbeFailed, probe_script, read_probe, signal_script, sweep_script
 from plush.launch.remote import upload_script as upload_command
 from plush.launch.sshconn import SSHConnections, SSHFailure, SSHTarget
 from plush.launch.sshlinks import COMMAND_TIMEOUT, ChannelLinks, ForwardLinks, SSHAgent
@@ -57,7 +60,7 @@ def ssh_target(host: Host) -> SSHTarget:
 class SSHLauncher(Launcher):
     """Starts agents on SSH hosts (see the module docstring)."""
 
-    capabilities = frozenset({"start_agent", "close", "signal"})
+    capabilities = frozenset({"start_agent", "close", "signal", "kill_leftovers"})
 
     def __init__(
         self,
@@ -85,6 +88,8 @@ class SSHLauncher(Launcher):
         self._uploads: dict[SSHTarget, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self.closing = False
+        #: this launcher's mark (``PLUSH_SSH_RUN``) on every process its agents start: sweeps kill only those
+        self.token = "ssh-" + secrets.token_hex(8)
         if link not in ("channel", "tcp"):
             raise ValueError(f"ssh_link is 'channel' or 'tcp', not {link!r}")
         #: how agents are linked: over their SSH session, or TCP+TLS through a port forward
@@ -202,6 +207,32 @@ class SSHLauncher(Launcher):
         with contextlib.suppress(SSHFailure, asyncssh.Error, OSError):
             conn = await self.conns.connection(agent.target)
             await conn.run(signal_script(agent.pid, sig), check=False)
+
+    async def kill_leftovers(self, run_id: str, hosts: Collection[str] | None) -> list[int]:
+        """SIGKILL what the processes of run ``run_id`` left on the SSH hosts ``hosts`` (every host this launcher
+        started an agent on, when None): one remote ``/proc`` pass per SSH target, over its connection
+        (re-dialled if need be), for the processes that carry this launcher's mark; the remote pids killed.
+        A target that cannot be reached is skipped, with a warning."""
+        targets: dict[SSHTarget, tuple[str, list[str]]] = {}
+        for agent in self.agents.values():
+            if hosts is None or agent.name in hosts:
+                targets.setdefault(agent.target, (agent.python, []))[1].append(agent.name)
+        chosen = [(t, py, None if hosts is None else names) for t, (py, names) in targets.items()]
+        found = await asyncio.gather(*(self._sweep(t, py, run_id, names) for t, py, names in chosen))
+        return sorted(pid for pids in found for pid in pids)
+
+    async def _sweep(self, target: SSHTarget, python: str, run_id: str, names: list[str] | None) -> list[int]:
+        command = sweep_script(python, self.bundle.name, run_id, self.token, names)
+        try:
+            conn = await self.conns.connection(target)
+            out = await self._run(conn, command)
+        except SSHFailure as exc:
+            log.warning("cannot sweep the leftovers of run %s on %s: %s", run_id, target.address, exc)
+            return []
+        pids = [int(w) for w in out.split() if w.isdigit()]
+        if pids:
+            log.info("killed %d leftover process(es) of run %s on %s", len(pids), run_id, target.address)
+        return pids
 
     async def stop_agent(self, name: str, grace: float | None = None) -> None:
         """SIGTERM the agent's group, SIGKILL after ``grace`` seconds, wait (bounded) for its exit."""

@@ -112,7 +112,7 @@ class ChannelLinks:
         if launcher.contact.adopt is None:
             raise SSHFailure("this controller's listener cannot take SSH sessions (no adopt)")
         hdir = _hdir(launcher, name)
-        command = stdio_start_script(probe.python, launcher.bundle.name, hdir, ["--host", name])
+        command = stdio_start_script(probe.python, launcher.bundle.name, hdir, ["--host", name], launcher.token)
         session = await self._open(conn, command, name)
         try:
             session.write((launcher.contact.token.reveal() + "\n").encode())
@@ -243,7 +243,7 @@ class ForwardLinks:
         args = ["--connect", f"127.0.0.1:{port}", "--host", name]
         args += ["--server-name", contact.server_name or contact.host]
         hdir = _hdir(launcher, name)
-        command = start_script(probe.python, launcher.bundle.name, hdir, args)
+        command = start_script(probe.python, launcher.bundle.name, hdir, args, launcher.token)
         try:
             process = await conn.create_process(command, encoding="utf-8", errors="replace")
             process.stdin.write(contact.token.reveal() + "\n" + contact.ca_pem.decode())

@@ -1,10 +1,11 @@
-"""What the local launcher reads of this machine's processes: a host's processes, an agent's state.
+"""What a launcher reads of a machine's processes: a host's processes, an agent's state.
 
-Role: the ``/proc`` knowledge behind :class:`~plush.launch.local.LocalLauncher`'s answers to
-``agent_state`` (is an agent that lost its link dead, stopped, or still there?) and ``kill_leftovers``
-(every process of one host of one run, found by its environment: each process a host starts carries
-``PLUSH_RUN_ID`` and ``PLUSH_HOST``). Nothing above the launchers reads ``/proc``: the run engine asks its
-launcher, which for remote hosts will ask the host.
+Role: the ``/proc`` knowledge behind the launchers' answers to ``agent_state`` (is an agent that lost its
+link dead, stopped, or still there?) and ``kill_leftovers`` (every process of one host of one run, found by
+its environment: each process a host starts carries ``PLUSH_RUN_ID`` and ``PLUSH_HOST``, and the launcher's
+own mark). The local launcher calls it in the controller; on an SSH host it runs there, from the agent
+zipapp: ``python3 agent-<hash>.pyz --sweep RUN_ID MARK [HOST ...]`` (:func:`main`) kills what it finds and
+prints the pids. Nothing above the launchers reads ``/proc``: the run engine asks its launcher.
 
 Invariants: never signals the calling process; never raises for a process that vanished or belongs to
 someone else; a system without ``/proc`` finds nothing and cannot tell (None), it does not guess.
@@ -15,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Collection
 from pathlib import Path
+from typing import List, Optional
 
-__all__ = ["host_processes", "kill_host_processes", "process_state"]
+__all__ = ["host_processes", "kill_host_processes", "main", "process_state"]
 
 
 def process_state(pid: int) -> str | None:
@@ -92,3 +95,15 @@ def kill_host_processes(run_id: str, hosts: Collection[str] | None, *, mark: str
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return pids
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``--sweep RUN_ID MARK [HOST ...]``: SIGKILL the processes of run ``RUN_ID`` carrying ``MARK``
+    (``NAME=value``) of those hosts (every host without one), print their pids on one line."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 3 or args[0] != "--sweep":
+        sys.stderr.write("usage: python3 agent.pyz --sweep RUN_ID MARK [HOST ...]\n")
+        return 2
+    pids = kill_host_processes(args[1], args[3:] or None, mark=args[2])
+    sys.stdout.write(" ".join(str(p) for p in pids) + "\n")
+    return 0
