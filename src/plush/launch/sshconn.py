@@ -11,10 +11,16 @@ Host keys (``ssh_known_hosts``): ``accept-new`` -- a host with no key in known_h
 appended there, a host whose key differs from the one known is refused ("host key changed"); ``strict`` --
 only known keys; ``off`` -- no check at all (anyone on the network path can pose as the host).
 
+Jump hosts (``ProxyJump``): the connection to a jump host is opened here like any other (its own config entry,
+known-hosts policy, admission, no prompt) and shared by every target behind it -- one handshake with a
+bastion, however many hosts are behind it; each target is then reached through it (asyncssh's ``tunnel``).
+A failure names the jump host (``jump host J: connection refused ...``, ``connection refused (ADDR through the
+jump host J ...)``). Chains (``ProxyJump a,b``) are refused in words: give each jump host its own ProxyJump.
+
 Admission control: sshd drops handshakes beyond its ``MaxStartups``; at most ``ssh_handshakes`` handshakes
 are in flight per sshd address (and per ProxyJump host); a handshake that sshd closed before it completed is
 retried with back-off (``RETRIES`` times) and the failure says so when retries run out. Every attempt is bounded
-by ``ssh_connect_timeout`` (DNS, TCP, jump hosts and the handshake included).
+by ``ssh_connect_timeout`` end to end (DNS, TCP, the jump host's connection and the handshake included).
 
 Invariants: at most one connection attempt per target at a time (concurrent callers share it); a failure is
 a :class:`SSHFailure` whose message names the cause in words (authentication failed, host key changed, host
@@ -156,10 +162,24 @@ class SSHConnections:
         host = str(config.get("Hostname", target.address) or target.address)
         port = target.port or int(str(config.get("Port", 22) or 22))
         keys = [(host, port)]
-        jump = config.get("ProxyJump")
+        jump = _jump_of(options)
         if jump:
             keys.append((f"jump:{jump}", 0))
         return [self._doors.setdefault(k, asyncio.Semaphore(self.handshakes)) for k in keys]
+
+    async def _through(self, jump: str) -> asyncssh.SSHClientConnection:
+        """The connection to jump host ``jump`` (``[user@]host[:port]``, a ``Host`` of the config or a name),
+        opened like any other (admitted, checked, never prompting) and shared by every host behind it."""
+        if "," in jump:
+            raise SSHFailure(f"ProxyJump {jump}: chains are not supported; give each jump host its own ProxyJump")
+        user, _, rest = jump.rpartition("@")
+        host, colon, port = rest.partition(":")
+        if colon and not port.isdigit():
+            raise SSHFailure(f"ProxyJump {jump}: not [user@]host[:port]")
+        try:
+            return await self.connection(SSHTarget(host, int(port) if colon else None, user or None))
+        except SSHFailure as exc:
+            raise SSHFailure(f"jump host {jump}: {exc}") from exc
 
     async def connection(self, target: SSHTarget) -> asyncssh.SSHClientConnection:
         """The open connection to ``target`` (opened now if there is none); raises :class:`SSHFailure`."""
@@ -173,6 +193,10 @@ class SSHConnections:
         conn = await asyncio.shield(task)
         self._conns[target] = conn
         return conn
+
+    def open_targets(self) -> list[SSHTarget]:
+        """The targets with an open connection (jump hosts included)."""
+        return [t for t, c in self._conns.items() if not c.is_closed()]
 
     def forget(self, target: SSHTarget) -> None:
         """Drop the connection to ``target`` (the next call opens a new one)."""
@@ -226,11 +250,19 @@ class SSHConnections:
         config = options.config
         port = target.port or int(str(config.get("Port", 22) or 22))
         address = f"{config.get('Hostname', target.address) or target.address}:{port}"
+        jump = _jump_of(options)
+        via = f" through the jump host {jump}" if jump else ""
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(self.connect_timeout):  # end to end: the jump host's connection too
+                if jump:
+                    kwargs["tunnel"] = await self._through(jump)
                 return await asyncssh.connect(target.address, options=options, **kwargs)
         except TimeoutError as exc:
-            raise SSHFailure(f"timed out connecting to {address} (after {self.connect_timeout:g} s)") from exc
+            raise SSHFailure(f"timed out connecting to {address}{via} (after {self.connect_timeout:g} s)") from exc
+        except asyncssh.ChannelOpenError as exc:  # the jump host could not open the way to the target
+            if "refused" in exc.reason.lower():
+                raise SSHFailure(f"connection refused ({address}{via}: no sshd listening there?)") from exc
+            raise SSHFailure(f"the jump host {jump} cannot reach {address}: {exc.reason}") from exc
         except asyncssh.HostKeyNotVerifiable as exc:
             problem = client.problem if client is not None else None
             raise SSHFailure(problem or f"host key not verifiable ({exc.reason})") from exc
@@ -241,7 +273,7 @@ class SSHConnections:
                 "~/.ssh/id_* or ssh-agent, passwords are never asked)"
             ) from exc
         except ConnectionRefusedError as exc:
-            raise SSHFailure(f"connection refused ({address}: no sshd listening there?)") from exc
+            raise SSHFailure(f"connection refused ({address}{via}: no sshd listening there?)") from exc
         except socket.gaierror as exc:
             raise SSHFailure(f"cannot resolve {target.address} ({exc.strerror})") from exc
         except (asyncssh.ConnectionLost, ConnectionResetError, BrokenPipeError) as exc:
@@ -261,6 +293,13 @@ class SSHConnections:
         for conn in conns:
             with contextlib.suppress(Exception):
                 await conn.wait_closed()
+
+
+def _jump_of(options: asyncssh.SSHClientConnectionOptions) -> str | None:
+    """The config's ``ProxyJump`` for these options (None: none)."""
+    jump = options.config.get("ProxyJump")
+    text = str(jump).strip() if jump else ""
+    return text if text and text.lower() != "none" else None
 
 
 class _EarlyClose(Exception):
