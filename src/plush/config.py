@@ -247,6 +247,7 @@ PROCESS_VARIABLES = frozenset(
         "PLUSH_RUN_DIR",
         "PLUSH_RUN_ID",
         "PLUSH_SANDBOX_RUN",
+        "PLUSH_SSH_RUN",
         "PLUSH_VIP",
         "PLUSH_VN",
         "PLUSH_WORKDIR",
