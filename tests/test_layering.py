@@ -66,7 +66,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     # the shell hosts the control server (plush serve, plush run SPEC) and is its client (plush info, ...)
     "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api"},
-    "api": {"controller", "spec"},
+    # the HTTP API reads directory entries (resources) and serves TLS with the controller's CA (fabric)
+    "api": {"controller", "spec", "resources", "fabric"},
     "web": {"api", "controller", "spec"},
 }
 

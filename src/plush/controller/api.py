@@ -552,11 +552,13 @@ class Controller:
         blocks: Iterable[str] | None = None,
         *,
         maxlen: int | None = None,
+        since: int | None = None,
     ) -> Subscription:
         """Events from now on: those whose name matches one of ``kinds`` (``process.exited``, a prefix
         ``process`` for every ``process.*``, or a pattern ``host.*``), concern one of ``hosts``, and whose
         block is under one of ``blocks`` (block paths); None: no filter on that. ``maxlen``: a lossy
-        subscription keeping the newest ``maxlen`` events (``missed`` counts the others)."""
+        subscription keeping the newest ``maxlen`` events (``missed`` counts the others). ``since``: an event's
+        ``seq``: the journaled events after it that the bus still remembers come first (a resumed stream)."""
         kind_list = list(kinds) if kinds is not None else None
         host_set = set(hosts) if hosts is not None else None
         block_list = [b.rstrip("/") for b in blocks] if blocks is not None else None
@@ -575,7 +577,10 @@ class Controller:
 
         unfiltered = host_set is None and block_list is None
         return self.bus.subscribe(
-            maxlen=maxlen, names=None if kind_list is None else named, where=None if unfiltered else wanted
+            maxlen=maxlen,
+            names=None if kind_list is None else named,
+            where=None if unfiltered else wanted,
+            since=since,
         )
 
     def info(self, what: str) -> Any:

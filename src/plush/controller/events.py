@@ -69,6 +69,10 @@ __all__ = [
 #: lossy events (process output) a subscription holds at most; beyond, new ones are dropped (``missed``)
 LOSSY_BACKLOG = 1024
 
+#: journaled events the bus remembers (what a resumed subscription can replay)
+HISTORY = 10_000
+
+#: event ids: unique and increasing across every run of one process
 _seq = itertools.count(1)
 
 
@@ -187,7 +191,7 @@ class EventBus:
     def __init__(self) -> None:
         self._sinks: list[Callable[[Event], None]] = []
         self._subs: list[Subscription] = []
-        self._history: deque[Event] = deque(maxlen=10_000)
+        self._history: deque[Event] = deque(maxlen=HISTORY)
 
     def add_sink(self, sink: Callable[[Event], None]) -> None:
         """A reliable synchronous consumer (journal, log writer): sees every event, in order."""
@@ -202,10 +206,18 @@ class EventBus:
         maxlen: int | None = None,
         names: Callable[[str], bool] | None = None,
         where: Callable[[Event], bool] | None = None,
+        since: int | None = None,
     ) -> Subscription:
         """A new subscription: every event from now on for which ``names(event.name)`` and ``where(event)``
-        hold; ``maxlen`` makes it lossy (the oldest events go first, counted in ``missed``)."""
+        hold; ``maxlen`` makes it lossy (the oldest events go first, counted in ``missed``). ``since``: first
+        the journaled events of the history whose ``seq`` is above it (a resumed stream), in order; the queue
+        is filled before any later event is published, so none is seen twice or missed (within the history's
+        bound, :data:`HISTORY`)."""
         sub = Subscription(self, maxlen=maxlen, names=names, where=where)
+        if since is not None:
+            for event in self._history:
+                if event.seq > since:
+                    sub._push(event)
         self._subs.append(sub)
         return sub
 

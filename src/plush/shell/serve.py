@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 #: ``--hosts`` of ``plush serve`` (``plush run`` takes counts per component)
 SERVE_HOSTS_HELP = "A pool of N sandbox hosts, connected at start."
 SERVE_POOL_HELP = "Connect every host of this pool file at start (default: the `pool` setting)."
+HTTP_HELP = "Serve the HTTP JSON API here (default address 127.0.0.1; beyond loopback: TLS with the controller's CA)."
+XMLRPC_HELP = "Serve Plush's XML-RPC API here (default address 127.0.0.1; loopback only without --xmlrpc-public)."
+XMLRPC_PUBLIC_HELP = "Let --xmlrpc listen beyond loopback (XML-RPC has no authentication: see docs/api.md)."
 
 
 @cli.command("serve")
@@ -33,15 +36,43 @@ SERVE_POOL_HELP = "Connect every host of this pool file at start (default: the `
 @click.option("-d", "--pool", "pool_file", default=None, metavar="POOLFILE", help=SERVE_POOL_HELP)
 @click.option("--name", default=None, metavar="NAME", help=NAME_HELP)
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
-def serve_command(hosts: int | None, pool_file: str | None, name: str | None, runs_dir: str | None) -> None:
+@click.option("--http", "http", default=None, metavar="[ADDR:]PORT", help=HTTP_HELP)
+@click.option("--xmlrpc", default=None, metavar="[ADDR:]PORT", help=XMLRPC_HELP)
+@click.option("--xmlrpc-public", is_flag=True, help=XMLRPC_PUBLIC_HELP)
+@click.option("--show-token", is_flag=True, help="Print the HTTP API's token (created once) and exit.")
+def serve_command(
+    hosts: int | None,
+    pool_file: str | None,
+    name: str | None,
+    runs_dir: str | None,
+    http: str | None,
+    xmlrpc: str | None,
+    xmlrpc_public: bool,
+    show_token: bool,
+) -> None:
     """Run a controller until `plush quit` (or Ctrl-C): connect its hosts, then serve `plush load`, `run`,
-    `info`, `release`, `fail`, `abort` from other terminals."""
+    `info`, `release`, `fail`, `abort` from other terminals (and programs: `--http`, `--xmlrpc`)."""
     import asyncio
 
     from plush.shell.options import settings_pool
 
+    if show_token:
+        from plush.api.token import ensure_token
+        from plush.config import state_dir
+
+        click.echo(ensure_token(state_dir()))
+        return
     if hosts is not None and pool_file is not None:
         raise click.UsageError("-d and --hosts: one or the other")
+    listen = {"http": _listen(http, "--http"), "xmlrpc": _listen(xmlrpc, "--xmlrpc")}
+    if listen["xmlrpc"] is not None and not xmlrpc_public:
+        from plush.api.http import is_loopback
+
+        if not is_loopback(listen["xmlrpc"][0]):
+            raise click.UsageError(
+                f"--xmlrpc {xmlrpc}: XML-RPC has no authentication: it listens on loopback only "
+                "unless --xmlrpc-public is given (see docs/api.md)"
+            )
     settings = load_cli_settings({"runs_dir": runs_dir, "pool": pool_file})
     for note in clean_up_dead_runs():
         click.echo(note, err=True)
@@ -49,11 +80,25 @@ def serve_command(hosts: int | None, pool_file: str | None, name: str | None, ru
     if hosts is None:
         found = settings_pool(settings)
         chosen = list(found[0]) if found is not None else 0
-    sys.exit(asyncio.run(_serve(settings, chosen, name)))
+    sys.exit(asyncio.run(_serve(settings, chosen, name, listen)))
 
 
-async def _serve(settings: Any, hosts: int | list[Host], name: str | None) -> int:
+def _listen(text: str | None, flag: str) -> tuple[str, int] | None:
+    from plush.api.http import parse_listen
+
+    if text is None:
+        return None
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{flag}: {exc}") from None
+
+
+async def _serve(
+    settings: Any, hosts: int | list[Host], name: str | None, listen: dict[str, tuple[str, int] | None]
+) -> int:
     import asyncio
+    import contextlib
     import signal
 
     from plush.api.server import ControlServer
@@ -69,6 +114,13 @@ async def _serve(settings: Any, hosts: int | list[Host], name: str | None) -> in
 
     server = ControlServer(controller, name=name, kind="serve", on_quit=on_quit)
     await server.start()
+    faces = contextlib.AsyncExitStack()
+    try:
+        await _faces(faces, controller, server, listen)
+    except BaseException:
+        await faces.aclose()
+        await server.close()
+        raise
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     interrupts = 0
@@ -95,11 +147,47 @@ async def _serve(settings: Any, hosts: int | list[Host], name: str | None) -> in
         click.echo("plush: forced stop", err=True)
         return 130
     finally:
+        await faces.aclose()
         await server.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     click.echo(f"plush: {server.name} quit ({why[0]})", err=True)
     return 0
+
+
+async def _faces(stack: Any, controller: Controller, server: Any, listen: dict[str, tuple[str, int] | None]) -> None:
+    """Start the HTTP and XML-RPC listeners asked for (closed by ``stack``), and say where they listen."""
+    from plush.errors import PlushError
+
+    if listen["http"] is not None:
+        from plush.api.http import HttpApi, is_loopback
+        from plush.api.token import ensure_token
+        from plush.config import state_dir
+
+        host, port = listen["http"]
+        tls = None
+        if not is_loopback(host):
+            from plush.fabric.tls import ensure_ca, server_context
+
+            tls = server_context(ensure_ca(state_dir()), [host])
+        api = HttpApi(controller, server, ensure_token(state_dir()), host, port, tls)
+        try:
+            await api.start()
+        except OSError as exc:
+            raise PlushError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
+        stack.push_async_callback(api.close)
+        click.echo(f"plush: HTTP API at {api.url}", err=True)
+    if listen["xmlrpc"] is not None:
+        from plush.api.xmlrpc import XmlRpcApi
+
+        host, port = listen["xmlrpc"]
+        rpc = XmlRpcApi(controller, server, host, port)
+        try:
+            await rpc.start()
+        except OSError as exc:
+            raise PlushError(f"--xmlrpc: cannot listen on {host}:{port}: {exc.strerror}") from None
+        stack.push_async_callback(rpc.close)
+        click.echo(f"plush: XML-RPC at {rpc.url}", err=True)
 
 
 async def _connect(controller: Controller, name: str, hosts: int | list[Host]) -> None:
