@@ -52,7 +52,7 @@ from plush.errors import PlushError, SpecError
 from plush.resources.host import Host
 from plush.resources.poolentry import Entry, Spot, hosts_from_entries, problems_or_hosts
 
-__all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "parse_listen"]
+__all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "listener_tls", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def listener_tls(host: str, state_dir: Path) -> ssl.SSLContext | None:
+    """None on loopback; beyond it, a server context with a certificate from the controller's CA (clients
+    verify it with ``<state_dir>/ca/ca.pem``)."""
+    if is_loopback(host):
+        return None
+    from plush.fabric.tls import ensure_ca, server_context
+
+    return server_context(ensure_ca(state_dir), [host])
 
 
 def _snake(name: str) -> str:

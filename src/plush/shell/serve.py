@@ -160,17 +160,12 @@ async def _faces(stack: Any, controller: Controller, server: Any, listen: dict[s
     from plush.errors import PlushError
 
     if listen["http"] is not None:
-        from plush.api.http import HttpApi, is_loopback
+        from plush.api.http import HttpApi, listener_tls
         from plush.api.token import ensure_token
         from plush.config import state_dir
 
         host, port = listen["http"]
-        tls = None
-        if not is_loopback(host):
-            from plush.fabric.tls import ensure_ca, server_context
-
-            tls = server_context(ensure_ca(state_dir()), [host])
-        api = HttpApi(controller, server, ensure_token(state_dir()), host, port, tls)
+        api = HttpApi(controller, server, ensure_token(state_dir()), host, port, listener_tls(host, state_dir()))
         try:
             await api.start()
         except OSError as exc:
