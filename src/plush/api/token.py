@@ -59,4 +59,5 @@ def token_matches(header: str | None, token: str) -> bool:
     """Whether an ``Authorization`` header carries ``token`` as ``Bearer TOKEN`` (constant time)."""
     if header is None or not header.startswith("Bearer "):
         return False
-    return hmac.compare_digest(header[len("Bearer ") :].strip().encode(), token.encode())
+    given = header[len("Bearer ") :].strip().encode("utf-8", "surrogateescape")  # any bytes a header may carry
+    return hmac.compare_digest(given, token.encode())

@@ -1,0 +1,230 @@
+"""The HTTP JSON API on a real ``plush serve --http`` (issue 13).
+
+- Auth: the token is made once (0600) and ``--show-token`` prints only it; every request without it (any
+  operation of ``/openapi.json``, any path, any method, a wrong or truncated token, another scheme) gets 401,
+  the same JSON error, and no CORS header (Hypothesis over the routes).
+- Operations: Hypothesis sends each operation of the OpenAPI document bodies built from its schema and arbitrary
+  JSON; every answer is JSON, a result or ``{"error": {"code", "message"}}``, never a 500.
+- Event stream: a subscriber sees every journaled event of two runs in order (ids unique and increasing across
+  the runs), each host's blocks started before completed; a subscriber that leaves after a few events and comes
+  back with ``Last-Event-ID`` gets exactly the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from integration_support import RUN_TIMEOUT
+from serve_support import Served, served, show_token
+
+REPO = Path(__file__).resolve().parents[2]
+_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def call(
+    serve: Served, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, Any]:
+    """(status, JSON answer, headers) of one request."""
+    assert serve.http is not None
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(serve.http + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=RUN_TIMEOUT) as reply:
+            return reply.status, json.loads(reply.read()), reply.headers
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read()), exc.headers
+
+
+def test_the_token_is_made_once_0600_and_every_request_without_it_is_401(tmp_path: Path) -> None:
+    with served(tmp_path, hosts=0) as serve:
+        again = show_token(tmp_path)
+        assert again.returncode == 0 and again.stdout == serve.token + "\n" and again.stderr == ""
+        token_file = Path(os.environ["XDG_STATE_HOME"]) / "plush" / "api-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        status, document, _ = call(serve, "GET", "/openapi.json", headers=serve.auth)
+        assert status == 200
+        routes = [(m.upper(), p) for p, ops in document["paths"].items() for m in ops]
+        assert len(routes) >= 14 and ("GET", "/v1/events") in routes
+
+        bad_headers = st.one_of(
+            st.just({}),
+            st.just({"Authorization": f"Bearer {serve.token[:-1]}"}),
+            st.just({"Authorization": serve.token}),
+            st.just({"Authorization": f"Basic {serve.token}"}),
+            st.text(
+                st.characters(min_codepoint=33, max_codepoint=255, exclude_characters="\x7f"), min_size=1, max_size=60
+            )
+            .filter(lambda t: t != serve.token)
+            .map(lambda t: {"Authorization": f"Bearer {t}"}),
+        )
+        paths = st.one_of(
+            st.sampled_from(routes + [("GET", "/openapi.json")]),
+            st.tuples(
+                st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]),
+                st.from_regex(r"\A/[a-z0-9/._-]{0,30}\Z"),
+            ),
+        )
+
+        @_FUZZ
+        @given(route=paths, headers=bad_headers, origin=st.booleans())
+        def unauthorized(route: tuple[str, str], headers: dict[str, str], origin: bool) -> None:
+            method, path = route
+            path = path.replace("{name}", "local-1")
+            sent = {**headers, **({"Origin": "http://evil.example"} if origin else {})}
+            status, answer, got = call(serve, method, path, {} if method in ("POST", "PUT") else None, sent)
+            assert status == 401, (method, path, status, answer)
+            assert answer["error"]["code"] == "unauthorized"
+            assert not any(h.lower().startswith("access-control-") for h in got)
+
+        unauthorized()
+        assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
+        assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
+        assert serve.token not in serve.err()
+
+
+def _example(schema: dict[str, Any], schemas: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Bodies shaped by a model's schema (each property a plausible or wrong value), or any JSON at all."""
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=12), st.floats(-1e3, 1e3))
+    values = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=6,
+    )
+    props = schema.get("properties", {})
+    shaped = st.fixed_dictionaries({}, optional=dict.fromkeys(props, values))
+    return st.one_of(shaped, values)
+
+
+def test_every_operation_answers_json_and_never_a_500(tmp_path: Path) -> None:
+    with served(tmp_path, hosts=0) as serve:
+        _, document, _ = call(serve, "GET", "/openapi.json", headers=serve.auth)
+        schemas = document["components"]["schemas"]
+        # not fuzzed: ending the controller, starting runs or agents, commands on the hosts, the endless stream
+        left_out = {
+            ("POST", "/v1/quit"),
+            ("POST", "/v1/runs"),
+            ("POST", "/v1/exec"),
+            ("POST", "/v1/hosts/connect"),
+            ("GET", "/v1/events"),
+        }
+        operations = [
+            (m.upper(), p, op)
+            for p, ops in document["paths"].items()
+            for m, op in ops.items()
+            if (m.upper(), p) not in left_out
+        ]
+
+        @st.composite
+        def requests(draw: st.DrawFn) -> tuple[str, str, Any]:
+            method, path, op = draw(st.sampled_from(operations))
+            path = path.replace("{name}", draw(st.sampled_from(["local-1", "nowhere", "a%20b"])))
+            body = None
+            if "requestBody" in op:
+                body = draw(_example(op["requestBody"]["content"]["application/json"]["schema"], schemas))
+                if path == "/v1/hosts" and isinstance(body, dict):
+                    body["connect"] = False  # no agent started by the fuzz
+            return method, path, body
+
+        @_FUZZ
+        @given(request=requests())
+        def answers(request: tuple[str, str, Any]) -> None:
+            method, path, body = request
+            status, answer, _ = call(serve, method, path, body, serve.auth)
+            assert status in (200, 400, 404, 405, 409, 422), (request, status, answer)
+            if status != 200:
+                assert set(answer) == {"error"} and set(answer["error"]) == {"code", "message"}
+                assert answer["error"]["message"]
+
+        answers()
+        status, answer, _ = call(serve, "POST", "/v1/runs/current/abort", {}, serve.auth)
+        assert (status, answer) == (409, {"error": {"code": "plush_error", "message": "no application is running"}})
+        status, answer, _ = call(
+            serve, "PUT", "/v1/application", {"text": "<plush><project/>", "format": "xml"}, serve.auth
+        )
+        assert status == 422 and answer["error"]["code"] == "spec_error"
+        assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
+        assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
+
+
+async def _events(
+    session: aiohttp.ClientSession,
+    serve: Served,
+    query: str,
+    last: int | None = None,
+    most: int | None = None,
+    ready: asyncio.Event | None = None,
+) -> list[dict[str, Any]]:
+    """The events of one SSE connection: each with its ``id`` and ``event``, until run.finished or ``most`` events.
+    ``ready`` is set once the answer's headers came (the server subscribed before it sent them)."""
+    headers = {**serve.auth, **({"Last-Event-ID": str(last)} if last is not None else {})}
+    seen: list[dict[str, Any]] = []
+    async with session.get(f"{serve.http}/v1/events?{query}", headers=headers) as reply:
+        assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/event-stream")
+        if ready is not None:
+            ready.set()
+        frame: dict[str, Any] = {}
+        async for raw in reply.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line:
+                key, _, value = line.partition(": ")
+                frame[key] = value
+                continue
+            if frame:
+                seen.append({"id": int(frame["id"]), "event": frame["event"], **json.loads(frame["data"])})
+                frame = {}
+                if seen[-1]["event"] == "run.finished" or (most is not None and len(seen) >= most):
+                    return seen
+    return seen
+
+
+async def test_a_subscriber_sees_two_runs_in_order_and_a_resumed_one_misses_none(tmp_path: Path) -> None:
+    with served(tmp_path, hosts=3) as serve:
+        async with aiohttp.ClientSession() as session:
+            status, _, _ = call(
+                serve, "PUT", "/v1/application", {"path": str(REPO / "examples" / "tarball.xml")}, serve.auth
+            )
+            assert status == 200
+            query = "kind=run,block,process.exited&kind=host.prepared"
+            runs = []
+            for _ in range(2):
+                subscribed = asyncio.Event(), asyncio.Event()
+                everything = asyncio.create_task(_events(session, serve, query, ready=subscribed[0]))
+                first_few = asyncio.create_task(_events(session, serve, query, most=3, ready=subscribed[1]))
+                await subscribed[0].wait()
+                await subscribed[1].wait()
+                status, started, _ = call(serve, "POST", "/v1/runs", {}, serve.auth)
+                assert status == 200
+                seen, few = await everything, await first_few
+                rest = await _events(session, serve, query, last=few[-1]["id"])
+                assert few + rest == seen
+                runs.append((started["run"], seen))
+            ids = [e["id"] for _, seen in runs for e in seen]
+            assert ids == sorted(set(ids))  # unique and increasing across the runs
+            for run_id, seen in runs:
+                assert seen[0]["event"] == "run.started" and seen[0]["data"]["run"] == run_id
+                assert seen[-1]["event"] == "run.finished" and seen[-1]["data"]["ok"] is True
+                blocks = [(e["host"], e["event"]) for e in seen if e["event"].startswith("block.")]
+                hosts = {h for h, _ in blocks}
+                assert len(hosts) == 2
+                for host in hosts:
+                    assert [ev for h, ev in blocks if h == host] == ["block.started", "block.completed"]
+            status, answer, _ = call(serve, "GET", "/v1/runs/current", headers=serve.auth)
+            assert status == 200 and answer["running"] is False and answer["last"]["ok"] is True
+            assert answer["last"]["failures"]["outcome"] == "ok"
+        assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
+        assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
