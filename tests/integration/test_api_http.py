@@ -28,6 +28,8 @@ from integration_support import RUN_TIMEOUT
 from serve_support import Served, served, show_token
 
 REPO = Path(__file__).resolve().parents[2]
+#: the characters a header value may carry (latin-1, no controls)
+HEADER_CHARS = st.characters(min_codepoint=33, max_codepoint=255, exclude_characters="\x7f")
 _FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -69,7 +71,7 @@ def test_the_token_is_made_once_0600_and_every_request_without_it_is_401(tmp_pat
             .map(lambda t: {"Authorization": f"Bearer {t}"}),
         )
         paths = st.one_of(
-            st.sampled_from(routes + [("GET", "/openapi.json")]),
+            st.sampled_from([*routes, ("GET", "/openapi.json")]),
             st.tuples(
                 st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]),
                 st.from_regex(r"\A/[a-z0-9/._-]{0,30}\Z"),
