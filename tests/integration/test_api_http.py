@@ -230,3 +230,36 @@ async def test_a_subscriber_sees_two_runs_in_order_and_a_resumed_one_misses_none
             assert answer["last"]["failures"]["outcome"] == "ok"
         assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
         assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
+
+
+def test_beyond_loopback_it_is_https_with_the_controllers_ca_and_xmlrpc_is_refused(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+    import sys
+
+    from integration_support import cli_env
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "plush", "serve", "--xmlrpc", "0.0.0.0:0"],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--xmlrpc-public" in refused.stderr
+    with served(tmp_path, "--http", "0.0.0.0:0", hosts=0) as serve:
+        assert serve.http is not None and serve.http.startswith("https://0.0.0.0:")
+        port = serve.http.rsplit(":", 1)[1]
+        ca = Path(os.environ["XDG_STATE_HOME"]) / "plush" / "ca" / "ca.pem"
+        context = ssl.create_default_context(cafile=str(ca))
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/v1/hosts", headers=serve.auth)
+        with urllib.request.urlopen(request, timeout=RUN_TIMEOUT, context=context) as reply:
+            assert reply.status == 200 and json.loads(reply.read()) == []
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/hosts", timeout=RUN_TIMEOUT)
+        except (urllib.error.URLError, ConnectionError) as exc:
+            assert not isinstance(exc, urllib.error.HTTPError)  # no plain HTTP answer at all
+        else:
+            raise AssertionError("plain HTTP was served beyond loopback")
