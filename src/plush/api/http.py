@@ -231,10 +231,21 @@ class HttpApi:
         if not task.cancelled() and task.exception() is None:
             self._last = task.result()
 
-    def run_status(self) -> dict[str, Any]:
+    async def run_status(self) -> dict[str, Any]:
         control = self.controller.info("control")
+        task = self._run_task
+        if task is not None and not task.done() and not control["running"]:
+            # the run has ended (run.finished was sent) and is writing its report: answer once it is written
+            await asyncio.wait({task})
         last = self._last
-        out: dict[str, Any] = {"running": control["running"], "run": control["run"], "runs": control["runs"]}
+        latest = max((e.seq for e in self.controller.bus.history()), default=0)
+        out: dict[str, Any] = {
+            "running": control["running"],
+            "run": control["run"],
+            "runs": control["runs"],
+            "event": latest,
+            "last": None,
+        }
         if last is not None:
             out["last"] = {
                 **run_summary(last),
@@ -356,7 +367,7 @@ async def start_run(api: HttpApi, request: web.Request, body: RunBody) -> Any:
 
 @operation("GET", "/v1/runs/current", "Whether a run is in progress, and the last run's summary and report")
 async def run_status(api: HttpApi, request: web.Request, body: None) -> Any:
-    return api.run_status()
+    return await api.run_status()
 
 
 def _running(api: HttpApi) -> None:
@@ -398,7 +409,7 @@ async def exec_(api: HttpApi, request: web.Request, body: ExecBody) -> Any:
         shell=body.shell,
         limit=body.limit if body.limit is not None else EXEC_LIMIT,
     )
-    return result.to_dict()
+    return {**result.to_dict(), "status": result.status}
 
 
 @operation(
