@@ -67,6 +67,7 @@ async def test_the_docs_example_runs_and_the_async_client_does_what_the_api_does
                     break
             assert [e["name"] for e in seen] == ["run.started", "run.finished"]
             assert seen[0]["data"]["run"] == started["run"] and seen[0]["id"] < seen[1]["id"]
+            assert await plush.barriers() == []  # tarball has none
             await plush.remove_host("spare")
             await plush.quit()
         assert serve.process.wait(timeout=RUN_TIMEOUT) == 0

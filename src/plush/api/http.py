@@ -389,6 +389,11 @@ async def abort_run(api: HttpApi, request: web.Request, body: ReasonBody) -> Any
     return {}
 
 
+@operation("GET", "/v1/barriers", "The barriers of the run in progress (or the last): counts and state")
+async def barriers(api: HttpApi, request: web.Request, body: None) -> Any:
+    return api.controller.info("control")["barriers"]
+
+
 @operation("POST", "/v1/barriers/{name}/release", "Release a barrier of the run in progress")
 async def release(api: HttpApi, request: web.Request, body: None) -> Any:
     _running(api)

@@ -136,6 +136,10 @@ class AsyncClient:
     async def abort(self, reason: str | None = None) -> None:
         await self.request("POST", "/v1/runs/current/abort", {"reason": reason})
 
+    async def barriers(self) -> list[dict[str, Any]]:
+        """The barriers of the run in progress (or the last): counts, released, reason."""
+        return await self.request("GET", "/v1/barriers")  # type: ignore[no-any-return]
+
     async def release(self, barrier: str) -> None:
         await self.request("POST", f"/v1/barriers/{barrier}/release")
 
