@@ -13,6 +13,9 @@ Invariants:
   else is looked at (an unknown path too); the token is never logged; no CORS header is ever sent;
 - every error is ``{"error": {"code", "message"}}`` with the words the CLI prints (:func:`error_of`);
 - a listener beyond loopback serves TLS with the controller's CA (:mod:`plush.fabric.tls`), never plain HTTP.
+
+Size: about 430 lines: the listener and the table of its operations, each a few lines over the controller;
+they read as one (the bodies are :mod:`plush.api.models`, the token :mod:`plush.api.token`).
 """
 
 from __future__ import annotations

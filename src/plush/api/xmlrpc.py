@@ -114,7 +114,8 @@ class ClientQueue:
             while not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
-            method, params = self._queue[0]
+            item = self._queue[0]
+            method, params = item
             body = xmlrpc.client.dumps(params, method, allow_none=False).encode()
             delay = BACKOFF
             for attempt in range(RETRIES):
@@ -133,7 +134,7 @@ class ClientQueue:
                     delay = min(delay * 2, BACKOFF_MAX)
             else:
                 self.dropped += 1
-            if self._queue and self._queue[0] == (method, params):
+            if self._queue and self._queue[0] is item:  # (not dropped meanwhile by a full queue)
                 self._queue.popleft()
 
     async def close(self) -> None:
@@ -166,6 +167,12 @@ class Callbacks:
     def __call__(self, event: Event) -> None:
         if not self.clients:
             return
+        try:
+            self._translate(event)
+        except Exception:  # a sink must never disturb the bus: the event goes on to the others
+            log.exception("XML-RPC callbacks: event %s not translated", event.name)
+
+    def _translate(self, event: Event) -> None:
         name = event.name
         if name == RUN_STARTED:
             self._aborted = False
