@@ -159,7 +159,14 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         "": [(["frobnicate"], {}), (["--no-such-flag"], {})],
         # the commands that talk to a controller: usage errors (no controller found is exit 5: test_serve_cli)
         "shell": [(["--bogus"], {})],
-        "serve": [(["--hosts", "-1"], {}), (["--hosts", "2", "-d", str(spec)], {}), (["--name", "a b"], {})],
+        "serve": [
+            (["--hosts", "-1"], {}),
+            (["--hosts", "2", "-d", str(spec)], {}),
+            (["--name", "a b"], {}),
+            (["--http", "nope"], {}),
+            (["--http", "1:2:x"], {}),
+            (["--xmlrpc", "10.1.2.3:0"], {}),  # beyond loopback without --xmlrpc-public
+        ],
         "load": [([], {}), ([str(spec), "--no-such-option"], {})],
         "connect": [([], {}), (["node[3-1]"], {})],
         "disconnect": [(["--no-such-option"], {})],
