@@ -7,7 +7,8 @@
   JSON; every answer is JSON, a result or ``{"error": {"code", "message"}}``, never a 500.
 - Event stream: a subscriber sees every journaled event of two runs in order (ids unique and increasing across
   the runs), each host's blocks started before completed; a subscriber that leaves after a few events and comes
-  back with ``Last-Event-ID`` gets exactly the rest.
+  back with ``Last-Event-ID`` gets exactly the rest; process output comes live, without an id, and is never
+  replayed.
 """
 
 from __future__ import annotations
@@ -187,11 +188,15 @@ async def _events(
                 frame[key] = value
                 continue
             if frame:
-                seen.append({"id": int(frame["id"]), "event": frame["event"], **json.loads(frame["data"])})
+                ident = int(frame["id"]) if "id" in frame else None
+                seen.append({"id": ident, "event": frame["event"], **json.loads(frame["data"])})
                 frame = {}
                 if seen[-1]["event"] == "run.finished" or (most is not None and len(seen) >= most):
                     return seen
     return seen
+
+
+OUTPUT = "kind=process.output,run.finished"
 
 
 async def test_a_subscriber_sees_two_runs_in_order_and_a_resumed_one_misses_none(tmp_path: Path) -> None:
@@ -204,16 +209,23 @@ async def test_a_subscriber_sees_two_runs_in_order_and_a_resumed_one_misses_none
             query = "kind=run,block,process.exited&kind=host.prepared"
             runs = []
             for _ in range(2):
-                subscribed = asyncio.Event(), asyncio.Event()
+                subscribed = asyncio.Event(), asyncio.Event(), asyncio.Event()
                 everything = asyncio.create_task(_events(session, serve, query, ready=subscribed[0]))
                 first_few = asyncio.create_task(_events(session, serve, query, most=3, ready=subscribed[1]))
-                await subscribed[0].wait()
-                await subscribed[1].wait()
+                output = asyncio.create_task(_events(session, serve, OUTPUT, ready=subscribed[2]))
+                for each in subscribed:
+                    await each.wait()
                 status, started, _ = call(serve, "POST", "/v1/runs", {}, serve.auth)
                 assert status == 200
-                seen, few = await everything, await first_few
+                seen, few, printed = await everything, await first_few, await output
                 rest = await _events(session, serve, query, last=few[-1]["id"])
                 assert few + rest == seen
+                # process output is live only: no id, and a resumed stream does not replay it
+                lines = [e for e in printed if e["event"] == "process.output"]
+                assert lines and all(e["id"] is None and e["stream"] in ("stdout", "stderr") for e in lines)
+                assert "hello" in "".join(e["data"] for e in lines).lower()
+                replayed = await _events(session, serve, OUTPUT, last=seen[0]["id"])
+                assert [e["event"] for e in replayed] == ["run.finished"]
                 runs.append((started["run"], seen))
             ids = [e["id"] for _, seen in runs for e in seen]
             assert ids == sorted(set(ids))  # unique and increasing across the runs
