@@ -31,7 +31,7 @@ from serve_support import Served, served, show_token
 REPO = Path(__file__).resolve().parents[2]
 #: the characters a header value may carry (latin-1, no controls)
 HEADER_CHARS = st.characters(min_codepoint=33, max_codepoint=255, exclude_characters="\x7f")
-_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def call(
