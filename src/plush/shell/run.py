@@ -21,10 +21,11 @@ and the controller only inside the batch path: the client path starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -38,6 +39,17 @@ from plush.controller.catalogue import (
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice, warn
 from plush.shell.client import CONTROLLER_HELP
 from plush.shell.options import DISCOVER_HELP, POOL_HELP, SEED_HELP, parse_hosts
+
+if TYPE_CHECKING:
+    from plush.shell.runface import Face
+
+
+class Writable(Protocol):
+    """Where :class:`LineWriter` writes: a text stream, or the live view's :class:`~plush.shell.liveview.Screen`."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
 
 #: ``--hosts`` of ``plush run`` (``plush serve`` takes a pool size instead)
 HOSTS_HELP = "N hosts per component (COMPONENT=N: for one component; repeat for several)."
@@ -57,7 +69,7 @@ class LineWriter:
     keeps between calls stays under ``MAX_LINE`` bytes (:meth:`held`).
     """
 
-    def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+    def __init__(self, stdout: Writable | None = None, stderr: Writable | None = None) -> None:
         self._partial: dict[tuple[str, str, int, str], bytearray] = {}
         self._out = stdout
         self._err = stderr
@@ -143,6 +155,9 @@ def _boundary(line: bytes | bytearray, stop: int) -> int:
 @click.option("--seed", default=None, metavar="N", help=SEED_HELP)
 @click.option("--runs-dir", default=None, help="Where results go (default: ./plush-runs).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream process output (it is still logged).")
+@click.option("--plain", is_flag=True, help="Plain lines, as when the output is not a terminal (no live view).")
+@click.option("--json", "json_events", is_flag=True, help="One event per line on stdout (JSON), no live view.")
+@click.option("--fold", "fold_output", is_flag=True, help="Gather identical output across hosts, at the end.")
 @click.option("--name", default=None, metavar="NAME", help=NAME_HELP)
 @click.option("--detach", is_flag=True, help="Without SPEC: print the run id once started and return.")
 @click.option("--controller", "controller_name", metavar="NAME", default=None, help=CONTROLLER_HELP)
@@ -154,6 +169,9 @@ def run_command(
     seed: str | None,
     runs_dir: str | None,
     quiet: bool,
+    plain: bool,
+    json_events: bool,
+    fold_output: bool,
     name: str | None,
     detach: bool,
     controller_name: str | None,
@@ -170,6 +188,8 @@ def run_command(
     for flag, value in {"--detach": detach or None, "--controller": controller_name}.items():
         if value is not None:
             raise click.UsageError(f"{flag}: only without SPEC (a run of the loaded application of a controller)")
+    if json_events and fold_output:
+        raise click.UsageError("--fold and --json: one or the other (--json prints the output as events)")
     import asyncio
 
     from plush.controller.api import Controller
@@ -182,11 +202,11 @@ def run_command(
     project = controller.load(spec)
     found = settings_pool(settings)
     pool = found[0] if found is not None else None
-    writer = LineWriter()
-    code = asyncio.run(
-        _run(controller, project, parse_hosts(hosts), None if quiet else writer, notes, pool, control_name=name)
-    )
-    writer.flush()
+    from plush.shell.runface import Face, live_terminal
+
+    face = Face(quiet=quiet, json_events=json_events, fold=fold_output, live=not plain and live_terminal())
+    code = asyncio.run(_run(controller, project, parse_hosts(hosts), face.writer, notes, pool, name, face))
+    face.writer_flush()
     sys.exit(code)
 
 
@@ -222,6 +242,7 @@ async def _run(
     notes: list[str] | None = None,
     pool: Any = None,
     control_name: str | None = None,
+    face: Face | None = None,
 ) -> int:
     import asyncio
 
@@ -242,11 +263,19 @@ async def _run(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    if face is None:
+        from plush.shell.runface import Face
+
+        face = Face()
     server = await _control_server(controller, control_name)
-    events = controller.subscribe(kinds=SHOWN)
-    printer = asyncio.create_task(_print_events(events))
+    events = controller.subscribe(kinds=face.kinds)
+    printer = asyncio.create_task(face.consume(events))
+    animation = asyncio.create_task(face.animate(controller))
+    results: str | None = None
 
     def started(rundir: Any) -> None:
+        nonlocal results
+        results = str(rundir.root)
         click.echo(f"plush: run {rundir.run_id}: results in {rundir.root}", err=True)
         for note in notes or ():
             click.echo(note, err=True)
@@ -263,6 +292,10 @@ async def _run(
     finally:
         events.close()
         await printer
+        animation.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await animation
+        face.end(results)
         if server is not None:
             server.ended()
             await server.close()

@@ -1,0 +1,351 @@
+"""``plush run``'s live view on a terminal: per component, its hosts' progress, above the streaming output.
+
+Role. :class:`LiveState` is a summary kept from the run's events (pure, no I/O): each host's stage
+(joining, installing, ready, running, done, failed) under its component, counts per component and stage,
+restarts, each barrier's arrivals and release, the phase of the run, the last error line. Feeding it an
+event is O(1); reading it (:meth:`LiveState.rows`) is O(components + barriers): a refresh never walks the
+hosts, so the view is the same size at 1,000 hosts as at 3. :func:`live_view` and :func:`summary_table` turn
+it into rich renderables (pure). :class:`Screen` is the I/O: a ``rich.live.Live`` on the terminal, transient
+(at the end the view gives way to the summary table), refreshed by the caller a few times per second with
+the output lines gathered since the last refresh printed above it in one write -- never a render per event
+or per line, so the view cannot slow the engine more than its tick. :class:`FoldWriter` keeps each process's
+output per host for ``--fold`` and prints it folded (:func:`plush.controller.gather.fold_outputs`) at the end
+of the run.
+
+Invariants: the counts of a component always sum to the hosts seen in it (a host is in exactly one stage);
+expected hosts not yet seen count as joining.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
+
+from plush.controller import catalogue as ev
+from plush.controller.gather import RULE, fold_outputs
+from plush.resources.hostset import fold
+
+__all__ = ["STAGES", "FoldWriter", "LiveState", "Screen", "live_view", "summary_table"]
+
+#: a host's stages in the view, in the order it goes through them
+STAGES = ("joining", "installing", "ready", "running", "done", "failed")
+_STYLE = {"done": "green", "failed": "red", "running": "cyan", "installing": "yellow", "ready": "blue"}
+#: barriers shown by name; beyond, a count
+SHOWN_BARRIERS = 6
+
+
+@dataclass
+class Component:
+    """One component's summary."""
+
+    name: str
+    expected: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    restarts: int = 0
+    finished_at: float | None = None
+
+    @property
+    def seen(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, stage: str) -> int:
+        if stage == "joining":
+            return self.counts["joining"] + max(0, self.expected - self.seen)
+        return self.counts[stage]
+
+    @property
+    def hosts(self) -> int:
+        return max(self.expected, self.seen)
+
+
+@dataclass
+class Barrier:
+    name: str
+    arrived: int = 0
+    expected: int | None = None
+    released: bool = False
+
+
+class LiveState:
+    """The run's progress as the live view shows it, kept from its events (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Component] = {}
+        self.barriers: dict[str, Barrier] = {}
+        self._host: dict[str, tuple[str, str]] = {}  # host -> (component, stage)
+        self.total = 0
+        self.phase = "starting"
+        self.last_error = ""
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.run_id = ""
+
+    # --- feeding ---------------------------------------------------------------------------------------------
+
+    def expect(self, hosts: dict[str, int]) -> None:
+        """The number of hosts of each component (the run's choice), known once it started."""
+        for name, n in hosts.items():
+            self._component(name).expected = n
+
+    def feed(self, name: str, host: str | None, block: str | None, data: dict[str, Any], at: float) -> None:
+        """One event (O(1))."""
+        if name == ev.RUN_STARTED:
+            self.started_at, self.total, self.run_id = at, int(data.get("hosts") or 0), str(data.get("run", ""))
+            self.phase = "connecting"
+        elif name == ev.HOST_JOINED and host is not None:
+            self._move(host, "installing", data.get("component") or "?")
+        elif name == ev.HOST_INSTALLED and host is not None:
+            self._move(host, "ready")
+            if self.phase == "connecting":
+                self.phase = "installing"
+        elif name == ev.BARRIER_START_RELEASED:
+            self.phase = "running"
+        elif name == ev.BLOCK_STARTED and host is not None:
+            if self._stage(host) in ("installing", "ready", "joining"):
+                self._move(host, "running")
+        elif name == ev.HOST_FINISHED and host is not None:
+            self._move(host, "done" if data.get("ok", True) else "failed", at=at)
+        elif name in (ev.HOST_FAILED, ev.HOST_INSTALL_FAILED) and host is not None:
+            self._move(host, "failed", data.get("component"), at=at)
+            self._error(f"{host}: {data.get('reason', 'failed')}")
+        elif name == ev.HOST_RESTARTED and host is not None:
+            self._move(host, "joining", data.get("component"))
+            self._component(self._host[host][0]).restarts += 1
+        elif name == ev.HOST_REMATCHED and host is not None:
+            comp = data.get("component") or self._host.get(host, ("?", ""))[0]
+            self._forget(host)
+            self._component(comp).restarts += 1
+        elif name == ev.HOST_DROPPED and host is not None:
+            self._forget(host)
+        elif name == ev.BARRIER_ARRIVED:
+            self._barrier(str(data.get("barrier"))).arrived += 1
+        elif name == ev.BARRIER_RELEASED:
+            barrier = self._barrier(str(data.get("barrier")))
+            barrier.released = True
+            self.phase = f"running (barrier {barrier.name} released)"
+        elif name == ev.BLOCK_FAILED:
+            self._error(f"{host} {block}: {data.get('reason', 'failed')}")
+        elif name == ev.PROCESS_EXITED and data.get("code") not in (0, None) and data.get("action") != "stopped":
+            tail = [line for line in str(data.get("stderr_tail") or "").splitlines() if line.strip()]
+            self._error(f"{host} {block}: exit {data.get('code')}" + (f": {tail[-1]}" if tail else ""))
+        elif name == ev.APP_STOPPED:
+            self.phase = "stopping"
+        elif name == ev.APP_ABORTED:
+            self.phase = "aborting"
+            self._error(str(data.get("reason", "aborted")))
+        elif name == ev.RUN_FINISHED:
+            self.ended_at = at
+            ok, stopped = data.get("ok"), data.get("stopped")
+            self.phase = "completed" if ok else "stopped" if stopped else f"FAILED: {data.get('reason', '')}"
+
+    def barrier_counts(self, barriers: Iterable[dict[str, Any]]) -> None:
+        """Each barrier's expected count (``Controller.info("control")["barriers"]``: O(barriers))."""
+        for b in barriers:
+            barrier = self._barrier(str(b["name"]))
+            barrier.expected = int(b["expected"])
+            barrier.arrived = max(barrier.arrived, int(b["arrived"]))
+            barrier.released = barrier.released or bool(b["released"])
+
+    def _component(self, name: str) -> Component:
+        comp = self.components.get(name)
+        if comp is None:
+            comp = self.components[name] = Component(name)
+        return comp
+
+    def _barrier(self, name: str) -> Barrier:
+        barrier = self.barriers.get(name)
+        if barrier is None:
+            barrier = self.barriers[name] = Barrier(name)
+        return barrier
+
+    def _stage(self, host: str) -> str:
+        return self._host.get(host, ("", "joining"))[1]
+
+    def _move(self, host: str, stage: str, component: str | None = None, *, at: float | None = None) -> None:
+        old = self._host.get(host)
+        if old is not None:
+            self._component(old[0]).counts[old[1]] -= 1
+        comp = component or (old[0] if old is not None else "?")
+        self._host[host] = (comp, stage)
+        record = self._component(comp)
+        record.counts[stage] += 1
+        if at is not None and record.count("done") + record.count("failed") >= record.hosts:
+            record.finished_at = at
+
+    def _forget(self, host: str) -> None:
+        old = self._host.pop(host, None)
+        if old is not None:
+            self._component(old[0]).counts[old[1]] -= 1
+
+    def _error(self, line: str) -> None:
+        self.last_error = line.splitlines()[0] if line else line
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def rows(self) -> list[Component]:
+        """The components, in the order they were first seen (O(components))."""
+        return list(self.components.values())
+
+    def wall(self, comp: Component, now: float) -> float:
+        """A component's wall time: from the run's start to its last host's end (or now, or the run's end)."""
+        if self.started_at is None:
+            return 0.0
+        end = comp.finished_at or self.ended_at or now
+        return max(0.0, end - self.started_at)
+
+
+# --- rendering (pure) -------------------------------------------------------------------------------------------
+
+
+def live_view(state: LiveState, now: float | None = None) -> RenderableType:
+    """The live view: a row per component (counts per stage and a bar), the barriers, the phase, the last error."""
+    now = time.time() if now is None else now
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("component")
+    table.add_column("hosts", justify="right")
+    for stage in STAGES:
+        table.add_column(stage, justify="right", style=_STYLE.get(stage, ""))
+    table.add_column("", min_width=20)
+    for comp in state.rows():
+        finished = comp.count("done") + comp.count("failed")
+        bar = ProgressBar(
+            total=max(comp.hosts, 1), completed=finished, width=20, complete_style="green", finished_style="green"
+        )
+        table.add_row(comp.name, str(comp.hosts), *(str(comp.count(s)) for s in STAGES), bar)
+    elapsed = now - state.started_at if state.started_at is not None else 0.0
+    lines: list[RenderableType] = [table, Text(f"phase: {state.phase}  ({elapsed:.1f}s)", style="bold")]
+    if state.barriers:
+        parts = [_barrier_text(b) for b in list(state.barriers.values())[:SHOWN_BARRIERS]]
+        more = len(state.barriers) - SHOWN_BARRIERS
+        lines.append(Text("barriers: " + "  ".join(parts) + (f"  (+{more} more)" if more > 0 else "")))
+    if state.last_error:
+        lines.append(Text(f"last error: {state.last_error}", style="red", overflow="ellipsis", no_wrap=True))
+    return Group(*lines)
+
+
+def _barrier_text(b: Barrier) -> str:
+    if b.released:
+        return f"{b.name} released"
+    return f"{b.name} {b.arrived}/{b.expected if b.expected is not None else '?'}"
+
+
+def summary_table(state: LiveState, results: str, now: float | None = None) -> RenderableType:
+    """The table printed at the end: per component, its hosts, done, failed, restarts, wall time; the results."""
+    now = time.time() if now is None else now
+    table = Table(title=f"run {state.run_id}: {state.phase}", title_justify="left", header_style="bold")
+    for name, justify in (("component", "left"), ("hosts", "right"), ("done", "right"), ("failed", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("restarts", justify="right")
+    table.add_column("wall", justify="right")
+    for comp in state.rows():
+        failed = comp.count("failed")
+        table.add_row(
+            comp.name,
+            str(comp.hosts),
+            Text(str(comp.count("done")), style="green"),
+            Text(str(failed), style="red" if failed else ""),
+            str(comp.restarts),
+            f"{state.wall(comp, now):.2f}s",
+        )
+    return Group(table, Text(f"results: {results}"))
+
+
+# --- the terminal -----------------------------------------------------------------------------------------------
+
+
+class _Raw:
+    """Text printed as is above the live view: one segment, no wrapping nor markup (linear in its length)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Segment(self.text)
+
+
+class Screen:
+    """The live view on a terminal (``file``), with the output lines gathered between refreshes above it.
+
+    ``write`` (the :class:`plush.shell.run.LineWriter`'s stdout and stderr) only appends to a list;
+    :meth:`refresh` prints them in one write and redraws the view once."""
+
+    def __init__(self, state: LiveState, file: TextIO) -> None:
+        self.state = state
+        self.console = Console(file=file, highlight=False)
+        self._pending: list[str] = []
+        self._live = Live(
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=True,
+            vertical_overflow="visible",
+        )
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self._live.start()
+
+    def refresh(self) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self.console.print(_Raw(text), end="", soft_wrap=True)
+        self._live.update(live_view(self.state), refresh=True)
+
+    def stop(self, results: str | None) -> None:
+        self.refresh()
+        self._live.stop()
+        if results is not None:
+            self.console.print(summary_table(self.state, results))
+
+
+# --- --fold -----------------------------------------------------------------------------------------------------
+
+
+class FoldWriter:
+    """``--fold``: each process's output kept per host and stream (at most ``limit`` bytes each, the logs have
+    it all), printed at the end of the run gathered as ``plush exec -b`` does: hosts with identical output
+    (or differing only by their name, address or index) share one block, headed by their host set and the
+    process path."""
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self.limit = limit
+        self._outputs: dict[tuple[str, str], dict[str, bytearray]] = {}
+        self.cut: set[tuple[str, str, str]] = set()
+
+    def __call__(self, host: str, path: str, instance: int, stream: str, data: bytes) -> None:
+        key = (path + (f"#{instance}" if instance > 1 else ""), stream)
+        kept = self._outputs.setdefault(key, {}).setdefault(host, bytearray())
+        room = self.limit - len(kept)
+        if len(data) > room:
+            self.cut.add((host, key[0], stream))
+        kept += data[: max(room, 0)]
+
+    def lines(self, stream: str) -> list[str]:
+        """The folded text of every process's ``stream``, in the order the processes first wrote."""
+        out: list[str] = []
+        for (path, kind), outputs in self._outputs.items():
+            if kind != stream:
+                continue
+            for block in fold_outputs({h: bytes(b) for h, b in outputs.items()}):
+                head = f"{fold(block.hosts)} ({len(block.hosts)}) {path}"
+                if block.marks:
+                    head += " varies: " + " ".join("{" + m + "}" for m in block.marks)
+                out += [RULE, head, RULE, *block.text.decode("utf-8", "replace").splitlines()]
+        return out
