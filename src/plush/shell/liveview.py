@@ -89,6 +89,7 @@ class LiveState:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.run_id = ""
+        self.outcome = ""  # completed, STOPPED, FAILED once the run finished
 
     # --- feeding ---------------------------------------------------------------------------------------------
 
@@ -146,7 +147,8 @@ class LiveState:
         elif name == ev.RUN_FINISHED:
             self.ended_at = at
             ok, stopped = data.get("ok"), data.get("stopped")
-            self.phase = "completed" if ok else "stopped" if stopped else f"FAILED: {data.get('reason', '')}"
+            self.outcome = "completed" if ok else "STOPPED" if stopped else "FAILED"
+            self.phase = self.outcome if ok or stopped else f"FAILED: {data.get('reason', '')}"
 
     def barrier_counts(self, barriers: Iterable[dict[str, Any]]) -> None:
         """Each barrier's expected count (``Controller.info("control")["barriers"]``: O(barriers))."""
@@ -242,7 +244,8 @@ def _barrier_text(b: Barrier) -> str:
 def summary_table(state: LiveState, results: str, now: float | None = None) -> RenderableType:
     """The table printed at the end: per component, its hosts, done, failed, restarts, wall time; the results."""
     now = time.time() if now is None else now
-    table = Table(title=f"run {state.run_id}: {state.phase}", title_justify="left", header_style="bold")
+    title = f"run {state.run_id}: {state.outcome or state.phase}"
+    table = Table(title=title, title_justify="left", header_style="bold")
     for name, justify in (("component", "left"), ("hosts", "right"), ("done", "right"), ("failed", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     table.add_column("restarts", justify="right")
