@@ -30,6 +30,7 @@ PURE_MODULES = (
     "plush.controller.catalogue",
     "plush.controller.lifecycle",
     "plush.controller.lifecycle_commands",
+    "plush.cluster.plan",
 )
 #: what a pure module must not import: the event loop, processes, files and sockets, clocks, threads
 IO_MODULES = {"asyncio", "os", "subprocess", "socket", "pathlib", "shutil", "io", "tempfile", "time"}
@@ -65,7 +66,9 @@ ALLOWED: dict[str, set[str]] = {
         "resources",
     },
     # the shell hosts the control server (plush serve, plush run SPEC) and is its client (plush info, ...)
-    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api"},
+    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api", "cluster"},
+    # the emulated cluster: namespaces, sshds and the files the SSH launcher reads (nothing of the rest)
+    "cluster": set(),
     # the HTTP API reads directory entries (resources) and serves TLS with the controller's CA (fabric)
     "api": {"controller", "spec", "resources", "fabric"},
     "web": {"api", "controller", "spec"},

@@ -119,6 +119,7 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
     (bad_toml / "plush").mkdir(parents=True)
     (bad_toml / "plush" / "config.toml").write_text("stop_grace = [unclosed\n")
     unwritable = [str(read_only / "runs")] if read_only is not None else []
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
     return {
         "check": [
             ([str(tmp_path)], {}),
@@ -198,6 +199,14 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
             (["/etc/passwd", str(tmp_path / "g"), "--hosts", "1"], {}),  # absolute: refused before sending
             (["f", str(tmp_path / "g"), "--hosts", "1", "--timeout", "-1"], {}),
         ],
+        # the emulated cluster: refusals before anything is made (a state directory of the test's own)
+        "cluster up": [(["2", "--name", "No-Good"], state), (["2", "--bandwidth", "x"], state), (["0"], state)],
+        "cluster status": [(["nope"], state), (["Bad!"], state)],
+        "cluster down": [(["Bad!"], state), (["--no-such-option"], state)],
+        "cluster cut": [(["h1"], state), ([], state)],
+        "cluster restore": [(["h1"], state)],
+        "cluster freeze": [(["zz-h1"], state)],
+        "cluster thaw": [(["h1"], state)],
     }
 
 

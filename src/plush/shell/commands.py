@@ -5,10 +5,33 @@ Each command module adds itself to the group when imported here; keep the import
 their heavy parts lazily). :mod:`plush.shell.cli` imports none of them.
 """
 
-from plush.shell import check, client, copy_command, exec_command, plan, report, run, serve, terminal
+from plush.shell import (
+    check,
+    client,
+    cluster_command,
+    copy_command,
+    exec_command,
+    plan,
+    report,
+    run,
+    serve,
+    terminal,
+)
 from plush.shell.cli import cli
 
-__all__ = ["check", "client", "copy_command", "exec_command", "main", "plan", "report", "run", "serve", "terminal"]
+__all__ = [
+    "check",
+    "client",
+    "cluster_command",
+    "copy_command",
+    "exec_command",
+    "main",
+    "plan",
+    "report",
+    "run",
+    "serve",
+    "terminal",
+]
 
 
 def main(argv: list[str] | None = None) -> None:

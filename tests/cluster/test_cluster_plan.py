@@ -1,0 +1,191 @@
+"""The plan of an emulated cluster (pure: plush.cluster.plan): names, addresses, files, command lines."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import asyncssh
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plush.cluster.hostinit import parse as parse_hostinit
+from plush.cluster.plan import (
+    MAX_HOSTS,
+    ClusterError,
+    ClusterPlan,
+    HostDirs,
+    bridge_commands,
+    check_name,
+    client_config,
+    directory_file,
+    host_commands,
+    hosts_file,
+    known_hosts,
+    link_command,
+    overlaps,
+    parse_rate,
+    parse_subnet,
+    start_command,
+)
+from plush.launch.sshconn import SSHConnections, SSHTarget
+from plush.resources.directory import parse_directory
+
+NAMES = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
+
+
+@given(st.text(max_size=12))
+def test_a_name_is_accepted_only_when_it_fits_interface_names_and_is_plain(text: str) -> None:
+    try:
+        check_name(text)
+    except ClusterError as exc:
+        assert exc.exit_code == 2 and "bad cluster name" in str(exc)
+        assert not re.fullmatch(r"[a-z][a-z0-9]{0,5}", text)
+    else:
+        assert re.fullmatch(r"[a-z][a-z0-9]{0,5}", text)
+
+
+@pytest.mark.parametrize("bad", ["", "C1", "1c", "c-1", "c 1", "c;rm", "abcdefg", "c1\n", "../x", "c1$(x)"])
+def test_names_with_anything_but_lowercase_letters_and_digits_are_refused(bad: str) -> None:
+    with pytest.raises(ClusterError, match="bad cluster name"):
+        check_name(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(NAMES, st.integers(1, MAX_HOSTS), st.sampled_from(["10.213.0.0/16", "172.20.0.0/20", "10.0.0.0/8"]))
+def test_the_address_plan_gives_every_host_its_own_address_and_short_interface_names(
+    name: str, count: int, subnet: str
+) -> None:
+    net = ipaddress.ip_network(subnet)
+    if count > net.num_addresses - 3:
+        with pytest.raises(ClusterError):
+            ClusterPlan(name, count, subnet)
+        return
+    plan = ClusterPlan(name, count, subnet)
+    hosts = plan.hosts
+    addresses = [ipaddress.ip_address(h.address) for h in hosts]
+    assert len(set(addresses)) == count
+    assert all(a in net and a not in (net.network_address, net.broadcast_address) for a in addresses)
+    assert (
+        ipaddress.ip_address(plan.bridge_address) in net and ipaddress.ip_address(plan.bridge_address) not in addresses
+    )
+    assert [h.name for h in hosts] == [f"{name}-h{k}" for k in range(1, count + 1)]
+    assert len({h.netns for h in hosts}) == count
+    assert all(len(x) <= 15 for x in [plan.bridge, *(h.veth for h in hosts)])
+    assert plan.host(hosts[-1].name) == hosts[-1] and plan.host(f"h{count}") == hosts[-1]
+
+
+def test_the_default_plan_and_the_hosts_a_name_gives() -> None:
+    plan = ClusterPlan("c1", 3)
+    assert (plan.bridge, plan.bridge_address, plan.prefix) == ("pb-c1", "10.213.0.1", 16)
+    assert [(h.name, h.netns, h.veth, h.address) for h in plan.hosts] == [
+        ("c1-h1", "plush-c1-h1", "pv-c1-1", "10.213.0.2"),
+        ("c1-h2", "plush-c1-h2", "pv-c1-2", "10.213.0.3"),
+        ("c1-h3", "plush-c1-h3", "pv-c1-3", "10.213.0.4"),
+    ]
+    for bad in ["h0", "h4", "c2-h1", "c1-h", "c1-h01", "host1", "h1; x"]:
+        with pytest.raises(ClusterError, match="no host") as exc:
+            plan.host(bad)
+        assert exc.value.exit_code == 2
+
+
+def test_subnets_are_private_ipv4_with_room() -> None:
+    assert str(parse_subnet("10.213.0.0/16")) == "10.213.0.0/16"
+    for bad in ["8.8.0.0/16", "fd00::/64", "10.213.0.1/16", "10.0.0.0/30", "nope"]:
+        with pytest.raises(ClusterError) as exc:
+            parse_subnet(bad)
+        assert exc.value.exit_code == 2
+    with pytest.raises(ClusterError, match="cannot make 6 hosts"):
+        ClusterPlan("c1", 6, "10.9.9.0/29")
+    ClusterPlan("c1", 5, "10.9.9.0/29")
+
+
+def test_a_range_in_use_is_found_among_addresses_and_routes() -> None:
+    net = parse_subnet("10.213.0.0/16")
+    in_use = ["127.0.0.1/8", "192.0.2.2/24", "10.213.7.1/24", "10.0.0.0/8", "0.0.0.0/0", "junk"]
+    assert overlaps(net, in_use) == ["10.213.7.1/24", "10.0.0.0/8"]
+
+
+def test_rates_in_tc_units() -> None:
+    assert parse_rate("100mbit") == 100 * 10**6
+    assert parse_rate("12.5mbps") == 100 * 10**6
+    assert parse_rate("1gbit") == 10**9
+    for bad in ["100", "fast", "1e9bit", "-1mbit", "100 mbit", "1kbit", "100mbit; reboot"]:
+        with pytest.raises(ClusterError, match="bad bandwidth"):
+            parse_rate(bad)
+
+
+@settings(deadline=None)
+@given(NAMES, st.integers(1, 50), st.sampled_from([None, "100mbit", "2.5gbit"]))
+def test_every_command_is_an_argv_whose_user_values_are_whole_elements(
+    name: str, count: int, bandwidth: str | None
+) -> None:
+    plan = ClusterPlan(name, count, "10.213.0.0/16", bandwidth)
+    commands = bridge_commands(plan) + [c for h in plan.hosts for c in host_commands(plan, h)]
+    commands += [link_command(plan.hosts[0], up=False)]
+    assert all(isinstance(c, list) and all(isinstance(x, str) and x for x in c) for c in commands)
+    assert all(c[0] in ("ip", "tc") for c in commands)
+    words = {x for c in commands for x in c}
+    assert {plan.bridge, *(h.netns for h in plan.hosts), *(h.veth for h in plan.hosts)} <= words
+    tbf = [c for c in commands if "tbf" in c]
+    assert len(tbf) == (2 * count if bandwidth else 0)
+
+
+@given(st.lists(st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30), max_size=4))
+def test_shared_paths_reach_hostinit_as_given_whatever_they_hold(shares: list[str]) -> None:
+    plan = ClusterPlan("c1", 2)
+    host = plan.hosts[1]
+    dirs = HostDirs("/state/hosts/c1-h2")
+    argv = start_command(
+        host, dirs, python="/py", hostinit="/hi.py", outside="mnt:[1]", home="/root", shares=shares, sshd="/sshd"
+    )
+    assert argv[:5] == ["ip", "netns", "exec", "plush-c1-h2", "unshare"]
+    rest = argv[argv.index("/hi.py") + 1 :]
+    outside, hostname, binds, keeps, program = parse_hostinit(rest)
+    assert (outside, hostname) == ("mnt:[1]", "c1-h2")
+    assert keeps == [dirs.sshd, *shares]
+    assert ("/state/hosts/c1-h2/home", "/root") in binds and (dirs.tmp, "/tmp") in binds
+    assert program == ["/sshd", "-D", "-e", "-f", f"{dirs.sshd}/sshd_config"]
+
+
+def test_the_directory_file_is_a_pool_of_ssh_hosts() -> None:
+    plan = ClusterPlan("lab", 3)
+    hosts = parse_directory(directory_file(plan), file="cluster.xml")
+    assert [(h.name, h.provider, h.user, h.group) for h in hosts] == [
+        (f"lab-h{k}", "ssh", "root", "lab") for k in (1, 2, 3)
+    ]
+    assert all(h.get("ssh_port") == 22 for h in hosts)
+
+
+def test_the_client_config_reaches_each_host_at_its_address_with_the_cluster_key(tmp_path: Path) -> None:
+    plan = ClusterPlan("lab", 3)
+    config = tmp_path / "ssh_config"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(tmp_path / "id")
+    config.write_text(client_config(plan, str(tmp_path / "id"), str(tmp_path / "known")))
+    conns = SSHConnections(config=str(config))
+    assert conns.hostname(SSHTarget("lab-h2")) == "10.213.0.3"
+    options = conns.options(SSHTarget("lab-h3"))
+    assert options.config.get("User") == "root" and options.config.get("Port") == 22
+    assert options.config.get("IdentityFile") == [str(tmp_path / "id")]
+
+
+def test_known_hosts_trust_each_host_s_own_key_by_name_and_address() -> None:
+    plan = ClusterPlan("lab", 2)
+    keys = {}
+    for h in plan.hosts:
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        keys[h.name] = key.export_public_key().decode()
+    known = asyncssh.import_known_hosts(known_hosts(plan, keys))
+    for h in plan.hosts:
+        trusted = known.match(h.name, h.address, None)[0]
+        assert {k.export_public_key().decode().split()[1] for k in trusted} == {keys[h.name].split()[1]}
+
+
+def test_each_host_resolves_every_host_s_name_without_dns() -> None:
+    plan = ClusterPlan("lab", 3)
+    text = hosts_file(plan, plan.hosts[1])
+    assert "10.213.0.3 lab-h2" in text.splitlines()[2]  # itself first, after loopback
+    assert all(f"{h.address} {h.name}" in text for h in plan.hosts)
+    assert "10.213.0.1 plush-controller" in text

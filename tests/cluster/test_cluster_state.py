@@ -1,0 +1,41 @@
+"""The state file of a cluster (plush.cluster.state): what a later ``down`` needs, in the user's state dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plush.cluster.plan import ClusterError, ClusterPlan
+from plush.cluster.state import ClusterState, clusters_dir, load_state, names
+
+
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+def test_the_state_round_trips_and_lives_in_the_user_s_state_directory(tmp_path: Path) -> None:
+    state = ClusterState(ClusterPlan("lab", 4, "10.9.0.0/24", "10mbit"), str(tmp_path / "lab"), ["/srv/x"])
+    state.cut, state.frozen, state.phase = ["lab-h2"], ["lab-h3"], "up"
+    state.save()
+    assert state.path == tmp_path / "state" / "plush" / "clusters" / "lab.json"
+    again = load_state("lab")
+    assert again == state
+    assert names() == ["lab"]
+    again.forget()
+    assert load_state("lab") is None and names() == []
+
+
+def test_a_file_that_is_not_a_cluster_s_state_is_named(tmp_path: Path) -> None:
+    clusters_dir().mkdir(parents=True)
+    (clusters_dir() / "bad.json").write_text("{not json")
+    (clusters_dir() / "odd.json").write_text('{"name": "odd"}')
+    (clusters_dir() / "Not-A-Name.json").write_text("{}")
+    with pytest.raises(ClusterError, match=r"bad.json: not a cluster's state"):
+        load_state("bad")
+    with pytest.raises(ClusterError, match=r"odd.json: not a cluster's state"):
+        load_state("odd")
+    assert names() == ["bad", "odd"]  # only names a cluster can have
+    with pytest.raises(ClusterError, match="bad cluster name"):
+        load_state("../x")

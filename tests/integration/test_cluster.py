@@ -1,0 +1,248 @@
+"""``plush cluster``: hosts as network namespaces with their own address, sshd and files, reached by the SSH
+launcher from the cluster's directory file; faults injected mid-run; ``down`` leaves nothing behind.
+
+Needs root, ``ip netns`` and OpenSSH's sshd (skipped with the reason otherwise; CI runs as root). The cluster's
+state lives in the test's directory (``XDG_STATE_HOME``); its name and private range are drawn at random so
+that a cluster of the machine's user is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sshd_support import sshd_or_skip
+
+from plush import Controller
+from plush.config import Settings
+from plush.controller.events import Event
+from plush.resources.directory import parse_directory
+from plush.resources.host import Pool
+
+pytestmark = pytest.mark.netns
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def netns_or_skip() -> None:
+    """Skip unless this process may create network namespaces and run sshds in them."""
+    if os.geteuid() != 0:
+        pytest.skip("plush cluster needs root (network namespaces, a bridge, veths): run the tests as root")
+    sshd_or_skip()
+    for tool in ("ip", "unshare", "setsid", "tc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"no {tool} here (iproute2, util-linux)")
+    probe = f"plush-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", probe], check=True)
+
+
+def plush(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "plush", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@dataclass
+class Cluster:
+    name: str
+    directory: Path
+    env: dict[str, str]
+    runs: Path
+    state: Path
+
+    def address(self, host: str) -> str:
+        (shown,) = json.loads(self.cli("status", "--json", self.name).stdout)["clusters"]
+        return str(next(h["address"] for h in shown["hosts"] if h["name"] == host))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = plush("cluster", *args, env=self.env)
+        assert done.returncode == 0, done.stderr
+        return done
+
+
+def _subnet() -> str:
+    return f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.0/24"
+
+
+def cluster_up(root: Path, count: int, *extra: str) -> Cluster:
+    netns_or_skip()
+    state = root / "state"
+    runs = root / "runs"
+    runs.mkdir(parents=True)
+    env = {"XDG_STATE_HOME": str(state)}
+    name = "t" + secrets.token_hex(2)
+    for _ in range(3):  # another range when this one is in use here
+        done = plush(
+            "cluster", "up", str(count), "--name", name, "--subnet", _subnet(), "--share", str(runs), *extra, env=env
+        )
+        if "is in use here" not in done.stderr:
+            break
+    assert done.returncode == 0, done.stderr
+    return Cluster(name, Path(done.stdout.strip()), env, runs, state)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    made = cluster_up(root, 9)
+    try:
+        yield made
+    finally:
+        plush("cluster", "down", made.name, env=made.env)
+
+
+def _out(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+
+def leftovers(name: str, state: Path) -> list[str]:
+    """Whatever of cluster ``name`` is still on this machine: namespaces, links, mounts, processes."""
+    found = [n for n in _out("ip", "netns", "list").split() if f"plush-{name}-" in n]
+    found += [line.split(":")[1].strip() for line in _out("ip", "-o", "link").splitlines() if f"-{name}" in line]
+    found += [m for m in Path("/proc/mounts").read_text().splitlines() if f"plush-{name}-" in m or str(state) in m]
+    found += [p for p in _out("ps", "-eo", "pid,args").splitlines() if str(state) in p or f"plush-{name}-" in p]
+    return found
+
+
+async def test_filedist_runs_across_the_cluster_a_cut_host_is_rematched_a_frozen_one_fails(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plush.cluster import manage
+
+    monkeypatch.setenv("XDG_STATE_HOME", cluster.env["XDG_STATE_HOME"])
+    hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
+    assert len(hosts) == 9 and {h.provider for h in hosts} == {"ssh"}
+    settings = Settings(
+        runs_dir=str(cluster.runs),
+        ssh_config=str(cluster.directory.parent / "ssh_config"),
+        ssh_connect_timeout=5.0,
+        heartbeat_interval=0.5,
+        silence_timeout=1.0,
+        ping_timeout=0.5,
+        reconnect_window=2.0,
+        host_restarts=0,
+    )
+    controller = Controller(settings)
+    controller.load(EXAMPLES / "filedist.xml")
+    receivers: list[str] = []
+    faults: dict[str, str] = {}
+    replaced: dict[str, str] = {}
+    states: dict[str, str] = {}
+
+    def mid_run(event: Event) -> None:
+        """Called by the event bus, before the run goes on. At the senders' first process, while every receiver
+        waits at the barrier that process opens: cut one receiver's link, freeze another. Once both are
+        replaced: their states as ``status`` tells them, then the link restored and the host thawed (the
+        launcher stops their agents at the end of the run)."""
+        if event.name == "host.joined" and event.data.get("component") == "receivers":
+            receivers.append(str(event.host))
+        elif event.name == "process.started" and not faults:
+            faults["cut"], faults["frozen"] = sorted(receivers)[:2]
+            manage.cut(faults["cut"])
+            manage.freeze(faults["frozen"])
+        elif event.name == "host.rematched":
+            replaced[str(event.host)] = event.data["replacement"]
+            if set(faults.values()) <= set(replaced):
+                (shown,) = manage.status(cluster.name)
+                states.update({h["name"]: h["state"] for h in shown["hosts"]})
+                manage.cut(faults["cut"], restore=True)
+                manage.freeze(faults["frozen"], thaw=True)
+
+    controller.bus.add_sink(mid_run)
+    watch = controller.subscribe(["host.failed", "host.joined"])
+    try:
+        result = await asyncio.wait_for(controller.run(pool=Pool(hosts)), 120)
+    finally:
+        await controller.quit()
+    seen = watch.drain_nowait()
+    assert result.ok, result
+    cut, frozen = faults["cut"], faults["frozen"]
+    assert {cut, frozen} <= {e.host for e in seen if e.name == "host.failed"}
+    assert {cut, frozen} <= set(replaced)  # each by a spare of the pool: a host that had no part in the run yet
+    first = {e.host for e in seen if e.name == "host.joined"} - set(replaced.values())
+    assert first.isdisjoint({replaced[cut], replaced[frozen]})
+    assert (states[cut], states[frozen]) == ("cut", "frozen")
+    status = cluster.cli("status", cluster.name).stdout
+    assert [line.split()[2] for line in status.splitlines()[1:]] == ["up"] * 9
+
+
+def test_down_leaves_no_namespace_link_mount_or_process_and_again_does_nothing(cluster: Cluster) -> None:
+    assert leftovers(cluster.name, cluster.state)  # the cluster is there
+    done = cluster.cli("down", cluster.name)
+    assert f"cluster {cluster.name} removed" in done.stderr
+    assert leftovers(cluster.name, cluster.state) == []
+    assert not (cluster.state / "plush" / "clusters" / f"{cluster.name}.json").exists()
+    again = cluster.cli("down", cluster.name)
+    assert f"no cluster {cluster.name} left" in again.stderr
+
+
+def test_leftovers_of_a_crashed_up_are_refused_then_removed_by_down(tmp_path: Path) -> None:
+    netns_or_skip()
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    name = "t" + secrets.token_hex(2)
+    subprocess.run(["ip", "netns", "add", f"plush-{name}-h1"], check=True)
+    subprocess.run(["ip", "link", "add", f"pv-{name}-1", "type", "veth", "peer", "name", f"px-{name}-1"], check=True)
+    try:
+        refused = plush("cluster", "up", "2", "--name", name, "--subnet", _subnet(), env=env)
+        assert refused.returncode == 2 and f"leftovers of a cluster {name}" in refused.stderr
+        assert refused.stderr.count("plush: error: ") == 1
+        done = plush("cluster", "down", name, env=env)
+        assert done.returncode == 0, done.stderr
+        assert leftovers(name, tmp_path / "state") == []
+    finally:
+        subprocess.run(["ip", "netns", "del", f"plush-{name}-h1"], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", f"pv-{name}-1"], capture_output=True, check=False)
+
+
+def test_hosts_share_nothing_and_links_are_limited_when_asked(tmp_path: Path) -> None:
+    made = cluster_up(tmp_path, 2, "--bandwidth", "50mbit")
+    try:
+        config = str(made.directory.parent / "ssh_config")
+
+        def on(host: str, script: str) -> list[str]:
+            ssh = ["ssh", "-F", config, "-o", "BatchMode=yes", host, script]
+            return subprocess.run(ssh, capture_output=True, text=True, timeout=30, check=True).stdout.split()
+
+        h1, h2 = f"{made.name}-h1", f"{made.name}-h2"
+        for host in (h1, h2):
+            assert on(host, f"hostname; echo {host} > /tmp/mine; echo {host} > ~/mine; getent hosts {h1}") == [
+                host,
+                made.address(h1),
+                h1,
+            ]
+        assert on(h1, "cat /tmp/mine ~/mine /var/tmp/mine 2>/dev/null; true") == [h1, h1]  # h2 wrote its own
+        private = made.state / "plush" / "clusters" / made.name / "hosts"
+        assert (private / h1 / "tmp" / "mine").read_text() == f"{h1}\n"
+        assert (private / h2 / "home" / "mine").read_text() == f"{h2}\n"
+        qdiscs = subprocess.run(
+            ["tc", "qdisc", "show", "dev", f"pv-{made.name}-1"], capture_output=True, text=True, check=False
+        ).stdout
+        inside = subprocess.run(
+            ["tc", "-n", f"plush-{made.name}-h1", "qdisc", "show", "dev", "eth0"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        assert "tbf" in qdiscs and "50Mbit" in qdiscs and "tbf" in inside
+    finally:
+        done = plush("cluster", "down", made.name, env=made.env)
+        assert done.returncode == 0, done.stderr
+    assert leftovers(made.name, made.state) == []
