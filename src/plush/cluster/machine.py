@@ -25,7 +25,7 @@ __all__ = ["NETNS_DIR", "kill_all", "netns_pids", "require_root", "run", "signal
 
 NETNS_DIR = Path("/run/netns")
 #: the tools ``up`` needs -> where they come from
-TOOLS = {"ip": "iproute2", "unshare": "util-linux", "ssh-keygen": "openssh-client"}
+TOOLS = {"ip": "iproute2", "unshare": "util-linux", "setsid": "util-linux", "ssh-keygen": "openssh-client"}
 SSHD = "/usr/sbin/sshd"
 
 
