@@ -153,3 +153,41 @@ async def test_what_a_killed_agent_and_its_guard_left_on_an_ssh_host_is_swept_by
         await controller.quit()
         if daemon and _alive(daemon):
             os.kill(daemon, signal.SIGKILL)
+
+
+QUICK = """
+project: quick
+components:
+  pair:
+    hosts: 2
+application:
+  execution:
+    pair:
+      blocks:
+        - process: work
+          run: [sh, -c, 'echo "done on $PLUSH_HOST"']
+"""
+
+
+async def test_a_clean_end_sweeps_no_ssh_host(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's end over SSH costs one remote command per host it sweeps: the agents that answered ``stopped``
+    killed their own processes, so only a host whose agent did not is swept (a run ended cleanly: none; the
+    unclean case: test_what_a_killed_agent_and_its_guard_left_on_an_ssh_host_is_swept_by_run_id)."""
+    from plush.launch.ssh import SSHLauncher
+
+    swept: list[list[str] | None] = []
+    real = SSHLauncher.kill_leftovers
+
+    async def spy(self: SSHLauncher, run_id: str, hosts: object) -> list[int]:
+        swept.append(None if hosts is None else sorted(hosts))  # type: ignore[call-overload]
+        return await real(self, run_id, hosts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SSHLauncher, "kill_leftovers", spy)
+    settings = Settings(runs_dir=str(tmp_path), ssh_config=str(sshd.client_config))
+    controller = Controller(settings)
+    controller.load(write_spec(tmp_path, QUICK))
+    pool = Pool([Host("127.0.0.1", "127.0.0.1", "ssh"), Host("127.0.0.2", "127.0.0.2", "ssh")])
+    result = await asyncio.wait_for(controller.run(pool=pool), 120)
+    await controller.quit()
+    assert result.ok, result.outcome
+    assert swept == []  # every agent answered: nothing to sweep, no remote command per host

@@ -145,6 +145,7 @@ class Mesh:
         self._pump: asyncio.Task[None] | None = None
         self._launches: set[asyncio.Task[Any]] = set()
         self._pending: set[str] = set()  # hosts whose new agent is being launched
+        self._ended_clean: set[str] = set()  # hosts whose agent answered ``ended``/``stopped`` in this end
         self._agent_stops: dict[str, asyncio.Task[Any]] = {}
         self._answered: dict[str, asyncio.Event] = {}  # hosts whose ``stopped`` an agent stop awaits
         self._stop_reason = "the run is over"
@@ -432,6 +433,7 @@ class Mesh:
             self.transfers.message(name, msg)
             return
         if t in ("ended", "stopped"):
+            self._ended_clean.add(name)
             if t == "stopped":  # the agent exits now: an agent stop in progress need not ask again
                 self._answered.setdefault(name, asyncio.Event()).set()
             self.states.offer(name, "stopped")
@@ -471,6 +473,7 @@ class Mesh:
             member.workdir = str(join["workdir"])
             member.joined_at = time.time()
             self._answered.pop(name, None)
+            self._ended_clean.discard(name)
             member.settle(None)
             self.states.handle(name, "agent_joined")  # a matched host is prepared (the run sends prepare)
             self.bus.emit(HOST_JOINED, host=name, data={"component": member.life.component})
@@ -497,14 +500,27 @@ class Mesh:
         what the run's processes left is killed and the run is detached."""
         names = list(names)
         self._stop_reason = "the run is over"
+        self._ended_clean.clear()
         self.states.handle_many((n, "stop_requested", {}) for n in names)
         await self._until_settled(names)
         await self.launched()
         await self._agents_stopped(names)
-        client = self.client
-        if client is not None and self.launcher is not None:
-            await self.launcher.kill_leftovers(client.run_id, None)  # what a killed or hung agent left behind
+        await self._sweep_run(names)  # what a killed or hung agent left behind
         self.detach()
+
+    async def _sweep_run(self, names: Iterable[str]) -> None:
+        """Kill what the attached run's processes left on ``names``: on every host when the launcher sweeps them
+        all at the cost of one, else only where the agent did not end the run cleanly (an agent that answered
+        ``ended``/``stopped`` killed its own processes)."""
+        client, launcher = self.client, self.launcher
+        if client is None or launcher is None:
+            return
+        if launcher.sweep_all_is_cheap:
+            await launcher.kill_leftovers(client.run_id, None)
+            return
+        unclean = [n for n in names if n not in self._ended_clean and self.agents.current(n) is not None]
+        if unclean:
+            await launcher.kill_leftovers(client.run_id, unclean)
 
     async def disconnect(self, names: Sequence[str] | None = None, *, reason: str = "disconnected") -> None:
         """Disconnect ``names`` (every member when None): each is ``released``: ``stop`` to each connected one,
@@ -523,6 +539,7 @@ class Mesh:
         if self.closed:
             return
         self._closing = True
+        self._ended_clean.clear()
         client = self.client
         try:
             self.links.cancel_timers()
@@ -546,8 +563,8 @@ class Mesh:
                 await self.tasks.close()
                 if self.launcher is not None:
                     await self.launcher.stop_all()
-                    if client is not None:
-                        await self.launcher.kill_leftovers(client.run_id, None)  # what a killed agent left
+                    if client is not None:  # what a killed agent left
+                        await self._sweep_run([n for n in self.members if client.has(n)])
                     await self.launcher.close()  # and whatever else it holds (its SSH connections)
                 for member in self.members.values():
                     member.settle("the mesh closed")

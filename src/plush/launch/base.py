@@ -98,6 +98,10 @@ class Launcher(abc.ABC):
 
     #: what this launcher can do (a subset of :data:`CAPABILITIES`)
     capabilities: ClassVar[frozenset[str]] = frozenset({"start_agent", "close"})
+    #: whether :meth:`kill_leftovers` over every host costs about what it costs over a few (the local launcher:
+    #: one pass over this machine's ``/proc``); when not (one remote command per host), a run's end sweeps only
+    #: the hosts whose agents did not end it cleanly (their agents kill their own processes)
+    sweep_all_is_cheap: ClassVar[bool] = False
 
     def supports(self, capability: str) -> bool:
         if capability not in CAPABILITIES:

@@ -135,6 +135,7 @@ class LocalLauncher(Launcher):
     """Starts agents on this machine under ``run_dir``; see the module docstring for the invariants."""
 
     capabilities = frozenset({"start_agent", "put_file", "run", "close", "signal", "kill_leftovers"})
+    sweep_all_is_cheap = True  # one pass over this machine's /proc
 
     def __init__(
         self,
