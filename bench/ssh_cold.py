@@ -53,7 +53,7 @@ def plush_cold(sshd: sb.Sshd, n: int, work: Path, tag: str) -> dict[str, Any]:
     runs.mkdir(parents=True)
     spec = work / "spec.xml"
     argv = [str(sb.PLUSH), "run", str(spec), "-q", "-d", str(sshd.pool(n)), "--runs-dir", str(runs), "--name", tag]
-    rec = sb.timed(argv, env(sshd, work), work)
+    rec = sb.timed(argv, env(sshd, work), work, sshd=sshd)
     rec["ok"] = rec["rc"] == 0
     journals = list(runs.glob("*/journal.sqlite"))
     if journals:
@@ -85,6 +85,7 @@ def plush_warm(sshd: sb.Sshd, n: int, work: Path, tag: str, runs: int) -> dict[s
     spec, runs_dir = work / "spec.xml", work / "runs" / tag
     runs_dir.mkdir(parents=True)
     rec: dict[str, Any] = {"ok": False, "runs": []}
+    host = sb.tree_cpu(sshd.process.pid)
     t = time.perf_counter()
     server = subprocess.Popen(
         [plush, "serve", "-d", str(sshd.pool(n)), "--name", tag, "--runs-dir", str(runs_dir)],
@@ -110,6 +111,7 @@ def plush_warm(sshd: sb.Sshd, n: int, work: Path, tag: str, runs: int) -> dict[s
     try:
         serving.wait(600)
         rec["connect_wall"] = time.perf_counter() - t
+        rec["connect_host_cpu"] = sb.tree_cpu(sshd.process.pid) - host
         rec["serve_says"] = lines[:2]
         if not any(f"{n} hosts connected" in line for line in lines):
             return rec
@@ -119,7 +121,7 @@ def plush_warm(sshd: sb.Sshd, n: int, work: Path, tag: str, runs: int) -> dict[s
             rec["error"] = load["err"]
             return rec
         for k in range(runs + 1):
-            r = sb.timed([plush, "run", "-q", *ctl], e, work)
+            r = sb.timed([plush, "run", "-q", *ctl], e, work, sshd=sshd)
             r.pop("out")
             if k > 0:
                 rec["runs"].append(r)
@@ -139,7 +141,7 @@ def plush_warm(sshd: sb.Sshd, n: int, work: Path, tag: str, runs: int) -> dict[s
 def peer(sshd: sb.Sshd, tool: str, n: int, work: Path) -> dict[str, Any]:
     if tool.startswith("ansible"):
         sshd.close_ansible_masters()
-    rec = sb.timed(sb.peer_command(sshd, tool, n), sshd.env(), work)
+    rec = sb.timed(sb.peer_command(sshd, tool, n), sshd.env(), work, sshd=sshd)
     rec["ok"] = sb.peer_ok(tool, n, rec["rc"], rec["out"])
     rec["out"] = rec["out"][-500:]
     if tool.startswith("ansible"):
@@ -167,13 +169,18 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
             if tool == "plush_warm":
                 walls = [run["wall"] for r in mine for run in r["runs"]]
                 cpus = [run["cpu"] for r in mine for run in r["runs"]]
+                hcpus = [run["host_cpu"] for r in mine for run in r["runs"] if "host_cpu" in run]
                 connects = [r["connect_wall"] for r in mine if "connect_wall" in r]
                 row[tool] = {
                     "ok": sum(bool(r["ok"]) for r in mine),
                     "of": len(mine),
                     "wall": sb.summary(walls) if walls else None,
                     "cpu": sb.summary(cpus) if cpus else None,
+                    "host_cpu": sb.summary(hcpus) if hcpus else None,
                     "connect": sb.summary(connects) if connects else None,
+                    "connect_host_cpu": sb.summary([r["connect_host_cpu"] for r in mine if "connect_host_cpu" in r])
+                    if connects
+                    else None,
                 }
                 continue
             good = [r for r in mine if r["ok"]]
@@ -182,6 +189,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
                 "of": len(mine),
                 "wall": sb.summary([r["wall"] for r in good]) if good else None,
                 "cpu": sb.summary([r["cpu"] for r in good]) if good else None,
+                "host_cpu": sb.summary([r["host_cpu"] for r in good if "host_cpu" in r]) if good else None,
             }
             if tool == "plush" and good:
                 row[tool]["phases"] = {
@@ -206,8 +214,8 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
 
 def table(summary: dict[str, Any], tools: list[str]) -> str:
     lines = [
-        "| N | tool | ok | wall median (min-max) | client CPU median |",
-        "|---|---|---|---|---|",
+        "| N | tool | ok | wall median (min-max) | client CPU median | hosts' CPU median (sshd tree) |",
+        "|---|---|---|---|---|---|",
     ]
     for n, row in summary.items():
         for tool in [*tools, "plush_warm"]:
@@ -216,9 +224,11 @@ def table(summary: dict[str, Any], tools: list[str]) -> str:
             v = row[tool]
             name = {"plush": "plush run (cold)", "plush_warm": "plush run (warm, 2nd application)"}.get(tool, tool)
             cpu = f"{v['cpu']['median']:.2f} s" if v.get("cpu") else "-"
-            lines.append(f"| {n} | {name} | {v['ok']}/{v['of']} | {sb.fmt(v['wall'])} | {cpu} |")
+            hcpu = f"{v['host_cpu']['median']:.2f} s" if v.get("host_cpu") else "-"
+            lines.append(f"| {n} | {name} | {v['ok']}/{v['of']} | {sb.fmt(v['wall'])} | {cpu} | {hcpu} |")
             if tool == "plush_warm" and v.get("connect"):
-                lines.append(f"| {n} | plush serve: connect N hosts (no run) | | {sb.fmt(v['connect'])} | |")
+                hcpu = f"{v['connect_host_cpu']['median']:.2f} s" if v.get("connect_host_cpu") else "-"
+                lines.append(f"| {n} | plush serve: connect N hosts (no run) | | {sb.fmt(v['connect'])} | | {hcpu} |")
     lines += ["", "| N | best peer (median) | plush cold / best peer | best peer / plush warm | plush cold / warm |"]
     lines.append("|---|---|---|---|---|")
     for n, row in summary.items():

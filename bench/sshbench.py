@@ -306,8 +306,39 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def timed(argv: str | list[str], env: dict[str, str], cwd: Path, timeout: float = 600) -> dict[str, Any]:
-    """Run one command (a string: through ``sh -c``); its wall time, the CPU it and its children used, rc, output."""
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by the process ``root`` and everything it started: its reaped children (its
+    cutime/cstime) and every live descendant (as ``../shared/peers/lib/cpu_of.py``). For the sshd listener:
+    every session, shell, command and agent started through it: the hosts' side."""
+    procs: dict[int, tuple[int, list[int]]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            procs[int(d)] = (int(rest[1]), [int(x) for x in rest[11:15]])
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total = sum(procs[root][1][2:]) if root in procs else 0
+    stack = list(children.get(root, []))
+    while stack:
+        p = stack.pop()
+        total += sum(procs[p][1])
+        stack.extend(children.get(p, []))
+    return total / HZ
+
+
+def timed(
+    argv: str | list[str], env: dict[str, str], cwd: Path, timeout: float = 600, sshd: Sshd | None = None
+) -> dict[str, Any]:
+    """Run one command (a string: through ``sh -c``); its wall time, the CPU it and its children used, rc, output;
+    with ``sshd``: the CPU the hosts' side used meanwhile (``host_cpu``: the sshd and all it started)."""
+    host = tree_cpu(sshd.process.pid) if sshd is not None else 0.0
     cpu, t = children_cpu(), time.perf_counter()
     try:
         proc = subprocess.run(
@@ -323,7 +354,10 @@ def timed(argv: str | list[str], env: dict[str, str], cwd: Path, timeout: float 
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc, out, err = -1, str(exc.stdout or ""), f"timed out after {timeout} s"
-    return {"wall": time.perf_counter() - t, "cpu": children_cpu() - cpu, "rc": rc, "out": out, "err": err[-2000:]}
+    rec = {"wall": time.perf_counter() - t, "cpu": children_cpu() - cpu, "rc": rc, "out": out, "err": err[-2000:]}
+    if sshd is not None:
+        rec["host_cpu"] = tree_cpu(sshd.process.pid) - host
+    return rec
 
 
 def have(tool: str) -> str | None:
