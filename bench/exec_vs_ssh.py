@@ -1,7 +1,7 @@
 """Issue 11: warm ``plush exec true`` on N connected agents beside clush and pssh over loopback SSH on N hosts.
 
     .venv/bin/python bench/exec_vs_ssh.py [--sizes 10,50,100,200] [--rounds 3] [--exec-rounds 10] [--peer-runs 2]
-                                          [--tools plush_local,plush_ssh,clush_x25519,pssh_x25519,clush,pssh_warm]
+                                          [--tools plush_local,plush_ssh,plush_cli,clush_x25519,...]
 
 One private sshd (``bench/sshbench.py``) presents N hosts 127.0.0.1 ... 127.0.0.N. Per round and size (sizes in
 a rotated order each round, tools in a rotated order at each size, so that the machine's noise falls on every
@@ -19,11 +19,11 @@ tool):
 - ``pssh_warm``: the harness's ``lib/pssh_warm.py``: the parallel-ssh library keeps N SSH sessions open and
   runs ``hostname`` over them (a new channel per command, no handshake), in-process timings: the best a warm
   SSH tool can do.
+- ``plush_cli``: the whole ``plush exec true`` command (a client process) through a running ``plush serve
+  --hosts N`` (the warm CLI path), ``--exec-rounds`` times after 3 untimed; left out, with the reason, when this
+  checkout's ``plush exec`` does not talk to a running controller yet.
 
-The whole ``plush exec`` CLI command through a running ``plush serve`` is measured once the warm CLI path is
-on main (``plush exec`` talking to a controller); until then ``plush_local`` is the in-controller figure the
-issue's first target names. Prints a Markdown table (median, range, ratios to the best SSH peer per size) and
-writes a JSON summary (default ``bench/results/exec_vs_ssh.json``) and every record under
+Prints a Markdown table (median, range, ratios to the best SSH peer per size) and writes a JSON summary (default ``bench/results/exec_vs_ssh.json``) and every record under
 ``bench/results/raw/`` (git-ignored). A peer that cannot run is named with the reason and left out. Never run by
 the test suite.
 """
@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ from run_local import machine
 RESULTS = sb.HERE / "results"
 WARM_UP = 3
 SSH_PEERS = ("clush_x25519", "pssh_x25519", "clush")
-TOOLS = ("plush_local", "plush_ssh", "clush_x25519", "pssh_x25519", "clush", "pssh_warm")
+TOOLS = ("plush_local", "plush_ssh", "plush_cli", "clush_x25519", "pssh_x25519", "clush", "pssh_warm")
 
 
 async def child(kind: str, n: int, rounds: int, work: Path, pool: Path | None) -> dict[str, Any]:
@@ -104,6 +105,51 @@ def plush_exec(kind: str, sshd: sb.Sshd, n: int, rounds: int, work: Path, tag: s
     return rec
 
 
+def plush_cli(sshd: sb.Sshd, n: int, rounds: int, work: Path, tag: str) -> dict[str, Any]:
+    """The whole ``plush exec true`` command through a running ``plush serve --hosts N`` (the warm CLI path):
+    ``rounds`` timed after 3 untimed; ``unsupported`` when this plush's exec does not talk to a controller."""
+    env = sshd.env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "controller-pycache")
+    plush = str(sb.PLUSH)
+    rec: dict[str, Any] = {"ok": False, "walls": [], "cpus": []}
+    t = time.perf_counter()
+    server = subprocess.Popen(
+        [plush, "serve", "--hosts", str(n), "--name", tag, "--runs-dir", str(work / tag)],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        line = server.stderr.readline()  # plush: serving NAME: N hosts connected
+        rec["connect"] = time.perf_counter() - t
+        if f"{n} hosts connected" not in line:
+            rec["err"] = line.strip()
+            return rec
+        for k in range(WARM_UP + rounds):
+            r = sb.timed([plush, "exec", "--controller", tag, "true"], env, work)
+            if r["rc"] != 0:
+                rec["err"] = (r["err"] or r["out"]).strip().splitlines()[-1:]
+                rec["unsupported"] = k == 0 and r["rc"] == 2
+                return rec
+            if k >= WARM_UP:
+                rec["walls"].append(r["wall"])
+                rec["cpus"].append(r["cpu"])
+        rec["ok"] = True
+    finally:
+        subprocess.run([plush, "quit", "--controller", tag], env=env, cwd=work, capture_output=True, check=False)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.terminate()
+            server.wait(30)
+        server.stderr.close()
+    return rec
+
+
 def pssh_warm(sshd: sb.Sshd, n: int, work: Path, tag: str) -> dict[str, Any]:
     if sb.PEERS is None:
         return {"ok": False, "err": "no ../shared/peers"}
@@ -132,6 +178,8 @@ def say(line: str) -> None:
 def one(sshd: sb.Sshd, tool: str, n: int, work: Path, args: argparse.Namespace, tag: str) -> list[dict[str, Any]]:
     if tool in ("plush_local", "plush_ssh"):
         return [plush_exec(tool.removeprefix("plush_"), sshd, n, args.exec_rounds, work, tag)]
+    if tool == "plush_cli":
+        return [plush_cli(sshd, n, args.exec_rounds, work, tag)]
     if tool == "pssh_warm":
         return [pssh_warm(sshd, n, work, tag)]
     return [peer(sshd, tool, n, work) for _ in range(args.peer_runs)]
@@ -151,6 +199,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
                 v["wall"] = sb.summary([w for r in good for w in r["walls"]])
                 v["cpu"] = sb.summary([c for r in good for c in r["cpus"]])
                 v["connect"] = sb.summary([r["connect"] for r in good])
+                v["exec_rounds"] = sum(len(r["walls"]) for r in good)
             elif tool == "pssh_warm" and good:
                 v["wall"] = sb.summary([r["warm_round_ms_median"] / 1000 for r in good])
                 v["cold_first_round"] = sb.summary([r["cold_first_round_ms"] / 1000 for r in good])
@@ -162,7 +211,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
         if peers:
             best = min(peers, key=lambda t: peers[t])
             row["best_ssh_peer"] = {"tool": best, "median": peers[best]}
-            for tool in ("plush_local", "plush_ssh"):
+            for tool in ("plush_local", "plush_ssh", "plush_cli"):
                 if row.get(tool, {}).get("wall"):
                     row[f"speedup_{tool}"] = peers[best] / row[tool]["wall"]["median"]
                     if row.get("pssh_warm", {}).get("wall"):
@@ -176,6 +225,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
 NAMES = {
     "plush_local": "Plush `exec(['true'])`, local agents (in the controller)",
     "plush_ssh": "Plush `exec(['true'])`, SSH agents (in the controller)",
+    "plush_cli": "`plush exec true` via `plush serve --hosts N` (whole command)",
     "clush_x25519": "`clush -w ... true` (curve25519)",
     "pssh_x25519": "`parallel-ssh -i true` (curve25519)",
     "clush": "`clush -w ... true` (OpenSSH default kex)",
@@ -196,8 +246,9 @@ def table(summary: dict[str, Any], tools: list[str]) -> str:
             )
     lines += [
         "",
-        "| N | best SSH peer (median) | its / Plush local | its / Plush SSH | pssh warm / Plush local |",
-        "|---|---|---|---|---|",
+        "| N | best SSH peer (median) | its / Plush local | its / Plush SSH | its / `plush exec` CLI "
+        "| pssh warm / Plush local |",
+        "|---|---|---|---|---|---|",
     ]
     for n, row in summary.items():
         best = row.get("best_ssh_peer")
@@ -205,7 +256,12 @@ def table(summary: dict[str, Any], tools: list[str]) -> str:
             continue
         cells = [
             f"{row[k]:.1f}x" if k in row else "-"
-            for k in ("speedup_plush_local", "speedup_plush_ssh", "speedup_plush_local_vs_pssh_warm")
+            for k in (
+                "speedup_plush_local",
+                "speedup_plush_ssh",
+                "speedup_plush_cli",
+                "speedup_plush_local_vs_pssh_warm",
+            )
         ]
         lines.append(f"| {n} | {best['tool']} {best['median']:.2f} s | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -241,9 +297,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="plush-bench-exec-ssh-") as tmp:
         work = Path(tmp)
         with sb.running_sshd(work / "sshd") as sshd:
-            for tool in tools:  # untimed warm-up at the largest size: bytecode, page cache, known_hosts, zipapp
+            for tool in list(tools):  # untimed warm-up at the largest size: bytecode, page cache, known_hosts, zipapp
                 if tool != "pssh_warm":
-                    one(sshd, tool, max(sizes), work, argparse.Namespace(exec_rounds=1, peer_runs=1), f"warm-{tool}")
+                    got = one(sshd, tool, max(sizes), work, argparse.Namespace(exec_rounds=1, peer_runs=1), f"w-{tool}")
+                    if got[0].get("unsupported"):
+                        skipped[tool] = f"plush exec does not talk to a running controller here: {got[0]['err']}"
+                        tools.remove(tool)
+                        say(f"skip {tool}: {skipped[tool]}")
             for rnd in range(args.rounds):
                 for n in sizes[rnd % len(sizes) :] + sizes[: rnd % len(sizes)]:
                     k = (rnd + n) % len(tools)
