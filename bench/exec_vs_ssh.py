@@ -23,9 +23,9 @@ tool):
   --hosts N`` (the warm CLI path), ``--exec-rounds`` times after 3 untimed; left out, with the reason, when this
   checkout's ``plush exec`` does not talk to a running controller yet.
 
-Prints a Markdown table (median, range, ratios to the best SSH peer per size) and writes a JSON summary (default ``bench/results/exec_vs_ssh.json``) and every record under
-``bench/results/raw/`` (git-ignored). A peer that cannot run is named with the reason and left out. Never run by
-the test suite.
+Prints a Markdown table (median, range, ratios to the best SSH peer per size) and writes a JSON summary
+(default ``bench/results/exec_vs_ssh.json``) and every record under ``bench/results/raw/`` (git-ignored). A
+peer that cannot run is named with the reason and left out. Never run by the test suite.
 """
 
 from __future__ import annotations

@@ -39,7 +39,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PLUSH = REPO / ".venv" / "bin" / "plush"
-PEERS = (REPO.parent.parent / "shared" / "peers") if (REPO.parent.parent / "shared").is_dir() else None
+#: the peer harness: $PB_PEERS, else ../shared/peers beside the checkout (/work/main) or its worktree (/work/wt/X)
+PEERS = next(
+    (
+        p
+        for p in (
+            Path(os.environ.get("PB_PEERS", "/nonexistent")),
+            REPO.parent / "shared" / "peers",
+            REPO.parent.parent / "shared" / "peers",
+        )
+        if (p / "lib" / "pssh_warm.py").is_file()
+    ),
+    None,
+)
 PB_VENV = Path(os.environ.get("PB_VENV", str(Path.home() / ".cache" / "peers-venv")))
 
 #: the spec of the runs: one process block that runs ``true`` once on every host of one component
