@@ -1,4 +1,4 @@
-"""Throughput of the console renderer of ``plush run`` (:class:`plush.shell.run.LineWriter`), issue 7 item 9.
+"""Throughput of the console renderer of ``plush run`` (:class:`plush.shell.console.LineWriter`), issue 7 item 9.
 
 Feeds output as an agent delivers it (chunks of ``CHUNK_SIZE`` bytes) to a LineWriter writing into a null
 text sink, and reports MB/s, medians over ``--repeat`` runs:
@@ -18,7 +18,7 @@ import statistics
 import time
 
 from plush.processes.runner import CHUNK_SIZE
-from plush.shell.run import LineWriter
+from plush.shell.console import LineWriter
 
 
 class _Null(io.TextIOBase):

@@ -1,4 +1,4 @@
-"""The console renderer of ``plush run`` (:class:`plush.shell.run.LineWriter`) is linear in its input.
+"""The console renderer of ``plush run`` (:class:`plush.shell.console.LineWriter`) is linear in its input.
 
 A process that writes a long stretch without a newline must not make the renderer re-scan or re-copy what
 it holds: over-long lines are cut into pieces of ``MAX_LINE`` bytes, so what a stream keeps between calls
@@ -13,7 +13,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plush.shell.run import MAX_LINE, LineWriter
+from plush.shell.console import MAX_LINE, LineWriter
 
 TAG = "[local-1 /app/c/p/x] "
 

@@ -7,7 +7,7 @@ mistyped one is an error reply, exit status 2), calls the controller, may stream
 ``await req.send({...})`` before returning, and returns the JSON-ready result of the final line. Raising a
 :class:`~plush.errors.PlushError` is an error reply with its ``exit_code``.
 
-Adding a request is one decorated function (here, or in a module this one imports at its end)::
+Adding a request is one decorated function (here, or in a module the server imports: :mod:`plush.api.server`)::
 
     @handler("exec")
     async def exec_(req: Request) -> Any:
@@ -282,8 +282,3 @@ async def subscribe(req: Request) -> Any:
         ended.cancel()
     await pump
     return {"missed": sub.missed}
-
-
-# --- the distributed shell: its requests register themselves on import -------------------------------------------
-
-from plush.api import shell_handlers  # noqa: E402,F401

@@ -32,10 +32,10 @@ import asyncio
 import contextlib
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plush.controller.gather import ExecResult, HostOutput
-from plush.controller.lifecycle import CONNECTING, GONE, POOLED
+from plush.controller.lifecycle import CONNECTED, CONNECTING, GONE, POOLED
 from plush.errors import PlushError, ProtocolError
 from plush.protocol.framing import encode
 from plush.protocol.messages import Message, validate
@@ -44,7 +44,6 @@ from plush.resources.hostset import HostSet, natural_key
 
 if TYPE_CHECKING:
     from plush.controller.links import Links
-    from plush.controller.mesh import Mesh
     from plush.resources.host import Pool
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "MAX_EXEC_LIMIT",
     "REPLY_MARGIN",
     "ExecError",
+    "ExecMesh",
     "ExecTable",
     "command_argv",
     "route",
@@ -300,8 +300,28 @@ class ExecTable:
         return ex.results, ex.timed_out, ex.unreachable
 
 
+class _Member(Protocol):
+    @property
+    def host(self) -> Host: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class ExecMesh(Protocol):
+    """What a request asks of the mesh it goes through (:class:`~plush.controller.mesh.Mesh` is one)."""
+
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def members(self) -> Mapping[str, _Member]: ...
+    @property
+    def execs(self) -> ExecTable: ...
+
+
 def route(
-    mesh: Mesh | None,
+    mesh: ExecMesh | None,
     pool: Pool,
     hosts: str | Iterable[str] | None,
     group: str | None,
@@ -309,8 +329,6 @@ def route(
 ) -> tuple[list[str], list[str], list[str], dict[str, str]]:
     """The hosts a request goes to (:func:`select_hosts` over the mesh's members and the pool), split: every
     one selected, those to send it now (connected), those to wait for (connecting), the unreachable and why."""
-    from plush.controller.mesh import CONNECTED  # (the mesh imports this module)
-
     members = mesh.members if mesh is not None and not mesh.closed else {}
     known: dict[str, Host] = {h.name: h for h in pool}
     known.update((n, m.host) for n, m in members.items())
@@ -332,7 +350,7 @@ def route(
 
 
 async def run_exec(
-    mesh: Mesh | None,
+    mesh: ExecMesh | None,
     pool: Pool,
     cmd: str | Sequence[str],
     *,

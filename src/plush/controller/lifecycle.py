@@ -76,6 +76,7 @@ from plush.controller.lifecycle_commands import (
 from plush.errors import PlushError
 
 __all__ = [
+    "CONNECTED",
     "CONNECTING",
     "DONE",
     "EVENTS",
@@ -133,6 +134,9 @@ _RESUMABLE = (INSTALLING, READY, RUNNING, RESETTING)  # a broken link may be res
 _LIVE = (CONNECTING, JOINED, *_IN_RUN, LOST)  # a failure makes these failed
 _LINKED = (JOINED, *_IN_RUN, STOPPING)  # a link to the agent is up
 _LINK_DOWN = ("link_lost", "ping_timeout")
+
+#: the states in which a host's agent is connected (idle, in an application, or being stopped)
+CONNECTED: frozenset[str] = frozenset({JOINED, *_IN_RUN, STOPPING})
 
 #: (from states, events, to states); the table the docs show, row for row
 _ROWS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (

@@ -50,19 +50,15 @@ from plush.controller.events import EventBus
 from plush.controller.execs import ExecTable
 from plush.controller.hoststates import HostStates
 from plush.controller.lifecycle import (
+    CONNECTED,
     CONNECTING,
     DONE,
     FAILED,
     GONE,
-    INSTALLING,
     JOINED,
     LOST,
     POOLED,
-    PREPARING,
-    READY,
     REPLACED,
-    RESETTING,
-    RUNNING,
     STOPPING,
 )
 from plush.controller.lifecycle_commands import (
@@ -86,7 +82,7 @@ from plush.protocol.messages import Message
 from plush.protocol.secret import Secret
 from plush.resources.host import Host
 
-__all__ = ["AGENT_EXIT_WAIT", "CONNECTED", "LATE_KEPT", "LAUNCH_FAILED", "STOP_MARGIN", "Mesh"]
+__all__ = ["AGENT_EXIT_WAIT", "LATE_KEPT", "LAUNCH_FAILED", "STOP_MARGIN", "Mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +97,6 @@ LATE_KEPT = frozenset({"output", "upload", "upload.end", "proc.exited", "proc.st
 
 #: how the reason of a host whose agent could not be started begins (what follows: the launcher's words)
 LAUNCH_FAILED = "cannot start its agent"
-
-#: lifecycle states in which a host's agent is connected
-CONNECTED = frozenset({JOINED, PREPARING, INSTALLING, READY, RUNNING, RESETTING, DONE, STOPPING})
 
 
 class Mesh:

@@ -36,17 +36,16 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from plush.controller.copyresult import FileOutcome, TransferResult
 from plush.controller.diskwriter import DiskWriter
-from plush.controller.execs import DEFAULT_TIMEOUT, ExecError, ExecTable, route
+from plush.controller.execs import DEFAULT_TIMEOUT, ExecError, ExecMesh, ExecTable, route
 from plush.protocol.messages import Message
 from plush.resources.hostset import natural_key
 from plush.spec.paths import host_path_problem
 
 if TYPE_CHECKING:
-    from plush.controller.mesh import Mesh
     from plush.resources.host import Pool
 
 __all__ = [
@@ -243,8 +242,16 @@ def _make_dir(path: Path) -> None:
         raise ExecError(f"cannot make {path}: {exc.strerror or exc}") from None
 
 
+class TransferMesh(ExecMesh, Protocol):
+    """What a transfer asks of the mesh (:class:`~plush.controller.mesh.Mesh` is one): a request's table and
+    the transfers in progress."""
+
+    @property
+    def transfers(self) -> Transfers: ...
+
+
 async def _request(
-    mesh: Mesh | None,
+    mesh: TransferMesh | None,
     op: str,
     msg: Message | None,
     routed: tuple[list[str], list[str], list[str], dict[str, str]],
@@ -279,7 +286,7 @@ def _checked_timeout(timeout: float) -> float:
 
 
 async def run_copy(
-    mesh: Mesh | None,
+    mesh: TransferMesh | None,
     pool: Pool,
     source: str | Path,
     dest: str,
@@ -313,7 +320,7 @@ async def run_copy(
 
 
 async def run_gather(
-    mesh: Mesh | None,
+    mesh: TransferMesh | None,
     pool: Pool,
     path: str,
     outdir: str | Path,

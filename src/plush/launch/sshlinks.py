@@ -30,19 +30,18 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Sequence
+from typing import Protocol
 
 import asyncssh
 
 from plush.agent.relay import EXIT_WAIT as RELAY_EXIT_WAIT
 from plush.agent.relay import NO_AGENT
 from plush.fabric.sshstdio import StdioSession
+from plush.launch.base import AgentContact
+from plush.launch.bundle import AgentBundle
 from plush.launch.remote import Probe, host_dir, relay_script, start_script, stdio_start_script
-from plush.launch.sshconn import SSHFailure, SSHTarget
-
-if TYPE_CHECKING:
-    from plush.launch.ssh import SSHLauncher
+from plush.launch.sshconn import SSHConnections, SSHFailure, SSHTarget
 
 __all__ = ["COMMAND_TIMEOUT", "ChannelLinks", "ForwardLinks", "SSHAgent"]
 
@@ -94,7 +93,22 @@ class SSHAgent:
         return "\n".join(self._tail[-lines:])
 
 
-def _hdir(launcher: SSHLauncher, name: str) -> str:
+class LinkOwner(Protocol):
+    """What a link kind asks of its launcher (:class:`plush.launch.ssh.SSHLauncher` is the one)."""
+
+    workspace: str
+    contact: AgentContact
+    conns: SSHConnections
+    agent_grace: float
+    bundle: AgentBundle
+    agents: dict[str, SSHAgent]
+    closing: bool
+    token: str
+
+    def spawn(self, coro: Coroutine[object, object, object]) -> None: ...
+
+
+def _hdir(launcher: LinkOwner, name: str) -> str:
     try:
         return host_dir(launcher.workspace, name)
     except ValueError as exc:
@@ -104,7 +118,7 @@ def _hdir(launcher: SSHLauncher, name: str) -> str:
 class ChannelLinks:
     """Agents speaking on their SSH session's stdio, relays after a drop (see the module docstring)."""
 
-    def __init__(self, launcher: SSHLauncher) -> None:
+    def __init__(self, launcher: LinkOwner) -> None:
         self.launcher = launcher
 
     async def launch(self, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, probe: Probe) -> SSHAgent:
@@ -231,7 +245,7 @@ class ChannelLinks:
 class ForwardLinks:
     """Agents dialling TCP+TLS through an SSH remote port forward (see the module docstring)."""
 
-    def __init__(self, launcher: SSHLauncher) -> None:
+    def __init__(self, launcher: LinkOwner) -> None:
         self.launcher = launcher
         self._forwards: dict[SSHTarget, int] = {}
         self._forwarding: dict[SSHTarget, asyncio.Lock] = {}

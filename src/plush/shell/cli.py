@@ -140,12 +140,11 @@ def cli(ctx: click.Context) -> None:
     (plush shell)."""
     if ctx.invoked_subcommand is not None:
         return
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    shell = cli.get_command(ctx, "shell")  # registered by plush.shell.terminal (the entry point loads it)
+    if shell is None or not (sys.stdin.isatty() and sys.stdout.isatty()):
         click.echo(ctx.get_help())
         return
-    from plush.shell.terminal import open_terminal
-
-    sys.exit(open_terminal())
+    ctx.invoke(shell)
 
 
 @cli.group()

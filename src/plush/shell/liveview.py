@@ -279,7 +279,7 @@ class _Raw:
 class Screen:
     """The live view on a terminal (``file``), with the output lines gathered between refreshes above it.
 
-    ``write`` (the :class:`plush.shell.run.LineWriter`'s stdout and stderr) only appends to a list;
+    ``write`` (the :class:`plush.shell.console.LineWriter`'s stdout and stderr) only appends to a list;
     :meth:`refresh` prints them in one write and redraws the view once."""
 
     def __init__(self, state: LiveState, file: TextIO) -> None:

@@ -72,3 +72,7 @@ def settings_pool(settings: Settings) -> tuple[Pool, str] | None:
         return None
     where = " + ".join(p.name if isinstance(p, PoolFile) else f"discovery command {p.name}" for p in providers)
     return asyncio.run(fill_pool(providers)), where
+
+
+#: ``--name`` of ``plush run SPEC`` and ``plush serve``
+NAME_HELP = "The name of this controller for `plush info --controller NAME` (default: this directory's)."

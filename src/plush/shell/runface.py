@@ -19,7 +19,7 @@ import click
 
 from plush.controller.catalogue import CATALOGUE, HOST_SAMPLE, PROCESS_OUTPUT
 from plush.shell.cli import warn
-from plush.shell.run import SHOWN, LineWriter, _print_events, shown
+from plush.shell.console import SHOWN, LineWriter, print_events, shown
 
 __all__ = ["Face", "live_terminal"]
 
@@ -81,7 +81,7 @@ class Face:
                 if shown(event.name, event.data) and self.screen is not None:  # in the scrollback, as plain
                     self.screen.write(f"plush: {event.describe()}\n")
         else:
-            await _print_events(events)
+            await print_events(events)
 
     async def animate(self, controller: Any) -> None:
         """The live view's refresh loop: a few times a second, O(components + barriers)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, warn
-from plush.shell.run import NAME_HELP
+from plush.shell.options import NAME_HELP
 
 if TYPE_CHECKING:
     from plush.controller.api import Controller

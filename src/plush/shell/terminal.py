@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from plush.shell.cli import cli, error_status, load_cli_settings, notice, spec_problem_lines, warn
-from plush.shell.run import NAME_HELP
+from plush.shell.options import NAME_HELP
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -238,7 +238,7 @@ class Terminal:
     async def start_run(self, hosts: dict[str, int]) -> None:
         """Start the loaded application; return once it started (its output then arrives above the prompt)."""
         from plush.errors import PlushError
-        from plush.shell.run import SHOWN, LineWriter, _print_events
+        from plush.shell.console import SHOWN, LineWriter, print_events
 
         if self._run is not None and not self._run.done():
             raise PlushError("an application is already running in this terminal; stop or abort it first")
@@ -254,7 +254,7 @@ class Terminal:
             from plush.shell.run import end_status
 
             events = self.controller.subscribe(kinds=SHOWN)
-            printer = asyncio.create_task(_print_events(events))
+            printer = asyncio.create_task(print_events(events))
             try:
                 result = await self.controller.run(hosts=hosts, on_output=writer, on_start=on_start, on_notice=notice)
             finally:

@@ -1,0 +1,143 @@
+"""The console of a run: how process output and the run's events become lines on a terminal.
+
+Role: :class:`LineWriter` prefixes every complete output line with its host and process path (stdout lines
+to stdout, stderr lines to stderr) and keeps partial lines until they complete; :func:`shown` says which
+events the console prints and :func:`print_events` prints them. Every face that streams a run prints through
+here: the batch ``plush run`` (:mod:`plush.shell.run`), its live view (:mod:`plush.shell.runface`) and the
+interactive terminal (:mod:`plush.shell.terminal`).
+
+Invariants: rendering is linear in the output (a line longer than :data:`MAX_LINE` is cut, never rescanned);
+a UTF-8 character is never split.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+import click
+
+from plush.controller.catalogue import (
+    BARRIER_RELEASED,
+    BLOCK_FAILED,
+    HOST_FAILED,
+    HOST_INSTALL_FAILED,
+    PROCESS_EXITED,
+)
+
+__all__ = ["MAX_LINE", "SHOWN", "LineWriter", "Writable", "print_events", "shown"]
+
+
+class Writable(Protocol):
+    """Where :class:`LineWriter` writes: a text stream, or the live view's :class:`~plush.shell.liveview.Screen`."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+#: the longest line the console prints as one: a longer stretch without a newline is cut into pieces of
+#: this many bytes (fewer when that would split a UTF-8 character), so rendering stays linear in the output
+MAX_LINE = 64 * 1024
+
+
+class LineWriter:
+    """Prefixes every complete output line with its host and process; keeps partial lines until complete.
+
+    Linear in its input: each call splits only the new data, appends to the stream's partial line, and
+    cuts every stretch of ``MAX_LINE`` bytes without a newline into a line of its own, so what a stream
+    keeps between calls stays under ``MAX_LINE`` bytes (:meth:`held`).
+    """
+
+    def __init__(self, stdout: Writable | None = None, stderr: Writable | None = None) -> None:
+        self._partial: dict[tuple[str, str, int, str], bytearray] = {}
+        self._out = stdout
+        self._err = stderr
+
+    def __call__(self, host: str, path: str, instance: int, stream: str, data: bytes) -> None:
+        key = (host, path, instance, stream)
+        part = self._partial.get(key)
+        if part is None:
+            part = self._partial[key] = bytearray()
+        lines: list[bytes] = []
+        pieces = data.split(b"\n")
+        part += pieces[0]
+        if len(pieces) > 1:
+            _cut(part, lines, whole=True)
+            part.clear()
+            middle = pieces[1:-1]
+            if middle and max(map(len, middle)) >= MAX_LINE:
+                for line in middle:
+                    _cut(line, lines, whole=True)
+            else:
+                lines += middle  # the usual case: short lines, no Python loop over them
+            part += pieces[-1]
+        if len(part) >= MAX_LINE:
+            used = _cut(part, lines, whole=False)
+            del part[:used]
+        if not part:
+            del self._partial[key]
+        if lines:
+            self._emit(key, lines)
+
+    def held(self) -> int:
+        """Bytes of partial lines kept until their newline comes (each stream's under ``MAX_LINE``)."""
+        return sum(len(part) for part in self._partial.values())
+
+    def _emit(self, key: tuple[str, str, int, str], lines: list[bytes]) -> None:
+        host, path, instance, stream = key
+        tag = f"[{host} {path}{'#' + str(instance) if instance > 1 else ''}] "
+        out = (self._err or sys.stderr) if stream == "stderr" else (self._out or sys.stdout)
+        out.write("".join(tag + line.decode("utf-8", "replace") + "\n" for line in lines))
+        out.flush()
+
+    def flush(self) -> None:
+        for key, rest in list(self._partial.items()):
+            self._emit(key, [bytes(rest)])
+        self._partial.clear()
+
+
+def _cut(line: bytes | bytearray, out: list[bytes], *, whole: bool) -> int:
+    """Append ``line`` to ``out`` in pieces of at most ``MAX_LINE`` bytes, each ending on a UTF-8 character
+    boundary where one is near; the bytes used: all (``whole``), or only the full-size pieces."""
+    start, end = 0, len(line)
+    if end < MAX_LINE:
+        if whole:
+            out.append(bytes(line))
+        return end if whole else 0
+    view = memoryview(line)
+    while end - start >= MAX_LINE:
+        stop = _boundary(line, start + MAX_LINE)
+        out.append(bytes(view[start:stop]))
+        start = stop
+    if whole and start < end:
+        out.append(bytes(view[start:end]))
+        start = end
+    view.release()
+    return start
+
+
+def _boundary(line: bytes | bytearray, stop: int) -> int:
+    """``stop``, or the start of the UTF-8 character that ``stop`` would cut (looking back 3 bytes at most)."""
+    lead = stop - 1
+    while lead > stop - 4 and line[lead] & 0xC0 == 0x80:
+        lead -= 1
+    first = line[lead]
+    size = 2 if first >> 5 == 0b110 else 3 if first >> 4 == 0b1110 else 4 if first >> 3 == 0b11110 else 1
+    return lead if lead + size > stop else stop
+
+
+#: the events the console prints (process exits only when they are not a success nor stopped by plush)
+SHOWN = (BLOCK_FAILED, BARRIER_RELEASED, HOST_FAILED, HOST_INSTALL_FAILED, PROCESS_EXITED)
+
+
+def shown(name: str, data: dict[str, Any]) -> bool:
+    """Whether the console prints an event (process exits only when not a success nor stopped by plush)."""
+    if name not in SHOWN:
+        return False
+    return not (name == PROCESS_EXITED and (data.get("code") == 0 or data.get("action") == "stopped"))
+
+
+async def print_events(events: Any) -> None:
+    async for event in events:
+        if shown(event.name, event.data):
+            click.echo(f"plush: {event.describe()}", err=True)
