@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from plush.controller.gather import EXIT_TIMED_OUT, EXIT_UNREACHABLE
+from plush.controller.gather import missing_lines, missing_status
 from plush.resources.hostset import fold
 
 __all__ = ["EXIT_FAILED", "FileOutcome", "TransferResult", "transfer_lines", "transfer_status"]
@@ -96,10 +96,9 @@ class TransferResult:
 
 
 def transfer_status(result: TransferResult) -> int:
-    if result.unreachable:
-        return EXIT_UNREACHABLE
-    if result.timed_out:
-        return EXIT_TIMED_OUT
+    missing = missing_status(result.timed_out, result.unreachable)
+    if missing is not None:
+        return missing
     return EXIT_FAILED if any(not r.ok for r in result.results.values()) else 0
 
 
@@ -118,10 +117,4 @@ def transfer_lines(result: TransferResult) -> list[str]:
         if not r.ok:
             failed.setdefault(r.reason or "failed", []).append(name)
     lines += [f"plush: failed: {fold(hosts)} ({len(hosts)}): {reason}" for reason, hosts in failed.items()]
-    if result.timed_out:
-        lines.append(f"plush: timed out after {result.timeout:g}s: {fold(result.timed_out)} ({len(result.timed_out)})")
-    by_reason: dict[str, list[str]] = {}
-    for name in result.unreachable:
-        by_reason.setdefault(result.reasons.get(name, "no answer"), []).append(name)
-    lines += [f"plush: unreachable: {fold(hosts)} ({len(hosts)}): {reason}" for reason, hosts in by_reason.items()]
-    return lines
+    return lines + missing_lines(result.timed_out, result.timeout, result.unreachable, result.reasons)

@@ -168,11 +168,8 @@ class ExecResult:
 def exit_status(result: ExecResult) -> int:
     """:data:`EXIT_UNREACHABLE` when a host was unreachable, else :data:`EXIT_TIMED_OUT` when one timed out,
     else the highest exit status of the hosts (a signal counts 128 + its number; 0 when no host)."""
-    if result.unreachable:
-        return EXIT_UNREACHABLE
-    if result.timed_out:
-        return EXIT_TIMED_OUT
-    return max((r.status for r in result.results.values()), default=0)
+    missing = missing_status(result.timed_out, result.unreachable)
+    return missing if missing is not None else max((r.status for r in result.results.values()), default=0)
 
 
 # --- folding --------------------------------------------------------------------------------------------------
@@ -302,14 +299,30 @@ def summary_lines(result: ExecResult, *, everything: bool = True) -> list[str]:
     cut = [n for n, r in result.results.items() if r.truncated]
     if cut:
         lines.append(f"plush: output truncated: {fold(cut)} ({len(cut)})")
-    if result.timed_out:
-        lines.append(f"plush: timed out after {result.timeout:g}s: {fold(result.timed_out)} ({len(result.timed_out)})")
+    return lines + missing_lines(result.timed_out, result.timeout, result.unreachable, result.reasons)
+
+
+def missing_lines(
+    timed_out: list[str], timeout: float, unreachable: list[str], reasons: Mapping[str, str]
+) -> list[str]:
+    """The summary lines of the hosts a fan-out (exec, copy, gather) did not hear from: the timed-out ones, then
+    the unreachable ones per reason."""
+    lines = []
+    if timed_out:
+        lines.append(f"plush: timed out after {timeout:g}s: {fold(timed_out)} ({len(timed_out)})")
     by_reason: dict[str, list[str]] = {}
-    for name in result.unreachable:
-        by_reason.setdefault(result.reasons.get(name, "no answer"), []).append(name)
-    for reason, hosts in by_reason.items():
-        lines.append(f"plush: unreachable: {fold(hosts)} ({len(hosts)}): {reason}")
+    for name in unreachable:
+        by_reason.setdefault(reasons.get(name, "no answer"), []).append(name)
+    lines += [f"plush: unreachable: {fold(hosts)} ({len(hosts)}): {reason}" for reason, hosts in by_reason.items()]
     return lines
+
+
+def missing_status(timed_out: list[str], unreachable: list[str]) -> int | None:
+    """:data:`EXIT_UNREACHABLE` when a host was unreachable, else :data:`EXIT_TIMED_OUT` when one timed out,
+    else None (every host answered: the answers decide)."""
+    if unreachable:
+        return EXIT_UNREACHABLE
+    return EXIT_TIMED_OUT if timed_out else None
 
 
 #: ``(stream, line)``: one line of text for ``"stdout"`` or ``"stderr"``
