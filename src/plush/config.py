@@ -15,7 +15,8 @@ defaults from :data:`plush.protocol.agentsettings.DEFAULTS` (defined once, for b
 values in a TOML file must have the setting's type. A ``PLUSH_*`` variable that is neither a setting nor one
 that Plush itself sets for processes is reported as a warning with the closest setting's name.
 
-Size: about 400 lines: the settings table with its checks, and the layered loader that reports sources.
+Size: about 420 lines, kept whole: the settings table with its checks, and the layered loader that reports
+sources.
 """
 
 from __future__ import annotations
