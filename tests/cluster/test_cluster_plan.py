@@ -30,6 +30,7 @@ from plush.cluster.plan import (
     parse_subnet,
     start_command,
 )
+from plush.launch.ssh import ssh_target
 from plush.launch.sshconn import SSHConnections, SSHTarget
 from plush.resources.directory import parse_directory
 
@@ -152,11 +153,27 @@ def test_shared_paths_reach_hostinit_as_given_whatever_they_hold(shares: list[st
 
 def test_the_directory_file_is_a_pool_of_ssh_hosts() -> None:
     plan = ClusterPlan("lab", 3)
-    hosts = parse_directory(directory_file(plan), file="cluster.xml")
+    hosts = parse_directory(directory_file(plan, '/state/lab/ssh "config"'), file="cluster.xml")
     assert [(h.name, h.provider, h.user, h.group) for h in hosts] == [
         (f"lab-h{k}", "ssh", "root", "lab") for k in (1, 2, 3)
     ]
     assert all(h.get("ssh_port") == 22 for h in hosts)
+
+
+def test_each_host_of_the_directory_file_is_reached_with_the_cluster_s_client_config(tmp_path: Path) -> None:
+    """No PLUSH_SSH_CONFIG: the host's own ``ssh_config`` attribute names the config its target is read with
+    (and a host without one keeps the setting's)."""
+    plan = ClusterPlan("lab", 2)
+    config = tmp_path / "ssh_config"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(tmp_path / "id")
+    config.write_text(client_config(plan, str(tmp_path / "id"), str(tmp_path / "known")))
+    hosts = parse_directory(directory_file(plan, str(config)), file="cluster.xml")
+    assert {h.get("ssh_config") for h in hosts} == {str(config)}
+    conns = SSHConnections(config=str(tmp_path / "none"))
+    target = ssh_target(hosts[1])
+    assert target.config == str(config) and conns.hostname(target) == "10.213.0.3"
+    assert conns.options(target).config.get("IdentityFile") == [str(tmp_path / "id")]
+    assert conns.hostname(SSHTarget("lab-h2")) == "lab-h2"  # the setting's config does not know it
 
 
 def test_the_client_config_reaches_each_host_at_its_address_with_the_cluster_key(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ async def test_filedist_runs_across_the_cluster_a_cut_host_is_rematched_a_frozen
     assert len(hosts) == 9 and {h.provider for h in hosts} == {"ssh"}
     settings = Settings(
         runs_dir=str(cluster.runs),
-        ssh_config=str(cluster.directory.parent / "ssh_config"),
+        ssh_config="",  # none: each host of the directory file names the cluster's own (ssh_config attribute)
         ssh_connect_timeout=5.0,
         heartbeat_interval=0.5,
         silence_timeout=1.0,

@@ -116,7 +116,7 @@ def _make(state: ClusterState) -> None:
         (Path(dirs.sshd) / "sshd_config").write_text(sshd_config(host, dirs))
     state.known_hosts.write_text(known_hosts(plan, keys))
     state.ssh_config.write_text(client_config(plan, str(state.key), str(state.known_hosts)))
-    state.directory.write_text(directory_file(plan))
+    state.directory.write_text(directory_file(plan, str(state.ssh_config)))
     for argv in bridge_commands(plan):
         machine.run(argv)
     for host in plan.hosts:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from xml.sax.saxutils import escape
 
 from plush.errors import PlushError
 
@@ -337,7 +338,7 @@ RESOLV_CONF += "options timeout:1 attempts:1\n"
 
 def client_config(plan: ClusterPlan, key: str, known_hosts: str) -> str:
     """The OpenSSH client config that reaches every host by its name or address (the ``ssh_config`` setting)."""
-    lines = [f"# plush cluster {plan.name}: PLUSH_SSH_CONFIG=<this file>"]
+    lines = [f"# plush cluster {plan.name}: the client config of its hosts (ssh -F <this file>)"]
     for host in plan.hosts:
         lines += [f"Host {host.name} {host.address}", f"  HostName {host.address}"]
     lines += [
@@ -356,12 +357,16 @@ def known_hosts(plan: ClusterPlan, keys: dict[str, str]) -> str:
     return "".join(f"{h.name},{h.address} {' '.join(keys[h.name].split()[:2])}\n" for h in plan.hosts)
 
 
-def directory_file(plan: ClusterPlan) -> str:
-    """The PLUSH-FORMAT directory file of the cluster: one ``type="ssh"`` node per host, group = the cluster."""
+def directory_file(plan: ClusterPlan, ssh_config: str) -> str:
+    """The PLUSH-FORMAT directory file of the cluster: one ``type="ssh"`` node per host, group = the cluster,
+    each naming the cluster's client config (``ssh_config``, an absolute path) that the SSH launcher reaches it
+    with, whatever the ``ssh_config`` setting says."""
+    config = escape(ssh_config, {'"': "&quot;"})
     nodes = "".join(
-        f'    <node hostname="{h.name}" user="root" group="{plan.name}" ssh_port="{SSH_PORT}" netns="{h.netns}"/>\n'
+        f'    <node hostname="{h.name}" user="root" group="{plan.name}" ssh_port="{SSH_PORT}" netns="{h.netns}"'
+        f' ssh_config="{config}"/>\n'
         for h in plan.hosts
     )
     head = f"<!-- plush cluster {plan.name}: {plan.count} hosts in {plan.subnet}; "
-    head += "reach them with PLUSH_SSH_CONFIG set to the cluster's ssh_config -->\n"
+    head += "each is reached with the client config its ssh_config names -->\n"
     return f'{head}<plush>\n  <resource_manager type="ssh">\n{nodes}  </resource_manager>\n</plush>\n'

@@ -52,9 +52,12 @@ def _text(data: bytes | str | None) -> str:
 
 
 def ssh_target(host: Host) -> SSHTarget:
-    """Where ``host``'s SSH connection goes: its address, its ``ssh_port`` attribute, its user."""
+    """Where ``host``'s SSH connection goes: its address, its ``ssh_port`` attribute, its user, and its
+    ``ssh_config`` attribute (the OpenSSH client config it is reached with; absent: the ``ssh_config`` setting)."""
     port = host.get("ssh_port")
-    return SSHTarget(host.address, int(port) if isinstance(port, float) else None, host.user)
+    config = host.get("ssh_config")
+    own = config if isinstance(config, str) and config.strip() else None
+    return SSHTarget(host.address, int(port) if isinstance(port, float) else None, host.user, own)
 
 
 class SSHLauncher(Launcher):

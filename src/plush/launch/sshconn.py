@@ -1,11 +1,12 @@
 """SSH connections for the SSH launcher: one per target, admitted, checked, and failures in words.
 
-Role: :class:`SSHConnections` opens (asyncssh) and keeps ONE connection per SSH target (address, port, user),
-shared by every logical host behind it. It honours the user's OpenSSH client config (the ``ssh_config``
+Role: :class:`SSHConnections` opens (asyncssh) and keeps ONE connection per SSH target (address, port, user,
+config), shared by every logical host behind it. It honours the user's OpenSSH client config (the ``ssh_config``
 setting: ``Host``, ``HostName``, ``User``, ``Port``, ``IdentityFile``, ``ProxyJump``, ``UserKnownHostsFile``
-...) and ssh-agent (``SSH_AUTH_SOCK``), never prompts (no password, keyboard-interactive or passphrase
-question: a key that needs one is not used), and offers curve25519-sha256 first in the key exchange (the
-hybrid post-quantum default costs several times the client CPU per handshake).
+...), or the target's own when its host names one (the ``ssh_config`` attribute of a directory entry, as the
+hosts of ``plush cluster`` carry), and ssh-agent (``SSH_AUTH_SOCK``); it never prompts (no password,
+keyboard-interactive or passphrase question: a key that needs one is not used), and offers curve25519-sha256
+first in the key exchange (the hybrid post-quantum default costs several times the client CPU per handshake).
 
 Host keys (``ssh_known_hosts``): ``accept-new`` -- a host with no key in known_hosts is trusted and its key
 appended there, a host whose key differs from the one known is refused ("host key changed"); ``strict`` --
@@ -68,11 +69,13 @@ class SSHFailure(Exception):
 @dataclass(frozen=True)
 class SSHTarget:
     """Where one SSH connection goes: the address (a ``~/.ssh/config`` alias or a name), port and user
-    (None: from the config, else OpenSSH's defaults)."""
+    (None: from the config, else OpenSSH's defaults), and the OpenSSH client config it is read with (None:
+    the connections' own, the ``ssh_config`` setting; a host's ``ssh_config`` attribute names its own)."""
 
     address: str
     port: int | None = None
     user: str | None = None
+    config: str | None = None
 
 
 class _Client(asyncssh.SSHClient):
@@ -139,7 +142,7 @@ class SSHConnections:
         if target.user is not None:
             kwargs["username"] = target.user
         return asyncssh.SSHClientConnectionOptions(
-            config=list(self.config),
+            config=self._config_of(target),
             host=target.address,
             kex_algs=KEX_ALGS,
             password_auth=False,
@@ -147,6 +150,13 @@ class SSHConnections:
             connect_timeout=self.connect_timeout,
             **kwargs,
         )
+
+    def _config_of(self, target: SSHTarget) -> list[str]:
+        """The config files ``target`` is read with: its own (when it names one that exists), else ours."""
+        if target.config:
+            path = Path(target.config).expanduser()
+            return [str(path)] if path.is_file() else []
+        return list(self.config)
 
     def hostname(self, target: SSHTarget) -> str:
         """``target``'s address as the SSH config resolves it (its ``HostName``, else the address itself)."""
@@ -167,9 +177,10 @@ class SSHConnections:
             keys.append((f"jump:{jump}", 0))
         return [self._doors.setdefault(k, asyncio.Semaphore(self.handshakes)) for k in keys]
 
-    async def _through(self, jump: str) -> asyncssh.SSHClientConnection:
+    async def _through(self, jump: str, config: str | None) -> asyncssh.SSHClientConnection:
         """The connection to jump host ``jump`` (``[user@]host[:port]``, a ``Host`` of the config or a name),
-        opened like any other (admitted, checked, never prompting) and shared by every host behind it."""
+        opened like any other (admitted, checked, never prompting; read with the target's ``config``) and
+        shared by every host behind it."""
         if "," in jump:
             raise SSHFailure(f"ProxyJump {jump}: chains are not supported; give each jump host its own ProxyJump")
         user, _, rest = jump.rpartition("@")
@@ -177,7 +188,7 @@ class SSHConnections:
         if colon and not port.isdigit():
             raise SSHFailure(f"ProxyJump {jump}: not [user@]host[:port]")
         try:
-            return await self.connection(SSHTarget(host, int(port) if colon else None, user or None))
+            return await self.connection(SSHTarget(host, int(port) if colon else None, user or None, config))
         except SSHFailure as exc:
             raise SSHFailure(f"jump host {jump}: {exc}") from exc
 
@@ -255,7 +266,7 @@ class SSHConnections:
         try:
             async with asyncio.timeout(self.connect_timeout):  # end to end: the jump host's connection too
                 if jump:
-                    kwargs["tunnel"] = await self._through(jump)
+                    kwargs["tunnel"] = await self._through(jump, target.config)
                 return await asyncssh.connect(target.address, options=options, **kwargs)
         except TimeoutError as exc:
             raise SSHFailure(f"timed out connecting to {address}{via} (after {self.connect_timeout:g} s)") from exc

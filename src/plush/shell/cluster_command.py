@@ -41,7 +41,7 @@ def up_command(count: int, name: str | None, bandwidth: str | None, subnet: str 
         f"cluster {plan.name}: {plan.count} hosts {plan.hosts[0].name}..{plan.hosts[-1].name} in {plan.subnet} "
         f"(this machine is {plan.bridge_address} on {plan.bridge}{limit})"
     )
-    notice(f"run on it: PLUSH_SSH_CONFIG={state.ssh_config} plush run SPEC -d {state.directory}")
+    notice(f"run on it: plush run SPEC -d {state.directory}")
     click.echo(str(state.directory))
 
 
