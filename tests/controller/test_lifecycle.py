@@ -350,6 +350,18 @@ def test_limits_exceeded_skip_the_restart_rung() -> None:
     assert life.handle("limits_exceeded", clock.now, reason="load 9")[-1] == AskHealer(H, "load 9", restart=False)
 
 
+def test_a_done_host_is_never_failed_so_its_blocks_are_not_run_again() -> None:
+    """Over its limits: ignored; marked failed by hand: refused; lost: gone, not failed (no healer asked)."""
+    clock = FakeClock()
+    life = reach("done", clock)
+    assert life.handle("limits_exceeded", clock.now, reason="load 9") == [] and life.state == "done"
+    assert not life.accepts("user_fail")
+    with pytest.raises(LifecycleError):
+        life.handle("user_fail", clock.now)
+    commands = life.handle("link_lost", clock.now)
+    assert life.state == "gone" and not [c for c in commands if isinstance(c, (AskHealer, ReportFailed))]
+
+
 def test_an_application_restart_resets_and_drops_the_old_execution_reports() -> None:
     clock = FakeClock()
     life = reach("done", clock)

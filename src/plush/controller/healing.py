@@ -51,7 +51,7 @@ from plush.controller.catalogue import (
     POOL_REFRESHED,
 )
 from plush.controller.failures import FailureLadder
-from plush.controller.lifecycle import FAILED, MATCHED, REPLACED, RESETTING
+from plush.controller.lifecycle import DONE, FAILED, MATCHED, REPLACED, RESETTING
 from plush.controller.recovery import HostLimits, local_spares
 from plush.controller.runstate import HostSlot, RunPort
 from plush.controller.supervisor import Supervisor
@@ -166,6 +166,8 @@ class Healer:
         life = self.mesh.states.get(host)
         if life is not None and life.state in (FAILED, REPLACED):
             raise PlushError(f"host {host} has failed already")
+        if life is not None and life.state == DONE:
+            raise PlushError(f"host {host} has finished its part (failing it would run its blocks again)")
         if life is None or not life.accepts("user_fail"):
             raise PlushError(f"host {host} cannot be marked failed now (it is {slot.state})")
         self.mesh.states.handle(host, "user_fail", reason=reason)

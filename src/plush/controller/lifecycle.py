@@ -29,7 +29,9 @@ opens the reconnect window (``lost``) when ``reconnect_window`` > 0, and fails i
 returns to the state the host had when it was lost; in ``lost``, ``start_released`` and ``reset_requested``
 apply to that state (their messages are kept and replayed on resume); ``stopped`` returns a host to
 ``joined`` (ready for the next run) unless it was ``released``; ``restart_requested`` waits for the old
-agent's death (``recovering``, at most the ``kill`` timeout) unless it is known dead.
+agent's death (``recovering``, at most the ``kill`` timeout) unless it is known dead. A ``done`` host is never
+failed: lost (``gone``), over its limits (ignored) or marked failed by hand (refused), its finished component
+blocks are not run again, by it or by a replacement.
 
 Invariants: the state is always one of :data:`STATES`, and a step's state is one its row declares; a timer is
 armed only in its state (``join``: connecting, ``reconnect``: lost, ``stop``: stopping, ``kill``:
@@ -133,6 +135,7 @@ _IN_RUN = (PREPARING, INSTALLING, READY, RUNNING, RESETTING, DONE)  # in an appl
 _RESUMABLE = (INSTALLING, READY, RUNNING, RESETTING)  # a broken link may be resumed (the session is numbered)
 _LIVE = (CONNECTING, JOINED, *_IN_RUN, LOST)  # a failure makes these failed
 _LINKED = (JOINED, *_IN_RUN, STOPPING)  # a link to the agent is up
+_FAILABLE = tuple(s for s in _LIVE if s != DONE)  # failed by hand or by its limits: a done host's work is done
 _LINK_DOWN = ("link_lost", "ping_timeout")
 
 #: the states in which a host's agent is connected (idle, in an application, or being stopped)
@@ -154,7 +157,7 @@ _ROWS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     ((RUNNING,), ("all_done",), (DONE,)),
     ((RUNNING, RESETTING, DONE), ("reset_requested",), (RESETTING,)),
     ((RESETTING,), ("reset_done",), (RUNNING,)),
-    (_LIVE, ("user_fail", "limits_exceeded"), (FAILED,)),
+    (_FAILABLE, ("user_fail", "limits_exceeded"), (FAILED,)),
     ((CONNECTING, PREPARING, *_RESUMABLE, LOST), ("agent_exited",), (FAILED,)),
     ((JOINED, DONE, STOPPING), ("agent_exited", *_LINK_DOWN), (GONE,)),
     ((PREPARING,), _LINK_DOWN, (FAILED,)),
@@ -192,6 +195,7 @@ IGNORED: dict[str, frozenset[str]] = {
     INSTALLING: frozenset({"reset_requested"}),
     READY: frozenset({"reset_requested"}),
     RESETTING: frozenset({"all_done"}),  # a report of the execution the reset ended
+    DONE: frozenset({"limits_exceeded"}),  # its work is done: failing it would give it to a replacement again
     LOST: frozenset(_LINK_DOWN),
     STOPPING: frozenset(
         {"stop_requested", "reset_requested", "limits_exceeded", "prepared", "install_done", "install_failed"}
