@@ -64,6 +64,8 @@ ALLOWED: dict[str, set[str]] = {
         "fabric",
         "launch",
         "resources",
+        # create resources: the emulated cluster makes a run's <resource type="netns"> hosts
+        "cluster",
     },
     # the shell hosts the control server (plush serve, plush run SPEC) and is its client (plush info, ...)
     "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api", "cluster"},

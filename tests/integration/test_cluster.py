@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -230,3 +231,111 @@ def test_leftovers_of_a_crashed_up_are_refused_then_removed_by_down(tmp_path: Pa
     finally:
         subprocess.run(["ip", "netns", "del", f"plush-{name}-h1"], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", f"pv-{name}-1"], capture_output=True, check=False)
+
+
+NETNS_SPEC = """\
+project: leased
+components:
+  workers:
+    hosts: 3
+    resources: [netns]
+application:
+  execution:
+    workers:
+      blocks:
+        - process: where
+          run: [sh, -c, 'hostname > "$PLUSH_RUN_DIR/$PLUSH_HOST.where"']
+"""
+
+
+async def test_a_spec_s_netns_resource_makes_hosts_for_the_run_and_its_end_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``<resource type="netns">`` with no pool: a cluster is made for the run (each host its own namespace and
+    hostname), the run succeeds on it, and the run's end leaves nothing of it behind."""
+    netns_or_skip()
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    spec = tmp_path / "leased.yaml"
+    spec.write_text(NETNS_SPEC)
+    controller = Controller(Settings(runs_dir=str(tmp_path / "runs"), ssh_config=""))
+    controller.load(spec)
+    notices: list[str] = []
+    try:
+        result = await asyncio.wait_for(controller.run(on_notice=notices.append), 120)
+    finally:
+        await controller.quit()
+    assert result.ok, result
+    (cluster,) = [n.split()[-1] for n in notices if "hosts made for this run: cluster" in n]
+    made = sorted(p.stem for p in (result.rundir.shared).glob("*.where"))
+    assert made == [f"{cluster}-h{k}" for k in (1, 2, 3)]
+    assert all((result.rundir.shared / f"{h}.where").read_text().strip() == h for h in made)
+    assert leftovers(cluster, tmp_path / "state") == []
+    assert not (tmp_path / "state" / "plush" / "clusters" / f"{cluster}.json").exists()
+
+
+def test_the_cluster_of_a_run_that_died_goes_with_the_next_down(tmp_path: Path) -> None:
+    """A run's cluster whose owner died without removing it (a crash) is removed by ``plush cluster down``."""
+    netns_or_skip()
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    make = "from plush.cluster.lease import lease_up; print(lease_up(1, purpose='a run that crashes').plan.name)"
+    made = subprocess.run(
+        [sys.executable, "-c", make], env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    name = made.stdout.strip()
+    try:
+        assert leftovers(name, tmp_path / "state")
+        done = plush("cluster", "down", env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"cluster {name} removed (its run ended without removing it)" in done.stderr
+        assert leftovers(name, tmp_path / "state") == []
+    finally:
+        plush("cluster", "down", name, env=env)
+
+
+def test_plush_create_resources_against_a_running_controller_and_its_next_run_ends_the_lease(tmp_path: Path) -> None:
+    """``plush create-resources`` makes the loaded spec's netns hosts and connects them; ``plush run`` runs on
+    them; its end removes them (``plush info nodes`` lists none, no namespace is left)."""
+    netns_or_skip()
+    from integration_support import RUN_TIMEOUT, cli_env, wait_until
+
+    env = cli_env(XDG_STATE_HOME=str(tmp_path / "state"))
+    (tmp_path / "leased.yaml").write_text(NETNS_SPEC)
+
+    def ok(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "plush", *args]
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"plush {' '.join(args)}: {done.stderr}"
+        return done
+
+    with open(tmp_path / "serve.err", "w") as err:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "plush", "serve", "--runs-dir", str(tmp_path / "runs")],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: "plush: serving" in (tmp_path / "serve.err").read_text(), RUN_TIMEOUT, "serve", proc=serve)
+        ok("load", "leased.yaml")
+        said = ok("create-resources").stderr
+        cluster = re.search(r"\(cluster (l[a-z0-9]{5}),", said)
+        assert cluster is not None, said
+        name = cluster.group(1)
+        assert f"plush: connected {name}-h[1-3]" in said
+        nodes = json.loads(ok("info", "nodes", "--json").stdout)
+        assert {(n["name"], n["state"]) for n in nodes} == {(f"{name}-h{k}", "joined") for k in (1, 2, 3)}
+        ok("run")
+        assert sorted(p.name for p in (tmp_path / "runs").glob("*/shared/*.where")) == [
+            f"{name}-h{k}.where" for k in (1, 2, 3)
+        ]
+        assert json.loads(ok("info", "nodes", "--json").stdout) == []
+        assert leftovers(name, tmp_path / "state") == []
+        ok("quit")
+        assert serve.wait(timeout=RUN_TIMEOUT) == 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, 9)
+            serve.wait()

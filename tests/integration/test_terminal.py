@@ -83,6 +83,8 @@ def test_the_terminal_loads_runs_releases_shells_cancels_and_quits(term: pexpect
     term.expect("loaded gate")
     term.sendline("lod gate.yaml")
     term.expect("unknown command 'lod': did you mean 'load'")
+    term.sendline("create resources")  # no netns resource in gate.yaml, no pool host: nothing to make or connect
+    term.expect("connected no host")
 
     term.sendline("run")  # nothing connected: the sandbox hosts, as plush run
     term.expect("results in")

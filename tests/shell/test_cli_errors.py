@@ -171,6 +171,7 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         "load": [([], {}), ([str(spec), "--no-such-option"], {})],
         "connect": [([], {}), (["node[3-1]"], {})],
         "disconnect": [(["--no-such-option"], {})],
+        "create-resources": [(["now"], {})],
         "info": [([], {}), (["weather"], {})],
         "release": [([], {})],
         "fail": [([], {})],

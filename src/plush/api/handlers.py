@@ -13,9 +13,9 @@ Adding a request is one decorated function (here, or in a module the server impo
     async def exec_(req: Request) -> Any:
         return await req.controller.exec(req.arg("argv", list), ...)
 
-The ops: ``load``, ``connect``, ``disconnect``, ``info``, ``run`` (streamed, or ``detach``), ``stop``,
-``release``, ``fail``, ``abort``, ``quit``, ``subscribe`` (streamed); the distributed shell's ``exec``
-(streamed per host) in :mod:`plush.api.shell_handlers`. Events on the wire
+The ops: ``load``, ``connect``, ``create_resources``, ``disconnect``, ``info``, ``run`` (streamed, or
+``detach``), ``stop``, ``release``, ``fail``, ``abort``, ``quit``, ``subscribe`` (streamed); the distributed
+shell's ``exec`` (streamed per host) in :mod:`plush.api.shell_handlers`. Events on the wire
 (:func:`wire_event`): the event's ``to_dict()`` with its one-line form ``line``; process output as ``name``
 ``process.output``, ``host``, ``block``, ``instance``, ``stream`` and ``data`` (text, ``surrogateescape``).
 """
@@ -147,6 +147,11 @@ async def load(req: Request) -> Any:
 async def connect(req: Request) -> Any:
     hosts = req.arg("hosts", (int, list))
     return {"connected": await req.controller.connect(hosts)}
+
+
+@handler("create_resources")
+async def create_resources(req: Request) -> Any:
+    return (await req.controller.create_resources()).to_dict()
 
 
 @handler("disconnect")

@@ -43,6 +43,7 @@ from plush.api.models import (
     LoadBody,
     Operation,
     ReasonBody,
+    ResourcesBody,
     RunBody,
     openapi,
 )
@@ -329,6 +330,16 @@ def host_of(body: HostBody) -> Host:
 @operation("POST", "/v1/hosts/connect", "Connect hosts: a number of local sandbox hosts or pool names", ConnectBody)
 async def connect_hosts(api: HttpApi, request: web.Request, body: ConnectBody) -> Any:
     return {"connected": await api.controller.connect(body.hosts)}
+
+
+@operation(
+    "POST",
+    "/v1/resources",
+    "Create the hosts the application's netns resources ask for; connect the pool",
+    ResourcesBody,
+)
+async def create_resources(api: HttpApi, request: web.Request, body: ResourcesBody) -> Any:
+    return (await api.controller.create_resources(hosts=body.hosts)).to_dict()
 
 
 def _known(api: HttpApi, name: str) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "LoadBody",
     "Operation",
     "ReasonBody",
+    "ResourcesBody",
     "RunBody",
     "openapi",
 ]
@@ -47,6 +48,12 @@ class ConnectBody(_Body):
     """Hosts to connect: a number of local sandbox hosts, or names of the pool."""
 
     hosts: int | list[str]
+
+
+class ResourcesBody(_Body):
+    """``create resources``: hosts per component for the ``netns`` resources (default: each one's min)."""
+
+    hosts: dict[str, int] | None = None
 
 
 class LoadBody(_Body):

@@ -3,8 +3,9 @@
 Role: the paper's programmatic interface, unchanged (../shared/PLUSH-FORMAT.md, "XML-RPC API"), thin over
 :class:`plush.Controller`: ``POST /`` or ``/RPC2``. Methods: ``plushTestConnection`` -> ``"Hello World"``,
 ``plushAddNode(struct)`` (a resource directory ``<node>``'s fields; ``type`` local or ssh) -> its name,
-``plushRemoveNode(hostname)``, ``plushCreateResources()`` (connect every pool host not connected) -> how many
-are connected, ``plushLoadApp(filename)`` -> the application's name, ``plushRunApp()`` -> the run's id,
+``plushRemoveNode(hostname)``, ``plushCreateResources()`` (the hosts the loaded application's ``netns``
+resources ask for made, then every pool host not connected connected: :meth:`~plush.Controller.create_resources`)
+-> how many are connected, ``plushLoadApp(filename)`` -> the application's name, ``plushRunApp()`` -> the run's id,
 ``plushDisconnectApp(hostname)``, ``plushFailHost(hostname)``, ``plushQuit()``, ``setXmlRpcClientUrl(url)``:
 each returns a value, never None (``True`` when there is nothing to say). A refusal is a fault whose code is the
 exit status the CLI gives and whose string is the CLI's words.
@@ -318,9 +319,7 @@ class XmlRpcApi:
         return True
 
     async def create_resources(self) -> int:
-        waiting = [n["name"] for n in self.controller.info("nodes") if n["state"] in ("pooled", "gone", "failed")]
-        if waiting:
-            await self.controller.connect(waiting)
+        await self.controller.create_resources()
         return sum(1 for n in self.controller.info("nodes") if n["state"] not in ("pooled", "gone", "failed"))
 
     async def load_app(self, filename: str) -> str:

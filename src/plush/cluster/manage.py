@@ -53,9 +53,16 @@ SSHD_READY_TIMEOUT = 30.0
 
 
 def up(
-    count: int, name: str, *, subnet: str, bandwidth: str | None = None, shares: tuple[str, ...] = ()
+    count: int,
+    name: str,
+    *,
+    subnet: str,
+    bandwidth: str | None = None,
+    shares: tuple[str, ...] = (),
+    lease: dict[str, Any] | None = None,
 ) -> ClusterState:
-    """Create cluster ``name`` of ``count`` hosts (see the module docstring); its state."""
+    """Create cluster ``name`` of ``count`` hosts (see the module docstring); its state. ``lease``: the owner
+    of a run's cluster, recorded before anything is made (:mod:`plush.cluster.lease`)."""
     machine.require_root()
     plan = ClusterPlan(check_name(name), count, subnet, bandwidth)
     machine.require_tools()
@@ -82,7 +89,7 @@ def up(
         if not path.is_dir():
             raise ClusterError(f"--share {share}: not a directory", exit_code=2)
         shared.append(str(path))
-    state = ClusterState(plan, str(clusters_dir() / name), shared)
+    state = ClusterState(plan, str(clusters_dir() / name), shared, lease=lease)
     state.save()
     try:
         _make(state)

@@ -35,6 +35,7 @@ __all__ = [
     "ClusterPlan",
     "HostPlan",
     "check_name",
+    "lease_subnet",
     "overlaps",
     "parse_rate",
     "parse_subnet",
@@ -189,6 +190,21 @@ class ClusterPlan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterPlan:
         return cls(str(data["name"]), int(data["count"]), str(data["subnet"]), data.get("bandwidth"))
+
+
+#: where the clusters of runs (``<resource type="netns">``) take their ranges from, clear of ``DEFAULT_SUBNET``
+LEASE_RANGE = "10.214.0.0/15"
+
+
+def lease_subnet(count: int, taken: Iterable[ipaddress.IPv4Network], within: str = LEASE_RANGE) -> str:
+    """The first network of ``within`` with room for ``count`` hosts (a /24 at most; larger for more) that
+    overlaps none of ``taken``; ClusterError when every one does."""
+    prefix = min(24, 32 - (count + 2).bit_length())
+    busy = list(taken)
+    for net in ipaddress.ip_network(within).subnets(new_prefix=prefix):
+        if isinstance(net, ipaddress.IPv4Network) and not any(net.overlaps(t) for t in busy):
+            return str(net)
+    raise ClusterError(f"no free /{prefix} left in {within} for a cluster of {count} hosts (plush cluster status)")
 
 
 def host_name_cluster(text: str) -> str | None:

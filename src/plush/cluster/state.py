@@ -43,6 +43,9 @@ class ClusterState:
     frozen: list[str] = field(default_factory=list)
     #: "starting" until every host's sshd answered, then "up"
     phase: str = "starting"
+    #: the cluster of a run (``<resource type="netns">``): its owner ``{"pid", "start", "purpose"}``, whose
+    #: death makes it a leftover (:mod:`plush.cluster.lease`); None for ``plush cluster up``'s
+    lease: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:
@@ -77,6 +80,7 @@ class ClusterState:
             "cut": self.cut,
             "frozen": self.frozen,
             "phase": self.phase,
+            "lease": self.lease,
         }
 
     def save(self) -> None:
@@ -100,6 +104,7 @@ def from_json(data: Any, where: Path) -> ClusterState:
             cut=[str(h) for h in data.get("cut", [])],
             frozen=[str(h) for h in data.get("frozen", [])],
             phase=str(data.get("phase", "starting")),
+            lease=dict(data["lease"]) if data.get("lease") else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ClusterError(f"{where}: not a cluster's state ({exc}); remove it once the cluster is gone") from exc

@@ -6,7 +6,9 @@ nothing else; they are thin faces over these calls, named after the Plush termin
 - ``load(spec)``: read and validate an application (it becomes the loaded one);
 - ``connect(hosts)``: start an agent on each host and wait until it joined (local sandbox hosts: a count, or
   :class:`~plush.resources.host.Host` entries of the ``local`` provider); ``disconnect([host])``;
-  ``add_node(host)`` / ``remove_node(name)`` change the pool;
+  ``add_node(host)`` / ``remove_node(name)`` change the pool; ``create_resources()`` makes the hosts the
+  application's ``<resource type="netns">`` asks for, leased until the next run ends
+  (:mod:`plush.controller.resourcing`);
 - ``match()``: which connected hosts each component would get (the pure matcher);
 - ``run()``: run the loaded application, again and again on the same connected agents (a second run starts
   no agent: its hosts are prepared at once, and stay connected at its end). With no host connected, a run
@@ -26,8 +28,8 @@ connected hosts, a pool, or the local sandbox provider's fresh hosts), and so do
 the latest host monitor sample of each host whose agent runs, kept from ``host.sample`` events); nothing here
 knows where a host is (the launcher does) or decides a failure (the run's parts do).
 
-Size: about 600 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
-the run engine) and the three sources of a run's hosts; the views of ``info`` live in
+Size: about 650 lines, one method per call of the public API (each a thin call into the mesh, the matcher or
+the run engine) and the four sources of a run's hosts; the views of ``info`` live in
 :mod:`plush.controller.info`, runs in :mod:`plush.controller.appruns`, replacements in
 :mod:`plush.controller.hostsource`.
 """
@@ -55,6 +57,7 @@ from plush.controller.hostsource import HostSource, live_sample, match_run
 from plush.controller.info import app_info, control_info, mesh_info, nodes_info
 from plush.controller.mesh import Mesh
 from plush.controller.preflight import preflight
+from plush.controller.resourcing import CreatedResources, Resources, wants_netns
 from plush.controller.rundir import RESULTS_MODES, RunDir
 from plush.controller.runstatus import RunStatus
 from plush.controller.transfers import DEFAULT_TRANSFER_TIMEOUT
@@ -67,7 +70,7 @@ from plush.resources.providers import LocalSandbox
 from plush.resources.sandbox import sandbox_notice
 from plush.spec.model import Project
 
-__all__ = ["Controller", "ExecResult", "RunResult", "TransferResult"]
+__all__ = ["Controller", "CreatedResources", "ExecResult", "RunResult", "TransferResult"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class Controller:
         self.bus.add_sink(self._on_event)
         self._idle = asyncio.Event()
         self._idle.set()
+        #: hosts made for this controller (``create_resources``, ``<resource type="netns">``): leases
+        self.resources = Resources(self)
 
     def _on_event(self, event: Event) -> None:
         if event.name == HOST_SAMPLE and event.host is not None:
@@ -246,6 +251,15 @@ class Controller:
 
         return make
 
+    async def create_resources(
+        self, project: Project | None = None, *, hosts: Mapping[str, int] | None = None
+    ) -> CreatedResources:
+        """Plush's ``create resources``: the hosts the application's ``<resource type="netns">`` asks for are made
+        (a cluster of network namespaces; root only: ClusterError, exit 2) and join the pool, leased until the
+        next run ends (or ``quit``); then every pool host not connected is connected. ``hosts``: counts per
+        component, as for ``run`` (default each ``min``). :mod:`plush.controller.resourcing`."""
+        return await self.resources.create(project or self.project, hosts)
+
     async def disconnect(self, hosts: Iterable[str] | None = None) -> None:
         """Stop the agents of ``hosts`` (every connected host when None); refused for a host of the run in
         progress."""
@@ -307,8 +321,10 @@ class Controller:
         directory for this run only. ``seed`` (default: the ``seed`` setting) shuffles the pool before
         matching. A failed host is replaced by the host ``rematch`` prefers now (see the module). Raises
         :class:`~plush.errors.SpecError` (or MatchError) before anything starts when the run is refused;
-        ``on_notice`` (default: this module's logger) hears, after ``on_start``, which components run here
-        instead of the resources their spec names."""
+        With none connected and no ``pool``, a spec whose components name ``netns`` resources runs on hosts
+        made for it (:mod:`plush.controller.resourcing`: root only), removed at its end. ``on_notice`` (default:
+        this module's logger) hears, after ``on_start``, which components run here instead of the resources
+        their spec names, or the cluster made for the run."""
         project = self._loaded(project)
         if self.engine is not None and not self.engine.finished:
             raise PlushError("an application is already running on this controller; abort it first")
@@ -321,6 +337,10 @@ class Controller:
         elif pool is not None:
             preflight(project, self.settings, hosts, requirements=False)
             source = self._pool_source(project, pool, hosts or {}, seed)
+        elif wants_netns(project):  # on a cluster made for this run (plush.controller.resourcing)
+            pool, counts = await self.resources.for_run(project, hosts)
+            source = self._pool_source(project, pool, counts, seed, by_group=False)
+            notice = f"running on {len(pool)} hosts made for this run: cluster {self.resources.leases[-1].cluster}"
         else:
             counts = preflight(project, self.settings, hosts)
             source = await self._sandbox_source(project, counts, seed)
@@ -371,7 +391,10 @@ class Controller:
             if mesh is None:  # the run's agents are gone: so are their samples
                 kept = {h.name for h in self.mesh.joined()} if self.mesh is not None and not self.mesh.closed else set()
                 self.samples = {n: s for n, s in self.samples.items() if n in kept}
-            self._idle.set()
+            try:
+                await self.resources.run_ended()  # leases end with the run
+            finally:
+                self._idle.set()
 
     # --- where a run's hosts come from: a matching, and replacements by rematch (plush.controller.hostsource) ---
 
@@ -393,14 +416,17 @@ class Controller:
         # every joined host is idle or in this run (one run at a time): the matching's hosts are taken
         return HostSource(project, matching, lambda: Pool(mesh.joined()), samples=self.samples, fresh=fresh)
 
-    def _pool_source(self, project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None) -> HostSource:
-        """A run on a pool's hosts (a pool file's, a discovery command's), connected for this run only: matched
-        by group; a replacement is the host the matcher chooses (spares first), none beyond the pool."""
+    def _pool_source(
+        self, project: Project, pool: Pool, wanted: Mapping[str, int], seed: int | None, *, by_group: bool = True
+    ) -> HostSource:
+        """A run on a pool's hosts (a pool file's, a discovery command's, a cluster made for it), connected for
+        this run only: matched by group (unless not ``by_group``); a replacement is the host the matcher chooses
+        (spares first), none beyond the pool."""
         foreign = sorted({h.provider for h in pool if h.provider not in LAUNCHED})
         if foreign:
             raise PlushError(f"no launcher for {', '.join(map(repr, foreign))} hosts (only local, ssh)")
         _one_kind(list(pool))
-        matching = match_run(project, pool, wanted, seed, by_group=True)
+        matching = match_run(project, pool, wanted, seed, by_group=by_group)
         return HostSource(project, matching, lambda: pool, samples=self.samples)
 
     async def _sandbox_source(self, project: Project, counts: Mapping[str, int], seed: int | None) -> HostSource:
@@ -445,8 +471,11 @@ class Controller:
             self.engine.stop(reason)
         await self._idle.wait()
         mesh, self.mesh = self.mesh, None
-        if mesh is not None and not mesh.closed:
-            await mesh.close()
+        try:
+            if mesh is not None and not mesh.closed:
+                await mesh.close()
+        finally:
+            await self.resources.release_all()
 
     # --- the distributed shell ------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``plush`` commands that talk to a running controller: ``load``, ``connect``, ``disconnect``, ``info``,
+"""``plush`` commands that talk to a running controller: ``load``, ``connect``, ``create-resources``,
+``disconnect``, ``info``,
 ``release``, ``fail``, ``abort``, ``quit`` (and ``plush run`` without SPEC, in :mod:`plush.shell.run`).
 
 Role: a thin client of the control socket (:mod:`plush.api.control`, :mod:`plush.api.runtime`). The
@@ -85,6 +86,20 @@ def connect_command(hosts: tuple[str, ...], controller_name: str | None) -> None
     wanted: int | list[str] = int(hosts[0]) if len(hosts) == 1 and hosts[0].isdigit() else _hosts(hosts)
     connected = call(controller_name, "connect", {"hosts": wanted})["connected"]
     _say(f"connected {fold(connected) or 'no host'}")
+
+
+@cli.command("create-resources")
+@controller_option
+def create_resources_command(controller_name: str | None) -> None:
+    """Create the hosts the loaded application's <resource type="netns"> asks for (network namespaces of this
+    machine; the controller must run as root), leased until the next run ends; then connect every pool host
+    not connected."""
+    from plush.resources.hostset import fold
+
+    done = call(controller_name, "create_resources")
+    if done["cluster"]:
+        _say(f"created {fold(done['created'])} (cluster {done['cluster']}, removed when the next run ends)")
+    _say(f"connected {fold(done['connected']) or 'no host'}")
 
 
 @cli.command("disconnect")

@@ -69,14 +69,21 @@ def status_command(name: str | None, as_json: bool) -> None:
 @cluster.command("down")
 @click.argument("name", required=False)
 def down_command(name: str | None) -> None:
-    """Remove cluster NAME (or the only one): its processes, namespaces, veths, bridge and state."""
+    """Remove cluster NAME (or the only one): its processes, namespaces, veths, bridge and state. Without NAME,
+    also every cluster a run made and did not remove (its run ended without doing so)."""
+    from plush.cluster.lease import stale
     from plush.cluster.manage import down
     from plush.cluster.state import names
 
     if name is None:
+        left = stale()
+        for each in left:
+            down(each)
+            notice(f"cluster {each} removed (its run ended without removing it)")
         known = names()
         if not known:
-            notice("no cluster to remove")
+            if not left:
+                notice("no cluster to remove")
             return
         if len(known) > 1:
             raise click.UsageError(f"clusters {', '.join(known)}: name the one to remove")

@@ -7,7 +7,7 @@ itself as the :class:`Session` each command receives.
 
 Invariants: a command's error is a :class:`~plush.errors.PlushError` (or click's usage error) for the session
 to print as one ``plush: error: ...`` line; the terminal goes on. Commands the Plush vocabulary names but the
-controller does not offer yet (``save``, ``restart``, ``create resources``) say so in one line.
+controller does not offer yet (``save``, ``restart``) say so in one line.
 """
 
 from __future__ import annotations
@@ -253,9 +253,16 @@ async def restart(s: Session, args: list[str]) -> None:
     raise not_yet("restart")
 
 
-@command("create resources", "create resources", "create resources from a provider (not yet)")
+@command("create resources", "create resources", "create the hosts the application's netns resources ask for")
 async def create_resources(s: Session, args: list[str]) -> None:
-    raise not_yet("create resources")
+    from plush.resources.hostset import fold
+
+    if args:
+        raise PlushError("usage: create resources")
+    done = await s.controller.create_resources()
+    if done.cluster:
+        s.say(f"created {fold(done.created)} (cluster {done.cluster}, removed when the next run ends)")
+    s.say(f"connected {fold(done.connected) or 'no host'}")
 
 
 @command("help", "help [COMMAND]", "list the commands, or say what one does", "commands")
