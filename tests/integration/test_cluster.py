@@ -197,6 +197,11 @@ def test_hosts_share_nothing_and_links_are_limited_when_asked(cluster: Cluster) 
         script = f"hostname; echo {host} > /tmp/mine; echo {host} > ~/mine; getent hosts {h1}"
         assert on(host, script) == [host, cluster.address(h1), h1]
     assert on(h1, "cat /tmp/mine ~/mine") == [h1, h1]  # h2 wrote its own
+    note = cluster.runs.parent / "note.txt"
+    note.write_text("copied\n")
+    scp = ["scp", "-F", config, "-o", "BatchMode=yes", str(note), f"{h2}:note.txt"]  # sftp, as any host serves
+    subprocess.run(scp, capture_output=True, timeout=30, check=True)
+    assert on(h2, "cat ~/note.txt") == ["copied"]
     private = cluster.state / "plush" / "clusters" / cluster.name / "hosts"
     assert (private / h1 / "tmp" / "mine").read_text() == f"{h1}\n"
     assert (private / h2 / "home" / "mine").read_text() == f"{h2}\n"

@@ -332,6 +332,7 @@ def sshd_config(host: HostPlan, dirs: HostDirs) -> str:
         "PermitRootLogin prohibit-password",
         "AllowTcpForwarding yes",
         "MaxStartups 100:30:200",
+        "Subsystem sftp internal-sftp",  # scp and sftp work as on any host (OpenSSH 9's scp speaks SFTP)
         "LogLevel ERROR",
     ]
     return "\n".join(lines) + "\n"
