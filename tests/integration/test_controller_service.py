@@ -170,3 +170,27 @@ async def test_a_failed_host_is_replaced_by_an_idle_connected_spare(tmp_path: Pa
         assert states == {"local-1": "replaced", "local-2": "joined", "local-3": "joined"}
     finally:
         await controller.quit()
+
+
+async def test_a_run_started_as_the_last_one_ends_waits_for_its_stop_phase_and_completes(tmp_path: Path) -> None:
+    """A run's end is decided (``info("control")["running"]`` turns false) before its stop phase (processes,
+    outputs, its hosts reset) and ``run.finished``: a run started in that window waits for that phase, then
+    runs; it used to start at once and never end (the last run's stop phase reset its hosts)."""
+    controller = _controller(tmp_path)
+    try:
+        await controller.connect(2)
+        controller.load(write_spec(tmp_path, TWICE))
+        done = controller.subscribe(kinds=["host.finished"])
+        first = asyncio.create_task(controller.run())
+        seen = 0
+        async for _ in done:
+            seen += 1
+            if seen == 2:
+                break
+        assert not controller.info("control")["running"] and not first.done()  # decided, not over
+        second = await asyncio.wait_for(controller.run(), RUN_TIMEOUT)
+        assert (await first).ok and second.ok, second.outcome
+        names = [e.name for e in events(second.rundir.root, None)]
+        assert names[0] == "run.started" and names.count("run.finished") == 1  # none of the first run's
+    finally:
+        await controller.quit()

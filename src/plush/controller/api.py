@@ -324,10 +324,29 @@ class Controller:
         With none connected and no ``pool``, a spec whose components name ``netns`` resources runs on hosts
         made for it (:mod:`plush.controller.resourcing`: root only), removed at its end. ``on_notice`` (default:
         this module's logger) hears, after ``on_start``, which components run here instead of the resources
-        their spec names, or the cluster made for the run."""
+        their spec names, or the cluster made for the run. Called while the last run's end is decided but its
+        stop phase (processes stopped, outputs collected, hosts reset) is not over, it waits for that phase."""
         project = self._loaded(project)
-        if self.engine is not None and not self.engine.finished:
-            raise PlushError("an application is already running on this controller; abort it first")
+        while not self._idle.is_set():  # the last run's end is decided, its stop phase not over: wait for it
+            if self.engine is not None and not self.engine.finished:
+                raise PlushError("an application is already running on this controller; abort it first")
+            await self._idle.wait()
+        self._idle.clear()  # this run's, until its end is written (or it is refused)
+        try:
+            return await self._run(project, hosts, on_output, on_start, on_notice, seed, pool)
+        finally:
+            self._idle.set()
+
+    async def _run(
+        self,
+        project: Project,
+        hosts: Mapping[str, int] | None,
+        on_output: OutputCallback | None,
+        on_start: Callable[[RunDir], None] | None,
+        on_notice: Callable[[str], None] | None,
+        seed: int | None,
+        pool: Pool | None,
+    ) -> RunResult:
         mesh = self.mesh if self.mesh is not None and not self.mesh.closed and self.mesh.joined() else None
         seed = self._seed(seed)
         notice: str | None = None
@@ -371,7 +390,6 @@ class Controller:
             heal_start=kind == "ssh",
         )
         self.runs += 1
-        self._idle.clear()
 
         def follow(event: Event) -> None:
             source.observe(event.name, event.host, event.data)
@@ -391,10 +409,7 @@ class Controller:
             if mesh is None:  # the run's agents are gone: so are their samples
                 kept = {h.name for h in self.mesh.joined()} if self.mesh is not None and not self.mesh.closed else set()
                 self.samples = {n: s for n, s in self.samples.items() if n in kept}
-            try:
-                await self.resources.run_ended()  # leases end with the run
-            finally:
-                self._idle.set()
+            await self.resources.run_ended()  # leases end with the run
 
     # --- where a run's hosts come from: a matching, and replacements by rematch (plush.controller.hostsource) ---
 
