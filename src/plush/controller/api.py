@@ -20,7 +20,10 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   from the hosts' exec directories, through their content caches (:mod:`plush.controller.transfers`);
 - ``stop()`` (a requested, normal end), ``abort()`` (a failure), ``fail_host``, ``release_barrier`` steer the
   run in progress; ``subscribe(kinds, hosts, blocks)`` streams events; ``info("nodes"|"mesh"|"control"|
-  "app")`` answers with plain data; ``quit()`` stops the run in progress, disconnects every host and ends.
+  "app")`` answers with plain data, ``tree()`` the loaded application's block tree and DAG
+  (:func:`plush.spec.tree.block_tree`); ``results`` reads the runs of the runs directory, their reports, logs
+  and outputs (:class:`plush.controller.results.RunResults`); ``quit()`` stops the run in progress,
+  disconnects every host and ends.
 
 Invariants: at most one application runs at a time; a run's hosts come from a pool through the matcher (the
 connected hosts, a pool, or the local sandbox provider's fresh hosts), and so does every replacement
@@ -58,6 +61,7 @@ from plush.controller.info import app_info, control_info, mesh_info, nodes_info
 from plush.controller.mesh import Mesh
 from plush.controller.preflight import preflight
 from plush.controller.resourcing import CreatedResources, Resources, wants_netns
+from plush.controller.results import RunResults
 from plush.controller.rundir import RESULTS_MODES, RunDir
 from plush.controller.runstatus import RunStatus
 from plush.controller.transfers import DEFAULT_TRANSFER_TIMEOUT
@@ -122,6 +126,17 @@ class Controller:
 
         self.project = load_spec(Path(path))
         return self.project
+
+    def tree(self) -> dict[str, Any]:
+        """The loaded application's block tree and DAG, plain data (:func:`plush.spec.tree.block_tree`)."""
+        from plush.spec.tree import block_tree
+
+        return block_tree(self._loaded(None))
+
+    @property
+    def results(self) -> RunResults:
+        """The runs of the ``runs_dir`` setting: their status, reports, logs and outputs."""
+        return RunResults(self.settings.runs_dir)
 
     def _loaded(self, project: Project | None) -> Project:
         project = project or self.project
