@@ -58,11 +58,10 @@ def runs(tmp_path: Path) -> Path:
     return runs
 
 
-COMPONENTS = st.sampled_from(
-    ["hosts", "h1", "h2", "h3", "logs", "outputs", "work", "sub", "away", "secret", "other", "fifo", "private"]
-    + ["b.p.0.stdout", "result.txt", "deep.bin", "report.txt", "journal.sqlite", RUN, "runs"]
-    + ["..", ".", "", "...", "%2e%2e", "\x00", "a\x00b", "\\", "..\\..", "~", "\n", "h1/../h2", "//"]
-)
+NAMES = ["hosts", "h1", "h2", "h3", "logs", "outputs", "work", "sub", "away", "secret", "other", "fifo", "private"]
+FILES = ["b.p.0.stdout", "result.txt", "deep.bin", "report.txt", "journal.sqlite", RUN, "runs"]
+TRICKS = ["..", ".", "", "...", "%2e%2e", "\x00", "a\x00b", "\\", "..\\..", "~", "\n", "h1/../h2", "//"]
+COMPONENTS = st.sampled_from([*NAMES, *FILES, *TRICKS])
 PATHS = st.builds(
     lambda lead, parts, sep: lead + sep.join(parts),
     st.sampled_from(["", "/", "./", "../", "hosts/h1/"]),
@@ -107,9 +106,9 @@ def test_the_files_of_a_run_are_its_regular_logs_and_outputs_no_link_followed(ru
     assert [f["path"] for f in files] == sorted(SERVED)
     assert {f["path"]: f["size"] for f in files} == {p: len(d) for p, d in SERVED.items()}
     assert {(f["host"], f["kind"]) for f in files} == {("h1", "log"), ("h1", "output"), ("h2", "log")}
-    for path in SERVED:
+    for path, data in SERVED.items():
         with results.open(RUN, path) as handle:
-            assert handle.read() == SERVED[path]
+            assert handle.read() == data
     with pytest.raises(NoSuchResult):
         results.files(LINKED_RUN)  # a run directory that is a link is no run
     with pytest.raises(NoSuchResult):

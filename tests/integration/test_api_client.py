@@ -71,3 +71,86 @@ async def test_the_docs_example_runs_and_the_async_client_does_what_the_api_does
             await plush.remove_host("spare")
             await plush.quit()
         assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
+
+
+#: two hosts print a line and leave an output file; a barrier between two blocks
+RESULTS = """\
+project: results
+components:
+  pair:
+    hosts: 2
+application:
+  execution:
+    pair:
+      blocks:
+        - process: make
+          run: [sh, -c, 'echo "made on $PLUSH_HOST"; mkdir -p out; echo "$PLUSH_HOST" > out/mine.txt']
+          outputs: [out/mine.txt]
+        - barrier: made
+          after: [make]
+        - process: tell
+          after: [made]
+          run: [sh, -c, 'echo told >&2']
+"""
+
+
+async def test_the_application_tree_and_a_runs_results_over_http(tmp_path: Path) -> None:
+    spec = tmp_path / "results.yaml"
+    spec.write_text(RESULTS)
+    with served(tmp_path, hosts=2) as serve:
+        assert serve.http is not None
+        async with AsyncClient(serve.http) as plush:
+            with pytest.raises(ApiError) as refused:
+                await plush.tree()
+            assert refused.value.status == 409 and "no application is loaded" in str(refused.value)
+            await plush.load(spec)
+            tree = await plush.tree()
+            assert [(b["path"], b["kind"]) for b in tree["blocks"]] == [
+                ("/results/pair", "component"),
+                ("/results/pair/make", "process"),
+                ("/results/pair/made", "barrier"),
+                ("/results/pair/tell", "process"),
+            ]
+            assert tree["edges"] == [
+                {"from": "/results/pair/make", "to": "/results/pair/made"},
+                {"from": "/results/pair/made", "to": "/results/pair/tell"},
+            ]
+            assert tree["order"] == {
+                "/results/pair": [["/results/pair/make"], ["/results/pair/made"], ["/results/pair/tell"]]
+            }
+            assert tree["barriers"][0]["name"] == "made" and tree["barriers"][0]["shared_by"] == ["/results/pair"]
+            assert tree["components"] == [
+                {"name": "pair", "min": 2, "max": 2, "software": [], "blocks": ["/results/pair"]}
+            ]
+
+            summary = await plush.run_to_end()
+            assert summary["ok"] is True
+            run = summary["run"]
+            assert [(r["run"], r["state"]) for r in await plush.runs()] == [(run, "completed")]
+            status = await plush.run_status(run)
+            assert (status["outcome"], status["hosts"], status["failures"]) == ("ok", ["local-1", "local-2"], 0)
+            report = await plush.report(run)
+            assert report["outcome"] == "ok" and report["entries"] == [] and report["run"] == run
+            files = {f["path"]: f for f in await plush.files(run)}
+            mine = "hosts/local-1/outputs/out/mine.txt"
+            assert files[mine]["kind"] == "output" and files[mine]["size"] == len("local-1\n")
+            logs = [p for p, f in files.items() if f["kind"] == "log" and f["host"] == "local-2"]
+            assert any(p.endswith(".stdout") and ".make." in p for p in logs), logs
+            assert await plush.file(run, mine) == b"local-1\n"
+            stdout = next(p for p in logs if p.endswith(".stdout") and ".make." in p)
+            saved = await plush.save_file(run, stdout, tmp_path / "saved")
+            assert saved.read_bytes() == b"made on local-2\n"
+
+            for bad in ("../../etc/passwd", "/etc/passwd", "hosts/local-1/work/x", "hosts/local-1/logs/a\x00b"):
+                with pytest.raises(ApiError) as refused:
+                    await plush.file(run, bad)
+                assert (refused.value.status, refused.value.code) == (400, "bad_result_path"), bad
+            for missing_run, path in ((run[:-1] + "9", mine), (run, "hosts/local-9/outputs/x")):
+                with pytest.raises(ApiError) as refused:
+                    await plush.file(missing_run, path)
+                assert (refused.value.status, refused.value.code) == (404, "not_found")
+            with pytest.raises(ApiError) as refused:
+                await plush.report("nothing-like-a-run")
+            assert refused.value.status == 404
+            await plush.quit()
+        assert serve.process.wait(timeout=RUN_TIMEOUT) == 0

@@ -3,8 +3,7 @@
 - Auth: the token is made once (0600) and ``--show-token`` prints only it; every request without it (any
   operation of ``/openapi.json``, any path, any method, a wrong or truncated token, another scheme) gets 401,
   the same JSON error, and no CORS header (Hypothesis over the routes).
-- Operations: Hypothesis sends each operation of the OpenAPI document bodies built from its schema and arbitrary
-  JSON; every answer is JSON, a result or ``{"error": {"code", "message"}}``, never a 500.
+- Operations: schemathesis, in tests/integration/test_api_schema.py.
 - Event stream: a subscriber sees every journaled event of two runs in order (ids unique and increasing across
   the runs), each host's blocks started before completed; a subscriber that leaves after a few events and comes
   back with ``Last-Event-ID`` gets exactly the rest; process output comes live, without an id, and is never
@@ -83,7 +82,7 @@ def test_the_token_is_made_once_0600_and_every_request_without_it_is_401(tmp_pat
         @given(route=paths, headers=bad_headers, origin=st.booleans())
         def unauthorized(route: tuple[str, str], headers: dict[str, str], origin: bool) -> None:
             method, path = route
-            path = path.replace("{name}", "local-1")
+            path = path.replace("{name}", "local-1").replace("{run}", "20260101-000000-0001")
             sent = {**headers, **({"Origin": "http://evil.example"} if origin else {})}
             status, answer, got = call(serve, method, path, {} if method in ("POST", "PUT") else None, sent)
             assert status == 401, (method, path, status, answer)
@@ -94,72 +93,6 @@ def test_the_token_is_made_once_0600_and_every_request_without_it_is_401(tmp_pat
         assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
         assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
         assert serve.token not in serve.err()
-
-
-def _example(schema: dict[str, Any], schemas: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """Bodies shaped by a model's schema (each property a plausible or wrong value), or any JSON at all."""
-    if "$ref" in schema:
-        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=12), st.floats(-1e3, 1e3))
-    values = st.recursive(
-        scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-        max_leaves=6,
-    )
-    props = schema.get("properties", {})
-    shaped = st.fixed_dictionaries({}, optional=dict.fromkeys(props, values))
-    return st.one_of(shaped, values)
-
-
-def test_every_operation_answers_json_and_never_a_500(tmp_path: Path) -> None:
-    with served(tmp_path, hosts=0) as serve:
-        _, document, _ = call(serve, "GET", "/openapi.json", headers=serve.auth)
-        schemas = document["components"]["schemas"]
-        # not fuzzed: ending the controller, starting runs or agents, commands on the hosts, the endless stream
-        left_out = {
-            ("POST", "/v1/quit"),
-            ("POST", "/v1/runs"),
-            ("POST", "/v1/exec"),
-            ("POST", "/v1/hosts/connect"),
-            ("GET", "/v1/events"),
-        }
-        operations = [
-            (m.upper(), p, op)
-            for p, ops in document["paths"].items()
-            for m, op in ops.items()
-            if (m.upper(), p) not in left_out
-        ]
-
-        @st.composite
-        def requests(draw: st.DrawFn) -> tuple[str, str, Any]:
-            method, path, op = draw(st.sampled_from(operations))
-            path = path.replace("{name}", draw(st.sampled_from(["local-1", "nowhere", "a%20b"])))
-            body = None
-            if "requestBody" in op:
-                body = draw(_example(op["requestBody"]["content"]["application/json"]["schema"], schemas))
-                if path == "/v1/hosts" and isinstance(body, dict):
-                    body["connect"] = False  # no agent started by the fuzz
-            return method, path, body
-
-        @_FUZZ
-        @given(request=requests())
-        def answers(request: tuple[str, str, Any]) -> None:
-            method, path, body = request
-            status, answer, _ = call(serve, method, path, body, serve.auth)
-            assert status in (200, 400, 404, 405, 409, 422), (request, status, answer)
-            if status != 200:
-                assert set(answer) == {"error"} and set(answer["error"]) == {"code", "message"}
-                assert answer["error"]["message"]
-
-        answers()
-        status, answer, _ = call(serve, "POST", "/v1/runs/current/abort", {}, serve.auth)
-        assert (status, answer) == (409, {"error": {"code": "plush_error", "message": "no application is running"}})
-        status, answer, _ = call(
-            serve, "PUT", "/v1/application", {"text": "<plush><project/>", "format": "xml"}, serve.auth
-        )
-        assert status == 422 and answer["error"]["code"] == "spec_error"
-        assert call(serve, "POST", "/v1/quit", {}, serve.auth)[0] == 200
-        assert serve.process.wait(timeout=RUN_TIMEOUT) == 0
 
 
 async def _events(

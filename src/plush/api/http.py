@@ -1,20 +1,22 @@
 """``plush serve --http``: the HTTP JSON API and its event stream, thin over :class:`plush.Controller`.
 
 Role: one aiohttp application whose resources mirror the controller's calls (the table :data:`OPERATIONS`,
-which ``/openapi.json`` is written from, :mod:`plush.api.models`): the pool and its hosts (list, add, connect,
-remove, fail), the application (load by path or by body, its description), runs (start, status with the
-last run's report as JSON, stop, abort), barriers (release), ``exec``, ``quit``, and ``GET /v1/events``:
-Server-Sent Events of the catalogue, filtered by ``kind``, ``host`` and ``block`` (comma-separated or
-repeated), each journaled event with ``id: SEQ`` (unique across every run of one serve), resumed after
-``Last-Event-ID`` from the bus's history; process output is live only (no id).
+which ``/openapi.json`` is written from, :mod:`plush.api.models`, its answers :mod:`plush.api.answers`): the
+pool and its hosts (list, add, connect, remove, fail), the application (load by path or by body, its
+description, its block tree and DAG), runs (start, status with the last run's report as JSON, stop, abort;
+the runs' results in :mod:`plush.api.http_runs`), barriers (state, release), ``exec``, ``quit``, and ``GET
+/v1/events``: Server-Sent Events of the catalogue, filtered by ``kind``, ``host`` and ``block``
+(comma-separated or repeated), each journaled event with ``id: SEQ`` (unique across every run of one
+serve), resumed after ``Last-Event-ID`` from the bus's history; process output is live only (no id).
 
 Invariants:
 - every request carries ``Authorization: Bearer TOKEN`` (:mod:`plush.api.token`), else 401 before anything
   else is looked at (an unknown path too); the token is never logged; no CORS header is ever sent;
-- every error is ``{"error": {"code", "message"}}`` with the words the CLI prints (:func:`error_of`);
+- every error is ``{"error": {"code", "message"}}`` with the words the CLI prints (:func:`error_of`), its
+  status one the document lists for the operation (a 405 keeps its ``Allow`` header);
 - a listener beyond loopback serves TLS with the controller's CA (:mod:`plush.fabric.tls`), never plain HTTP.
 
-Size: about 430 lines: the listener and the table of its operations, each a few lines over the controller;
+Size: about 490 lines: the listener and the table of its operations, each a few lines over the controller;
 they read as one (the bodies are :mod:`plush.api.models`, the token :mod:`plush.api.token`).
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from plush.api import answers as A
 from plush.api.handlers import ServerSide, run_summary, wire_event
 from plush.api.models import (
     ConnectBody,
@@ -51,10 +54,11 @@ from plush.api.token import token_matches
 from plush.controller.api import Controller, RunResult
 from plush.controller.catalogue import journaled
 from plush.controller.events import Subscription
+from plush.controller.results import NoSuchResult
 from plush.controller.rundir import RunDir
 from plush.errors import PlushError, SpecError
 from plush.resources.host import Host
-from plush.resources.poolentry import Entry, Spot, hosts_from_entries, problems_or_hosts
+from plush.resources.poolentry import Entry, Spot, hosts_from_entries
 
 __all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "listener_tls", "parse_listen"]
 
@@ -66,15 +70,12 @@ OPERATIONS: list[tuple[Operation, Handler]] = []
 
 
 def operation(
-    method: str,
-    path: str,
-    summary: str,
-    body: type[BaseModel] | None = None,
-    query: tuple[str, ...] = (),
-    stream: bool = False,
+    method: str, path: str, summary: str, body: type[BaseModel] | None = None, **more: Any
 ) -> Callable[[Handler], Handler]:
+    """Register the decorated handler as an operation (``more``: the other fields of :class:`Operation`)."""
+
     def register(fn: Handler) -> Handler:
-        OPERATIONS.append((Operation(method, path, summary, body, query, stream), fn))
+        OPERATIONS.append((Operation(method, path, summary, body, **more), fn))
         return fn
 
     return register
@@ -118,6 +119,8 @@ def error_of(exc: BaseException) -> tuple[int, str, str]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         return 400, "bad_request", f"{where}: {first['msg']}"
+    if isinstance(exc, NoSuchResult):
+        return 404, "not_found", str(exc)
     if isinstance(exc, SpecError):
         return 422, "spec_error", "\n".join(str(p) for p in exc.problems)
     if isinstance(exc, PlushError):
@@ -157,7 +160,7 @@ class HttpApi:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._guard], client_max_size=8 * 1024 * 1024)
         for op, fn in OPERATIONS:
-            app.router.add_route(op.method, op.path, self._route(op, fn))
+            app.router.add_route(op.method, op.route, self._route(op, fn))
         app.router.add_get("/openapi.json", self._openapi)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -188,7 +191,10 @@ class HttpApi:
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            return _error(exc.status, _snake(exc.__class__.__name__.removeprefix("HTTP")), exc.reason)
+            response = _error(exc.status, _snake(exc.__class__.__name__.removeprefix("HTTP")), exc.reason)
+            if "Allow" in exc.headers:  # a 405 says which methods the resource has
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
 
     async def _openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self._document)
@@ -298,12 +304,18 @@ class HttpApi:
 # --- the operations ---------------------------------------------------------------------------------------------
 
 
-@operation("GET", "/v1/hosts", "Every host of the pool and of the mesh, with its state")
+@operation("GET", "/v1/hosts", "Every host of the pool and of the mesh, with its state", answer=A.Hosts)
 async def list_hosts(api: HttpApi, request: web.Request, body: None) -> Any:
     return api.controller.info("nodes")
 
 
-@operation("POST", "/v1/hosts", "Add a host to the pool (a resource directory's fields); connect it if asked", HostBody)
+@operation(
+    "POST",
+    "/v1/hosts",
+    "Add a host to the pool (a resource directory's fields); connect it if asked",
+    HostBody,
+    answer=A.Added,
+)
 async def add_host(api: HttpApi, request: web.Request, body: HostBody) -> Any:
     host = host_of(body)
     api.controller.add_node(host)
@@ -321,13 +333,21 @@ def host_of(body: HostBody) -> Host:
         fields["user"] = body.user
     spot = Spot(None, None, "node")
     hosts, problems = hosts_from_entries([Entry(fields, body.type, spot, spot)], file=None)
-    found = problems_or_hosts(hosts, problems)
+    if problems:
+        raise BadHost("; ".join(p.message + (f" ({p.hint})" if p.hint else "") for p in problems))
+    found = list(hosts)
     if len(found) != 1:
         raise PlushError(f"{body.hostname!r} names {len(found)} hosts: add them one by one")
     return found[0]
 
 
-@operation("POST", "/v1/hosts/connect", "Connect hosts: a number of local sandbox hosts or pool names", ConnectBody)
+@operation(
+    "POST",
+    "/v1/hosts/connect",
+    "Connect hosts: a number of local sandbox hosts or pool names",
+    ConnectBody,
+    answer=A.Connected,
+)
 async def connect_hosts(api: HttpApi, request: web.Request, body: ConnectBody) -> Any:
     return {"connected": await api.controller.connect(body.hosts)}
 
@@ -342,12 +362,18 @@ async def create_resources(api: HttpApi, request: web.Request, body: ResourcesBo
     return (await api.controller.create_resources(hosts=body.hosts)).to_dict()
 
 
+class BadHost(PlushError):
+    """A host's fields that a pool file would refuse (the problems, without a file's location)."""
+
+    exit_code = 2
+
+
 def _known(api: HttpApi, name: str) -> None:
     if name not in {node["name"] for node in api.controller.info("nodes")}:
         raise PlushError(f"no host named {name!r}")
 
 
-@operation("DELETE", "/v1/hosts/{name}", "Disconnect a host and remove it from the pool")
+@operation("DELETE", "/v1/hosts/{name}", "Disconnect a host and remove it from the pool", answer=A.Removed)
 async def remove_host(api: HttpApi, request: web.Request, body: None) -> Any:
     name = request.match_info["name"]
     _known(api, name)
@@ -355,18 +381,30 @@ async def remove_host(api: HttpApi, request: web.Request, body: None) -> Any:
     return {"removed": name}
 
 
-@operation("POST", "/v1/hosts/{name}/fail", "Mark a host of the run in progress failed")
+@operation("POST", "/v1/hosts/{name}/fail", "Mark a host of the run in progress failed", answer=A.Failed)
 async def fail_host(api: HttpApi, request: web.Request, body: None) -> Any:
     api.controller.fail_host(request.match_info["name"])
     return {"failed": request.match_info["name"]}
 
 
-@operation("GET", "/v1/application", "The loaded application: components, blocks, its run")
+@operation("GET", "/v1/application", "The loaded application: components, blocks, its run", answer=A.AppAnswer)
 async def get_app(api: HttpApi, request: web.Request, body: None) -> Any:
     return api.controller.info("app")
 
 
-@operation("PUT", "/v1/application", "Load an application: a spec file's path, or its text (XML or YAML)", LoadBody)
+@operation("GET", "/v1/application/tree", "The loaded application's block tree and DAG", answer=A.TreeAnswer)
+async def get_tree(api: HttpApi, request: web.Request, body: None) -> Any:
+    return api.controller.tree()
+
+
+@operation(
+    "PUT",
+    "/v1/application",
+    "Load an application: a spec file's path, or its text (XML or YAML)",
+    LoadBody,
+    answer=A.Loaded,
+    errors=(400, 409, 422),
+)
 async def load_app(api: HttpApi, request: web.Request, body: LoadBody) -> Any:
     if (body.path is None) == (body.text is None):
         raise PlushError("give the spec's 'path' or its 'text', not both")
@@ -374,12 +412,24 @@ async def load_app(api: HttpApi, request: web.Request, body: LoadBody) -> Any:
     return {"application": project.name, "spec": project.source}
 
 
-@operation("POST", "/v1/runs", "Start the loaded application; answers once it started", RunBody)
+@operation(
+    "POST",
+    "/v1/runs",
+    "Start the loaded application; answers once it started",
+    RunBody,
+    answer=A.RunStarted,
+    errors=(400, 409, 422),
+)
 async def start_run(api: HttpApi, request: web.Request, body: RunBody) -> Any:
     return await api.start_run(body)
 
 
-@operation("GET", "/v1/runs/current", "Whether a run is in progress, and the last run's summary and report")
+@operation(
+    "GET",
+    "/v1/runs/current",
+    "Whether a run is in progress, and the last run's summary and report",
+    answer=A.RunStatusAnswer,
+)
 async def run_status(api: HttpApi, request: web.Request, body: None) -> Any:
     return await api.run_status()
 
@@ -389,33 +439,50 @@ def _running(api: HttpApi) -> None:
         raise PlushError("no application is running")
 
 
-@operation("POST", "/v1/runs/current/stop", "Stop the run in progress (a requested, clean end)", ReasonBody)
+@operation(
+    "POST",
+    "/v1/runs/current/stop",
+    "Stop the run in progress (a requested, clean end)",
+    ReasonBody,
+    answer=A.Nothing,
+)
 async def stop_run(api: HttpApi, request: web.Request, body: ReasonBody) -> Any:
     _running(api)
     api.controller.stop(body.reason or "stopped by request")
     return {}
 
 
-@operation("POST", "/v1/runs/current/abort", "Abort the run in progress (a failure)", ReasonBody)
+@operation("POST", "/v1/runs/current/abort", "Abort the run in progress (a failure)", ReasonBody, answer=A.Nothing)
 async def abort_run(api: HttpApi, request: web.Request, body: ReasonBody) -> Any:
     _running(api)
     api.controller.abort(body.reason or "aborted by the user")
     return {}
 
 
-@operation("GET", "/v1/barriers", "The barriers of the run in progress (or the last): counts and state")
+@operation(
+    "GET",
+    "/v1/barriers",
+    "The barriers of the run in progress (or the last): counts and state",
+    answer=A.Barriers,
+)
 async def barriers(api: HttpApi, request: web.Request, body: None) -> Any:
     return api.controller.info("control")["barriers"]
 
 
-@operation("POST", "/v1/barriers/{name}/release", "Release a barrier of the run in progress")
+@operation("POST", "/v1/barriers/{name}/release", "Release a barrier of the run in progress", answer=A.Released)
 async def release(api: HttpApi, request: web.Request, body: None) -> Any:
     _running(api)
     api.controller.release_barrier(request.match_info["name"])
     return {"released": request.match_info["name"]}
 
 
-@operation("POST", "/v1/exec", "Run one command on the selected connected hosts (the distributed shell)", ExecBody)
+@operation(
+    "POST",
+    "/v1/exec",
+    "Run one command on the selected connected hosts (the distributed shell)",
+    ExecBody,
+    answer=A.ExecAnswer,
+)
 async def exec_(api: HttpApi, request: web.Request, body: ExecBody) -> Any:
     from plush.controller.execs import EXEC_LIMIT
 
@@ -436,13 +503,16 @@ async def exec_(api: HttpApi, request: web.Request, body: ExecBody) -> Any:
     "/v1/events",
     "Server-Sent Events (resumable with Last-Event-ID)",
     query=("kind", "host", "block"),
-    stream=True,
+    media="text/event-stream",
 )
 async def events(api: HttpApi, request: web.Request, body: None) -> Any:
     return await api.stream(request)
 
 
-@operation("POST", "/v1/quit", "Quit the controller: stop the run, disconnect every host", ReasonBody)
+@operation("POST", "/v1/quit", "Quit the controller: stop the run, disconnect every host", ReasonBody, answer=A.Quit)
 async def quit_(api: HttpApi, request: web.Request, body: ReasonBody) -> Any:
     api.owner.quit(body.reason or "quit requested over HTTP")
     return {"quit": api.owner.name}
+
+
+from plush.api import http_runs  # noqa: E402, F401  (registers the operations on the runs' results)

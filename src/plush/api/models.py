@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import models_json_schema
 
 __all__ = [
@@ -33,14 +33,20 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HostBody(_Body):
-    """A host for the pool: the fields of a resource directory's ``<node>`` (``type``: its resource manager)."""
+#: one line of printable text (a pool file's field values: plush.resources.poolentry)
+_TEXT = r"^[^\x00-\x1f\x7f]{0,4096}$"
+_PROPERTY = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 
-    hostname: str = Field(min_length=1, max_length=255)
+
+class HostBody(_Body):
+    """A host for the pool: the fields of a resource directory's ``<node>`` (``type``: its resource manager),
+    as a pool file checks them (the patterns here; a property may not be named ``port`` or ``name``)."""
+
+    hostname: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}(:[0-9]{1,5})?$")
     type: Literal["local", "ssh"] = "local"
-    group: str | None = None
-    user: str | None = None
-    properties: dict[str, str] = Field(default_factory=dict)
+    group: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}$")
+    user: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$")
+    properties: dict[_PROPERTY, Annotated[str, StringConstraints(pattern=_TEXT)]] = Field(default_factory=dict)
     connect: bool = Field(False, description="connect the host at once (start its agent)")
 
 
@@ -100,37 +106,64 @@ class ErrorBody(BaseModel):
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation of the API, as the OpenAPI document shows it."""
+    """One operation of the API, as the OpenAPI document shows it.
+
+    ``answer``: the model of its 200 answer (JSON), unless ``media`` names another type (a stream, a file);
+    ``errors``: the error statuses it may answer besides 401 (each ``ErrorBody``); ``patterns``: (path
+    parameter, regular expression) pairs; ``required``: the query parameters it needs."""
 
     method: str
     path: str
     summary: str
     body: type[BaseModel] | None = None
     query: tuple[str, ...] = ()
-    stream: bool = False
+    answer: type[BaseModel] | None = None
+    errors: tuple[int, ...] = (400, 409)
+    media: str | None = None
+    patterns: tuple[tuple[str, str], ...] = ()
+    required: tuple[str, ...] = ()
+
+    @property
+    def route(self) -> str:
+        """The path as aiohttp routes it (each patterned parameter as ``{name:regex}``)."""
+        path = self.path
+        for name, pattern in self.patterns:
+            path = path.replace("{" + name + "}", "{" + name + ":" + pattern + "}")
+        return path
 
 
 def openapi(operations: Sequence[Operation]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``operations``."""
-    models: list[type[BaseModel]] = [ErrorBody, *{op.body for op in operations if op.body is not None}]
-    _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+    bodies: list[type[BaseModel]] = [ErrorBody, *{op.body for op in operations if op.body is not None}]
+    answers = list(dict.fromkeys(op.answer for op in operations if op.answer is not None))
+    _, top = models_json_schema(
+        [(m, "validation") for m in bodies] + [(m, "serialization") for m in answers],
+        ref_template="#/components/schemas/{model}",
+    )
     error = {"description": "error", "content": {"application/json": {"schema": _ref(ErrorBody)}}}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
+        if op.media is not None:
+            done: dict[str, Any] = {"description": op.media, "content": {op.media: {"schema": {"type": "string"}}}}
+        else:
+            schema = _ref(op.answer) if op.answer is not None else {}
+            done = {"description": "done", "content": {"application/json": {"schema": schema}}}
+        responses: dict[str, Any] = {"200": done, "401": error}
+        responses.update({str(status): error for status in sorted(op.errors)})
         entry: dict[str, Any] = {
             "summary": op.summary,
             "operationId": f"{op.method.lower()}{op.path.replace('/', '_').replace('{', '').replace('}', '')}",
             "security": [{"bearer": []}],
-            "responses": {
-                "200": _stream() if op.stream else {"description": "done", "content": {"application/json": {}}},
-                "401": error,
-                "default": error,
-            },
+            "responses": responses,
         }
+        patterns = dict(op.patterns)
         params = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in _path_params(op.path)
+            {"name": p, "in": "path", "required": True, "schema": _string(patterns.get(p))}
+            for p in _path_params(op.path)
         ]
-        params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in op.query]
+        params += [
+            {"name": q, "in": "query", "required": q in op.required, "schema": {"type": "string"}} for q in op.query
+        ]
         if params:
             entry["parameters"] = params
         if op.body is not None:
@@ -147,12 +180,12 @@ def openapi(operations: Sequence[Operation]) -> dict[str, Any]:
     }
 
 
+def _string(pattern: str | None) -> dict[str, Any]:
+    return {"type": "string"} if pattern is None else {"type": "string", "pattern": f"^{pattern}$"}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _stream() -> dict[str, Any]:
-    return {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 
 
 def _path_params(path: str) -> list[str]:

@@ -18,7 +18,8 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 import aiohttp
 
@@ -78,11 +79,9 @@ class AsyncClient:
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One operation: its JSON answer, or :class:`ApiError`."""
         async with self._the_session().request(method, self.url + path, json=body, ssl=self._ssl) as reply:
-            answer = await reply.json(content_type=None)
             if reply.status >= 400:
-                error = answer.get("error", {}) if isinstance(answer, dict) else {}
-                raise ApiError(reply.status, error.get("code", "unknown"), error.get("message", str(answer)))
-            return answer
+                await _refusal(reply)
+            return await reply.json(content_type=None)
 
     # --- hosts ----------------------------------------------------------------------------------------------------
 
@@ -113,6 +112,11 @@ class AsyncClient:
     async def application(self) -> dict[str, Any]:
         return await self.request("GET", "/v1/application")  # type: ignore[no-any-return]
 
+    async def tree(self) -> dict[str, Any]:
+        """The loaded application's block tree and DAG: ``components``, ``blocks`` (each with its ``path``),
+        ``barriers``, ``edges`` (``from`` -> ``to``) and ``order`` (each component block's levels)."""
+        return await self.request("GET", "/v1/application/tree")  # type: ignore[no-any-return]
+
     async def run(self, hosts: dict[str, int] | None = None, seed: int | None = None) -> dict[str, Any]:
         """Start the loaded application: ``{"run", "results", "notices"}`` once it started."""
         return await self.request("POST", "/v1/runs", {"hosts": hosts, "seed": seed})  # type: ignore[no-any-return]
@@ -129,6 +133,45 @@ class AsyncClient:
             if event.get("data", {}).get("run", started["run"]) == started["run"]:
                 break
         return (await self.status())["last"]  # type: ignore[no-any-return]
+
+    # --- the runs' results ------------------------------------------------------------------------------------------
+
+    async def runs(self) -> list[dict[str, Any]]:
+        """Every run of the controller's runs directory, oldest first: ``run``, ``state``, ``reason``, ``results``."""
+        return await self.request("GET", "/v1/runs")  # type: ignore[no-any-return]
+
+    async def run_status(self, run: str) -> dict[str, Any]:
+        """One run's status: ``outcome``, ``ok``, ``reason``, times, ``hosts``, ``failures``."""
+        return await self.request("GET", f"/v1/runs/{quote(run, safe='')}")  # type: ignore[no-any-return]
+
+    async def report(self, run: str) -> dict[str, Any]:
+        """One run's failure report (``plush report --json``)."""
+        return await self.request("GET", f"/v1/runs/{quote(run, safe='')}/report")  # type: ignore[no-any-return]
+
+    async def files(self, run: str) -> list[dict[str, Any]]:
+        """One run's logs and collected outputs: ``path``, ``host``, ``kind`` (``log``/``output``), ``size``."""
+        return await self.request("GET", f"/v1/runs/{quote(run, safe='')}/files")  # type: ignore[no-any-return]
+
+    async def file(self, run: str, path: str) -> bytes:
+        """One log or output of a run (``path`` as :meth:`files` gives it), whole."""
+        return b"".join([chunk async for chunk in self.file_chunks(run, path)])
+
+    async def save_file(self, run: str, path: str, dest: str | Path) -> Path:
+        """One log or output of a run, streamed into the local file ``dest``; answers ``dest``."""
+        dest = Path(dest)
+        with dest.open("wb") as out:
+            async for chunk in self.file_chunks(run, path):
+                out.write(chunk)
+        return dest
+
+    async def file_chunks(self, run: str, path: str) -> AsyncIterator[bytes]:
+        """One log or output of a run, as the chunks that come."""
+        url = f"{self.url}/v1/runs/{quote(run, safe='')}/file"
+        async with self._the_session().get(url, params={"path": path}, ssl=self._ssl) as reply:
+            if reply.status >= 400:
+                await _refusal(reply)
+            async for chunk in reply.content.iter_any():
+                yield chunk
 
     async def stop(self, reason: str | None = None) -> None:
         await self.request("POST", "/v1/runs/current/stop", {"reason": reason})
@@ -178,8 +221,7 @@ class AsyncClient:
                     timeout=aiohttp.ClientTimeout(),
                 ) as reply:
                     if reply.status >= 400:
-                        error = (await reply.json(content_type=None)).get("error", {})
-                        raise ApiError(reply.status, error.get("code", "unknown"), error.get("message", ""))
+                        await _refusal(reply)
                     failures = 0
                     frame: dict[str, str] = {}
                     async for raw in reply.content:
@@ -223,7 +265,7 @@ class Client:
 
     def __getattr__(self, name: str) -> Any:
         call = getattr(self._async, name)
-        if name == "events" or not callable(call):
+        if name in ("events", "file_chunks") or not callable(call):  # async iterators: use the AsyncClient
             return call
 
         def blocking(*args: Any, **kwargs: Any) -> Any:
@@ -243,6 +285,16 @@ class Client:
                     return
         finally:
             self._runner.run(stream.aclose())
+
+
+async def _refusal(reply: aiohttp.ClientResponse) -> NoReturn:
+    """Raise the :class:`ApiError` of an error answer."""
+    try:
+        answer = await reply.json(content_type=None)
+    except ValueError:
+        answer = None
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    raise ApiError(reply.status, error.get("code", "unknown"), error.get("message", str(answer)))
 
 
 async def _next(stream: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
