@@ -46,6 +46,8 @@ async def test_the_docs_example_runs_and_the_async_client_does_what_the_api_does
         assert sorted(names[:4]) == ["block.completed"] * 2 + ["block.started"] * 2 and names[4] == "run.finished"
         assert any(line.endswith("ok: True") for line in lines)
         assert "again: True ok" in lines
+        shown_tree = lines.index("blocks: ['/tarball/workers', '/tarball/workers/show']")
+        assert lines[shown_tree + 1] == "outcome: ok" and "hello" in lines[shown_tree + 2].lower()
         assert lines[-1] == "['local-1', 'local-2'] status 0"
 
         async with AsyncClient(serve.http) as plush:
