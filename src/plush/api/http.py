@@ -53,7 +53,7 @@ from plush.api.models import (
 from plush.api.token import token_matches
 from plush.controller.api import Controller, RunResult
 from plush.controller.catalogue import journaled
-from plush.controller.events import Subscription
+from plush.controller.events import Event, Subscription
 from plush.controller.results import NoSuchResult
 from plush.controller.rundir import RunDir
 from plush.errors import PlushError, SpecError
@@ -65,6 +65,8 @@ __all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "listener_tls", "
 log = logging.getLogger(__name__)
 
 Handler = Callable[["HttpApi", web.Request, Any], Awaitable[Any]]
+#: SSE frames kept encoded for the next subscriber that sends the same event
+FRAMES = 4096
 #: every operation and its handler (``body``: the validated model, or None)
 OPERATIONS: list[tuple[Operation, Handler]] = []
 
@@ -151,6 +153,8 @@ class HttpApi:
         self._run_task: asyncio.Task[RunResult] | None = None
         self._spec_dir: str | None = None
         self._document = openapi([op for op, _ in OPERATIONS])
+        #: event seq -> its SSE frame, oldest first (:meth:`_frame`)
+        self._frames: dict[int, bytes] = {}
 
     @property
     def url(self) -> str:
@@ -272,6 +276,17 @@ class HttpApi:
 
     # --- the event stream ---------------------------------------------------------------------------------------
 
+    def _frame(self, event: Event) -> bytes:
+        """The SSE frame of ``event``, encoded once for all subscribers (the latest :data:`FRAMES` kept)."""
+        frame = self._frames.get(event.seq)
+        if frame is None:
+            data = json.dumps(wire_event(event), separators=(",", ":"))
+            ident = f"id: {event.seq}\n" if journaled(event.name) else ""
+            frame = self._frames[event.seq] = f"{ident}event: {event.name}\ndata: {data}\n\n".encode()
+            if len(self._frames) > FRAMES:
+                del self._frames[next(iter(self._frames))]
+        return frame
+
     async def stream(self, request: web.Request) -> web.StreamResponse:
         def listed(name: str) -> list[str] | None:
             values = [v for each in request.query.getall(name, []) for v in each.split(",") if v]
@@ -289,10 +304,9 @@ class HttpApi:
         try:
             await response.prepare(request)
             await response.write(b": plush events\n\n")
-            async for event in sub:
-                data = json.dumps(wire_event(event), separators=(",", ":"))
-                ident = f"id: {event.seq}\n" if journaled(event.name) else ""
-                await response.write(f"{ident}event: {event.name}\ndata: {data}\n\n".encode())
+            while (event := await sub.get()) is not None:
+                # what came meanwhile goes in the same write; each frame is encoded once for every subscriber
+                await response.write(b"".join(self._frame(e) for e in (event, *sub.drain_nowait())))
         except (ConnectionError, asyncio.CancelledError):
             pass  # the client went away, or the server closes
         finally:
