@@ -3,13 +3,13 @@ of ``/openapi.json``, each answer checked against the document (its status docum
 JSON against the answer's schema, no 5xx) and, for every request sent, the same request without the token
 answered 401 (schemathesis' ``ignored_auth`` check).
 
-The order: first every operation that leaves the controller as it is (hosts, the application, barriers,
-exec, the runs' results: after one finished run, so there are results to read); then those that start or
-end a run (start, stop, abort, fail a host, release a barrier), waiting for the run to end; the event
-stream apart (an endless answer: read for a second); ``quit`` last, once (the serve process
-must exit 0). What a fuzzed request would cost or do beyond the test is narrowed, not skipped: ``exec``
-runs ``true`` with the generated options, ``connect`` at most 2 sandbox hosts, an added host is not
-connected. Few examples each: the whole test takes some tens of seconds.
+The order: ``create resources`` first (nothing to make nor connect yet); then every operation that leaves
+the controller as it is (hosts, the application, barriers, exec, the runs' results: after one finished run,
+so there are results to read); then those that start or end a run (start, stop, abort, fail a host, release
+a barrier), waiting for the run to end; the event stream apart (an endless answer: read for a second);
+``quit`` last, once (the serve process must exit 0). What a fuzzed request would cost or do beyond the test
+is narrowed, not skipped: ``exec`` runs ``true`` with the generated options, ``connect`` at most 2 sandbox
+hosts, an added host is not connected. Few examples each: the whole test takes some tens of seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ RUN_OPERATIONS = {
     ("POST", "/v1/hosts/{name}/fail"),
     ("POST", "/v1/barriers/{name}/release"),
 }
-APART = {("GET", "/v1/events"), ("POST", "/v1/quit")}
+#: create_resources connects every pool host not connected: fuzzed first, while the pool is the two connected
+#: hosts and the application (tarball) names no netns resource, so it makes and connects nothing
+APART = {("GET", "/v1/events"), ("POST", "/v1/quit"), ("POST", "/v1/resources")}
 #: a request that fits the schema may still be refused as the CLI refuses it, 400 (docs/api.md, Errors): the
 #: check that wants every schema-valid request accepted is left out; the schemas are as tight as patterns go
 LENIENT = positive_data_acceptance
@@ -94,6 +96,8 @@ def test_schemathesis_every_operation_conforms_and_none_answers_without_the_toke
         schema = schemathesis.openapi.from_url(serve.http + "/openapi.json", headers=serve.auth)
         operations = {(op.method.upper(), op.path): op for op in (r.ok() for r in schema.get_all_operations())}
         assert len(operations) >= 20
+        if ("POST", "/v1/resources") in operations:
+            _fuzz(operations["POST", "/v1/resources"], serve, examples=5)
         steady = [op for key, op in operations.items() if key not in RUN_OPERATIONS | APART]
         for op in steady:
             _fuzz(op, serve, examples=8)
