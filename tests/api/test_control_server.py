@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -137,3 +138,15 @@ async def test_another_user_s_process_is_refused(server: ControlServer) -> None:
     assert not server.is_ended
     (answered,) = await _ask(path, INFO)
     assert answered["ok"] is True
+
+
+async def test_a_refused_run_is_answered_and_not_logged_as_a_failure(
+    server: ControlServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert server.registration is not None
+    with caplog.at_level(logging.DEBUG, logger="plush"):
+        (reply,) = await _ask(server.registration.socket_path, b'{"op": "run", "args": {"detach": true}}\n')
+        (after,) = await _ask(server.registration.socket_path, INFO)  # the spawned task's end has been seen
+    assert reply["ok"] is False and "no application" in str(reply["error"])
+    assert after["ok"] is True
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

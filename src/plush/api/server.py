@@ -99,8 +99,13 @@ class ControlServer:
 
     def _spawned_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # nobody awaited it (a detached run)
-            log.warning("a task of the control server failed: %r", task.exception())
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, PlushError):  # a refusal: answered to its request, or an event and the journal told it
+            log.debug("a task of the control server ended: %s", exc)
+        elif exc is not None:  # a bug: nobody else will say it
+            log.warning("a task of the control server failed: %r", exc)
 
     def quit(self, reason: str) -> None:
         self._on_quit(reason)
