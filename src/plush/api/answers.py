@@ -19,6 +19,7 @@ __all__ = [
     "BarrierState",
     "Barriers",
     "Connected",
+    "Created",
     "Edge",
     "ExecAnswer",
     "Failed",
@@ -70,6 +71,14 @@ class Added(_Answer):
 
 
 class Connected(_Answer):
+    connected: list[str]
+
+
+class Created(_Answer):
+    """``create resources``: the hosts made (none without netns resources), their cluster, the hosts connected."""
+
+    created: list[str]
+    cluster: str | None
     connected: list[str]
 
 

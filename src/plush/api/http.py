@@ -371,6 +371,7 @@ async def connect_hosts(api: HttpApi, request: web.Request, body: ConnectBody) -
     "/v1/resources",
     "Create the hosts the application's netns resources ask for; connect the pool",
     ResourcesBody,
+    answer=A.Created,
 )
 async def create_resources(api: HttpApi, request: web.Request, body: ResourcesBody) -> Any:
     return (await api.controller.create_resources(hosts=body.hosts)).to_dict()
