@@ -9,9 +9,11 @@ import pytest
 
 from plush.launch.remote import (
     ProbeFailed,
+    StartAnswer,
     host_dir,
     probe_script,
     read_probe,
+    read_start,
     relay_script,
     start_script,
     stdio_start_script,
@@ -47,23 +49,47 @@ def test_the_token_is_never_on_the_command_line_and_names_are_plain() -> None:
         host_dir("run-1", "../etc")
 
 
-def test_the_stdio_agent_is_the_session_s_command_and_its_token_comes_on_stdin(tmp_path: Path) -> None:
-    """The script under sh: the token line is read from stdin into a 0600 file, ``pid N`` is the shell's pid,
-    which ``exec`` hands to the agent (here a stand-in printing its pid, arguments and the rest of stdin)."""
-    fake = tmp_path / "fake-python"
-    fake.write_text('#!/bin/sh\necho "agent $$ $*"; cat\n')
+def test_one_command_starts_the_stdio_agent_or_says_what_the_host_lacks(tmp_path: Path) -> None:
+    """The start command under sh: ``nopython`` when no candidate is on the PATH; ``missing PYTHON`` while the
+    unpacked agent is not in the cache (a link there does not count); else the token line is read from stdin
+    into a 0600 file and the shell ``exec``s the agent (a stand-in printing its pid, arguments and the rest
+    of stdin) with the Python it found: the agent's pid is the shell's, the preamble its own."""
+    fake = tmp_path / "bin" / "fake-python"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "pid $$ agent $*"; cat\n')
     fake.chmod(0o755)
-    script = stdio_start_script(str(fake), "agent-x.pyz", host_dir("run-1", "n1"), ["--host", "n1"])
-    assert "s3cret" not in script and "exec " in script
-    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        ["sh", "-c", script], input="s3cret\nframes", capture_output=True, text=True, env=env, check=True
-    )
-    pid_line, agent_line, rest = done.stdout.split("\n", 2)
-    assert pid_line == f"pid {agent_line.split()[1]}"  # the agent is the shell, exec'd
-    assert "--stdio agent.sock --host n1 --token-file" in agent_line and rest == "frames"
+    env = {"HOME": str(tmp_path), "PATH": f"{fake.parent}:/usr/bin:/bin"}
+
+    def start(*pythons: str) -> str:
+        script = stdio_start_script(pythons, "agent-x.pyz", host_dir("run-1", "n1"), ["--host", "n1"])
+        assert "s3cret" not in script
+        done = subprocess.run(
+            ["sh", "-c", script], input="s3cret\nframes", capture_output=True, text=True, env=env, check=True
+        )
+        return done.stdout
+
+    assert read_start(start("no-such-python", "nor-this")) == StartAnswer("nopython")
+    cache = tmp_path / ".cache" / "plush"
+    cache.mkdir(parents=True)
+    (cache / "agent-x").symlink_to(tmp_path)
+    assert read_start(start("no-such-python", "fake-python")) == StartAnswer("missing", python="fake-python")
+    (cache / "agent-x").unlink()
+    (cache / "agent-x").mkdir()
+    first, rest = start("no-such-python", "fake-python").split("\n", 1)
+    answer = read_start(first)
+    assert answer.word == "pid" and answer.python.startswith("agent ")  # the stand-in's preamble
+    assert f"{cache}/agent-x --stdio agent.sock --preamble fake-python --host n1 --token-file" in first
+    assert rest == "frames"
     token = tmp_path / ".plush" / "run-1" / "hosts" / "n1" / ".token"
     assert token.read_text() == "s3cret\n" and token.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_start_preamble_is_read() -> None:
+    assert read_start("pid 42 python3.12") == StartAnswer("pid", 42, "python3.12")
+    assert read_start("missing /opt/py 3") == StartAnswer("missing", python="/opt/py 3")
+    assert read_start("nopython") == StartAnswer("nopython")
+    for other in ("oldpython 3.6", "3.6", "pid x python3", "pid 42", ""):
+        assert read_start(other) == StartAnswer("other", text=other)
 
 
 def test_a_relay_to_a_host_directory_that_is_gone_says_no_agent(tmp_path: Path) -> None:

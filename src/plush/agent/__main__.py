@@ -124,6 +124,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--stdio", metavar="SOCKET", help="speak on stdin/stdout (an SSH session), later sessions relayed on SOCKET"
     )
+    parser.add_argument(
+        "--preamble",
+        metavar="PYTHON",
+        help="with --stdio: first print 'pid N PYTHON' on stdout (the SSH session's preamble: started, and by what)",
+    )
     parser.add_argument("--ca", type=Path, help="the controller's CA certificate (PEM; with --connect)")
     parser.add_argument("--token-file", required=True, help="file holding the join token, or - for stdin")
     parser.add_argument("--host", required=True, help="this host's name in the controller's pool")
@@ -273,6 +278,8 @@ def main(argv: Optional[List[str]] = None, guard: Optional[Guard] = None) -> int
         format="%(asctime)s agent[" + args.host + "] %(levelname)s %(name)s: %(message)s",
     )
     if args.stdio is not None:
+        if args.preamble is not None:  # the one line before the protocol: this Python runs the agent
+            os.write(1, "pid {} {}\n".format(os.getpid(), args.preamble).encode("utf-8", "replace"))
         # the session's stdio before anything forks (the guard keeps fds 0-2 only), a session of our own
         args.stdio_fds = take_stdio()
         with contextlib.suppress(OSError):  # sshd made us a session leader already

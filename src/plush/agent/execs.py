@@ -39,14 +39,16 @@ import os
 import signal
 import subprocess
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
-from plush.agent.filecopy import FileRequests
 from plush.agent.link import Channel, LinkClosed
 from plush.processes.policy import ExitStatus
 from plush.processes.runner import ProcessStartError, new_tag, start_process
 from plush.processes.tree import TAG_VARIABLE, kill_tree
 from plush.protocol.messages import Message
+
+if TYPE_CHECKING:
+    from plush.agent.filecopy import FileRequests
 
 __all__ = ["EOF_GRACE", "EXEC_DIR", "SERVED", "ExecChannel", "Execs", "exec_dir"]
 
@@ -84,11 +86,20 @@ class Execs:
     def __init__(self, host: str, directory: str, channel: Optional[Channel] = None) -> None:
         self.host = host
         self.directory = directory
-        #: ``copy`` and ``gather`` (:mod:`plush.agent.filecopy`), in the same exec directory
-        self.files = FileRequests(directory, channel)
+        self._files: Optional["FileRequests"] = None
         self._channel = channel
         self._tasks: Set["asyncio.Future[None]"] = set()
         self.served = 0
+
+    @property
+    def files(self) -> "FileRequests":
+        """``copy`` and ``gather`` (:mod:`plush.agent.filecopy`), in the same exec directory; imported at the
+        first file request (an agent that never copies does not pay for the content cache's imports)."""
+        if self._files is None:
+            from plush.agent.filecopy import FileRequests
+
+            self._files = FileRequests(self.directory, self._channel)
+        return self._files
 
     @property
     def channel(self) -> Optional[Channel]:
@@ -97,7 +108,8 @@ class Execs:
     @channel.setter
     def channel(self, channel: Optional[Channel]) -> None:
         self._channel = channel
-        self.files.channel = channel
+        if self._files is not None:
+            self._files.channel = channel
 
     def serve(self, msg: Message) -> None:
         """Start serving the request ``msg`` (an ``exec``: its reply goes out when its command ends; the file
@@ -116,7 +128,8 @@ class Execs:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        await self.files.close()
+        if self._files is not None:
+            await self._files.close()
 
     async def _serve(self, msg: Message) -> None:
         started = time.monotonic()

@@ -6,7 +6,8 @@ imports (``plush.errors``, ``plush.spec.model``, ``plush.spec.paths``, the packa
 closure ``tests/test_layering.py::shipped_modules`` computes -- runnable as ``python3 agent-<hash>.pyz
 --connect ...`` or ``--stdio ...`` (the arguments of ``python -m plush.agent``) on a bare Python 3.8, or as
 ``python3 agent-<hash>.pyz --relay agent.sock`` (:mod:`plush.agent.relay`) or ``--sweep RUN_ID MARK HOST...``
-(:mod:`plush.processes.sweep`).
+(:mod:`plush.processes.sweep`), or ``--unpack``: it unpacks itself beside itself with its bytecode
+(:mod:`plush.agent.selfunpack`), which is what SSH hosts run (the same arguments, ``python3 agent-<hash>``).
 
 Invariants: the bundle is reproducible (sorted entries, fixed timestamps and modes), so its name is the hash
 of what it holds: the same sources give the same file on every controller, and a host that has
@@ -35,13 +36,20 @@ __all__ = ["SHIPPED_ROOMS", "AgentBundle", "agent_bundle", "bundle_modules"]
 #: the rooms that ship whole; their ``plush`` imports are followed from there
 SHIPPED_ROOMS = ("agent", "protocol", "processes", "hostmon")
 
-#: the zipapp's entry: the agent; with ``--relay`` the relay of a later SSH session (no asyncio imported); with
-#: ``--sweep`` the leftover sweep of an SSH host
+#: the zipapp's entry (also of the directory it unpacks to), in a syntax any Python parses: first the version
+#: (an older Python says ``oldpython X.Y`` on stdout and exits 3: the launcher then probes for another); then the
+#: agent; with ``--relay`` the relay of a later SSH session (no asyncio imported); with ``--sweep`` the leftover
+#: sweep of an SSH host; with ``--unpack`` the zipapp unpacks itself with bytecode (:mod:`plush.agent.selfunpack`)
 _MAIN = b"""import sys
+if sys.version_info[:2] < (3, 8):
+    sys.stdout.write("oldpython %d.%d\\n" % sys.version_info[:2])
+    sys.exit(3)
 if sys.argv[1:2] == ["--relay"]:
     from plush.agent.relay import main
 elif sys.argv[1:2] == ["--sweep"]:
     from plush.processes.sweep import main
+elif sys.argv[1:2] == ["--unpack"]:
+    from plush.agent.selfunpack import main
 else:
     from plush.agent.__main__ import main
 sys.exit(main())

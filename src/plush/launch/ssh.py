@@ -2,9 +2,12 @@
 
 Role: the :class:`~plush.launch.base.Launcher` of ``type="ssh"`` pool hosts. For each host it takes the
 connection of its SSH target (:class:`~plush.launch.sshconn.SSHConnections`: one per address, port and user,
-shared by every logical host behind it), probes the host once per target (:mod:`plush.launch.remote`: a
-Python >= 3.8, the cached zipapp, ``$HOME``), copies the agent zipapp (:mod:`plush.launch.bundle`) only when
-the host lacks that hash, and starts the agent in a directory of its own (``~/.plush/<workspace>/hosts/<name>/``).
+shared by every logical host behind it) and starts the agent in a directory of its own
+(``~/.plush/<workspace>/hosts/<name>/``) with ONE command when the host has a Python and the agent of this
+hash (:mod:`plush.launch.remote`). When the command says what is missing, it probes the host once per target
+(a Python >= 3.8, the cached agent, ``$HOME``), copies the agent zipapp (:mod:`plush.launch.bundle`) only when
+the host lacks that hash (it is unpacked there with its bytecode, once), and starts again. With
+``ssh_link = "tcp"`` the probe comes first, as every start's.
 
 The agent's link (the ``ssh_link`` setting, :mod:`plush.launch.sshlinks`): ``channel`` (the default) -- the
 agent speaks the protocol on its SSH session's stdin/stdout, handed to the listener as a Peer; after a drop
@@ -17,7 +20,7 @@ authentication failed, host key changed, connection refused, timed out, no pytho
 refused the connection (MaxStartups)); the others start.
 
 Leftovers: every process the agents start carries this launcher's mark (``PLUSH_SSH_RUN=<token>``);
-:meth:`SSHLauncher.kill_leftovers` runs the zipapp's sweep on each target (``--sweep RUN_ID MARK HOST...``:
+:meth:`SSHLauncher.kill_leftovers` runs the agent's sweep on each target (``--sweep RUN_ID MARK HOST...``:
 the processes of the run's hosts that carry the mark, found in ``/proc`` and SIGKILLed), as the local launcher
 does on its machine.
 """
@@ -36,7 +39,16 @@ import asyncssh
 from plush.errors import LaunchError
 from plush.launch.base import AgentContact, Launcher, LaunchErrors
 from plush.launch.bundle import AgentBundle, agent_bundle
-from plush.launch.remote import Probe, ProbeFailed, probe_script, read_probe, signal_script, sweep_script
+from plush.launch.remote import (
+    PYTHON_CANDIDATES,
+    Probe,
+    ProbeFailed,
+    StartAnswer,
+    probe_script,
+    read_probe,
+    signal_script,
+    sweep_script,
+)
 from plush.launch.remote import upload_script as upload_command
 from plush.launch.sshconn import SSHConnections, SSHFailure, SSHTarget
 from plush.launch.sshlinks import COMMAND_TIMEOUT, ChannelLinks, ForwardLinks, SSHAgent
@@ -137,10 +149,35 @@ class SSHLauncher(Launcher):
         python = host.get("python")
         probe_python = str(python) if python is not None else None
         conn = await self.conns.connection(target)
+        if isinstance(self.links, ChannelLinks):
+            return await self._start_channel(self.links, conn, target, name, probe_python)
         probe = await self._probe(conn, target, probe_python)
         if not probe.cached:
-            await self._upload(conn, target)
-        return await self.links.launch(conn, target, name, probe)
+            await self._upload(conn, target, probe.python)
+        return await self.links.launch(conn, target, name, probe.python)
+
+    async def _start_channel(
+        self, links: ChannelLinks, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, python: str | None
+    ) -> SSHAgent:
+        """ONE command per host when all is there (a Python, the unpacked agent of this hash): it starts the
+        agent. Else its answer says what is missing, and the probe (once per target) says whether the host has
+        a Python of 3.8 or newer (the words of the failure when not): the agent is then uploaded (once per
+        target) and started again with the Python found."""
+        pythons: tuple[str, ...] = (python,) if python else PYTHON_CANDIDATES
+        answer: StartAnswer | None = None
+        for _attempt in range(3):
+            started = await links.launch_one(conn, target, name, pythons)
+            if isinstance(started, SSHAgent):
+                return started
+            answer = started
+            probe = await self._probe(conn, target, python)  # raises the words of a missing or old Python
+            if not probe.cached:
+                await self._upload(conn, target, probe.python)
+            elif answer.word != "missing" and pythons == (probe.python,):
+                break  # the Python and the agent are there: the agent itself did not start
+            pythons = (probe.python,)
+        text = answer.text if answer is not None and answer.text else "the unpacked agent is still missing"
+        raise SSHFailure(f"the agent did not start: {text[-300:]}")
 
     async def _run(self, conn: asyncssh.SSHClientConnection, command: str, stdin: bytes | None = None) -> str:
         try:
@@ -167,12 +204,14 @@ class SSHLauncher(Launcher):
             task = self._probes[key] = asyncio.get_running_loop().create_task(probe())
         return await asyncio.shield(task)
 
-    async def _upload(self, conn: asyncssh.SSHClientConnection, target: SSHTarget) -> None:
+    async def _upload(self, conn: asyncssh.SSHClientConnection, target: SSHTarget, python: str) -> None:
+        """Copy the zipapp to ``target`` and unpack it there with ``python`` (once per target: concurrent
+        callers share it)."""
         task = self._uploads.get(target)
         if task is None or (task.done() and task.exception() is not None):
 
             async def upload() -> None:
-                await self._run(conn, upload_command(self.bundle.name), self.bundle.data)
+                await self._run(conn, upload_command(self.bundle.name, python), self.bundle.data)
                 self.uploads += 1
 
             task = self._uploads[target] = asyncio.get_running_loop().create_task(upload())

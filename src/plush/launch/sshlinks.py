@@ -40,7 +40,7 @@ from plush.agent.relay import NO_AGENT
 from plush.fabric.sshstdio import StdioSession
 from plush.launch.base import AgentContact
 from plush.launch.bundle import AgentBundle
-from plush.launch.remote import Probe, host_dir, relay_script, start_script, stdio_start_script
+from plush.launch.remote import StartAnswer, host_dir, read_start, relay_script, start_script, stdio_start_script
 from plush.launch.sshconn import SSHConnections, SSHFailure, SSHTarget
 
 __all__ = ["COMMAND_TIMEOUT", "ChannelLinks", "ForwardLinks", "SSHAgent"]
@@ -121,26 +121,36 @@ class ChannelLinks:
     def __init__(self, launcher: LinkOwner) -> None:
         self.launcher = launcher
 
-    async def launch(self, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, probe: Probe) -> SSHAgent:
+    async def launch_one(
+        self, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, pythons: Sequence[str]
+    ) -> SSHAgent | StartAnswer:
+        """Start the agent with ONE command (:func:`~plush.launch.remote.stdio_start_script`): the agent, or the
+        answer that says what the host lacks (the launcher provides it and calls again)."""
         launcher = self.launcher
         if launcher.contact.adopt is None:
             raise SSHFailure("this controller's listener cannot take SSH sessions (no adopt)")
         hdir = _hdir(launcher, name)
-        command = stdio_start_script(probe.python, launcher.bundle.name, hdir, ["--host", name], launcher.token)
+        command = stdio_start_script(pythons, launcher.bundle.name, hdir, ["--host", name], launcher.token)
         session = await self._open(conn, command, name)
         try:
-            session.write((launcher.contact.token.reveal() + "\n").encode())
+            # a command that answered what is missing may have ended already: its answer is read all the same
+            with contextlib.suppress(BrokenPipeError, asyncssh.Error, OSError):
+                session.write((launcher.contact.token.reveal() + "\n").encode())
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 first = await session.preamble
-        except (TimeoutError, EOFError) as exc:
+        except EOFError as exc:  # no line: the command failed (what it said on stderr), or the session dropped
+            session.close()
+            rest = session.stderr_tail().strip()[-300:]
+            return StartAnswer("other", text=rest or str(exc))
+        except TimeoutError as exc:
             session.close()
             rest = session.stderr_tail().strip()[-300:]
             raise SSHFailure(f"the agent did not start: {rest or exc}") from exc
-        word, _, pid = first.partition(" ")
-        if word != "pid" or not pid.isdigit():
+        answer = read_start(first)
+        if answer.word != "pid":
             session.close()
-            raise SSHFailure(f"the agent did not start: {first[:300] or 'no answer'}")
-        agent = SSHAgent(name, target, int(pid), probe.python, hdir)
+            return answer
+        agent = SSHAgent(name, target, answer.pid, answer.python, hdir)
         launcher.agents[name] = agent
         session.attach(launcher.contact.adopt(f"ssh:{name}"))
         launcher.spawn(self._exit_of(agent, session, conn))
@@ -250,14 +260,14 @@ class ForwardLinks:
         self._forwards: dict[SSHTarget, int] = {}
         self._forwarding: dict[SSHTarget, asyncio.Lock] = {}
 
-    async def launch(self, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, probe: Probe) -> SSHAgent:
+    async def launch(self, conn: asyncssh.SSHClientConnection, target: SSHTarget, name: str, python: str) -> SSHAgent:
         port = await self._forward(conn, target)
         launcher = self.launcher
         contact = launcher.contact
         args = ["--connect", f"127.0.0.1:{port}", "--host", name]
         args += ["--server-name", contact.server_name or contact.host]
         hdir = _hdir(launcher, name)
-        command = start_script(probe.python, launcher.bundle.name, hdir, args, launcher.token)
+        command = start_script(python, launcher.bundle.name, hdir, args, launcher.token)
         try:
             process = await conn.create_process(command, encoding="utf-8", errors="replace")
             process.stdin.write(contact.token.reveal() + "\n" + contact.ca_pem.decode())
@@ -272,7 +282,7 @@ class ForwardLinks:
         if word != "pid" or not pid.isdigit():
             rest = first + (await process.stdout.read())
             raise SSHFailure(f"the agent did not start: {rest.strip()[-300:] or 'no answer'}")
-        agent = SSHAgent(name, target, int(pid), probe.python, hdir)
+        agent = SSHAgent(name, target, int(pid), python, hdir)
         launcher.agents[name] = agent
         launcher.spawn(self._follow(agent, process))
         return agent
