@@ -228,3 +228,33 @@ async def test_workflow_runs_each_item_with_its_file(tmp_path: Path) -> None:
     outs = b"".join(bytes(v) for k, v in sorted(up.outs.items()) if k[2] == "stdout")
     assert outs == b"part0.txt 1\npart1.txt 2\npart2.txt 3\n"
     assert hashlib.sha256(outs).hexdigest()
+
+
+async def test_the_operators_restart_stops_and_starts_again_whatever_the_policy_says(tmp_path: Path) -> None:
+    """``restart`` (the operator's): a process whose policy allows no restart (a signal exit: abort) is stopped
+    and started as its next instance, its exit reported as ``restart_process``; a path with nothing running
+    restarts nothing."""
+    code = "import os, time; n = int(os.environ['PLUSH_INSTANCE']); n < 3 and time.sleep(300)"
+    block = ProcessBlock(
+        name="b", processes=(py("p", code),), exit_policies=(ExitPolicy(match="signal", action="abort"),)
+    )
+    cb = ComponentBlock(name="cb", component="c", blocks=(block,))
+    up = MemoryUplink()
+    prog = program(tmp_path, cb, up)
+    run = asyncio.ensure_future(prog.run())
+
+    async def started(instance: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while ("started", "/app/cb/b/p", instance) not in up.events:
+            assert loop.time() < deadline and not run.done(), up.events
+            await asyncio.sleep(0.01)
+
+    await started(1)
+    assert prog.restart("/app/cb/other") == []
+    assert prog.restart("/app/cb/b") == ["/app/cb/b/p"]
+    await started(2)
+    assert prog.restart("/app/cb/b/p") == ["/app/cb/b/p"]
+    assert await asyncio.wait_for(run, 30)
+    exits = [e for e in up.events if e[0] == "exited"]
+    assert [(e[2], e[4]) for e in exits] == [(1, "restart_process"), (2, "restart_process"), (3, "success")]

@@ -175,6 +175,8 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         "info": [([], {}), (["weather"], {})],
         "release": [([], {})],
         "fail": [([], {})],
+        "restart": [(["local-1", "local-2"], {}), (["a", "b", "c"], {})],  # HOSTS only after a block path
+        "save": [([], {}), (["x.xml", "--no-such-option"], {})],
         "abort": [(["now"], {})],
         "quit": [(["now"], {})],
         # the distributed shell: usage errors before any agent starts

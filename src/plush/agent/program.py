@@ -12,7 +12,10 @@ completed, each in its own task, and reports each block's state through its :cla
   uploaded (never through a symbolic link: :mod:`plush.agent.outputs`) and the block completes. The outputs
   of a process block that started but did not complete (stopped, or failed) are uploaded by
   :meth:`HostProgram.upload_unsent` once the program has ended, when the run stops (the agent calls it on
-  the controller's ``stop``).
+  the controller's ``stop``). The operator's ``restart`` (:meth:`HostProgram.restart`) stops the running
+  processes under a block path and starts each again at once as its next instance, whatever its exit
+  policies say (its exit is reported with ``restart_process``, rule :data:`OPERATOR_RULE`), and gives it
+  its restart budget afresh.
 - a **barrier block** asks the controller to enter and waits for the release. A **semaphore** waits for
   admission and gives its place back when its ``until`` block completes (or the program ends).
 - a **workflow block** takes items from the controller until there are none left; each item's data file is
@@ -29,7 +32,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-from typing import Any, BinaryIO, Dict, Mapping, Optional, Sequence, Set
+from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Sequence, Set
 
 from plush.agent.outputs import collect, open_contained
 from plush.processes.liveness import watch_liveness_model
@@ -39,9 +42,12 @@ from plush.protocol.messages import data_key
 from plush.spec.model import BarrierBlock, Block, ComponentBlock, Process, ProcessBlock, WorkflowBlock
 from plush.spec.paths import BlockPath
 
-__all__ = ["BlockFailed", "HostProgram", "Uplink"]
+__all__ = ["OPERATOR_RULE", "BlockFailed", "HostProgram", "Uplink"]
 
 log = logging.getLogger(__name__)
+
+#: the rule reported with the exit of a process the operator restarted (the ``restart`` message)
+OPERATOR_RULE = "restarted by the operator"
 
 
 class Uplink:
@@ -130,6 +136,11 @@ class HostProgram:
         self._held: Set[str] = set()  # semaphores this host holds
         #: process blocks (path -> block) started whose outputs were not uploaded yet
         self._unsent: Dict[str, ProcessBlock] = {}
+        #: the running instance of each process path (what the operator's ``restart`` stops)
+        self._running: Dict[str, Any] = {}
+        #: process paths the operator asked to restart, until their exit is seen
+        self._restarting: Set[str] = set()
+        self._stops: Set["asyncio.Future[Any]"] = set()  # the restarts' stops in progress (kept referenced)
 
     # --- the DAG ------------------------------------------------------------------------------------
 
@@ -253,6 +264,12 @@ class HostProgram:
             instance = self.instances.get(path, 0) + 1
             self.instances[path] = instance
             status = await self._run_instance(path, block, model, instance)
+            if path in self._restarting:  # the operator's restart: whatever the policies say, at once
+                self._restarting.discard(path)
+                self._liveness.pop(path, None)
+                await self.uplink.process_exited(path, instance, status, action="restart_process", rule=OPERATOR_RULE)
+                restarts = 0
+                continue
             decision = decide(block.exit_policies, status, restarts, self.default_action)
             extra = {"liveness": self._liveness.pop(path)} if path in self._liveness else {}
             await self.uplink.process_exited(
@@ -280,6 +297,7 @@ class HostProgram:
             await self.uplink.output(path, instance, "stderr", (str(exc) + "\n").encode())
             return ExitStatus(code=127)
         await self.uplink.process_started(path, instance, handle.pid)
+        self._running[path] = handle
         watcher = None
         if block.liveness is not None:
             watcher = asyncio.ensure_future(watch_liveness_model(handle, block.liveness))
@@ -295,8 +313,25 @@ class HostProgram:
             await _complete(self._stopped(path, handle, instance))
             raise
         finally:
+            self._running.pop(path, None)
             if watcher is not None and not watcher.done():
                 watcher.cancel()
+
+    def restart(self, path: str) -> List[str]:
+        """The operator's restart of the processes running under block path ``path`` (a component block, a
+        block, a workflow's task or one process): each is stopped (SIGTERM, ``stop_grace``, SIGKILL) and
+        started again as its next instance, its exit policies and restart budget set aside. Returns the
+        process paths restarted (none: nothing of ``path`` runs here now)."""
+        prefix = path.rstrip("/") + "/"
+        chosen = sorted(p for p in self._running if p == path.rstrip("/") or p.startswith(prefix))
+        for proc_path in chosen:
+            if proc_path in self._restarting:
+                continue
+            self._restarting.add(proc_path)
+            stop = asyncio.ensure_future(self._running[proc_path].stop(grace=self.stop_grace))
+            self._stops.add(stop)
+            stop.add_done_callback(self._stops.discard)
+        return chosen
 
     async def _stopped(self, path: str, handle: Any, instance: int) -> None:
         status = await handle.stop(grace=self.stop_grace)

@@ -12,6 +12,8 @@ name, component, environment and the packages it may need) and then serves one l
 - ``reset`` (the application restarts): ends the execution and its process trees, keeps the link and the
   installed software, replies ``reset.done``; the next ``go execute`` numbers instances on from its
   ``instances`` field;
+- ``restart`` (the operator's): the processes running under its block path are stopped and started again
+  (:meth:`~plush.agent.program.HostProgram.restart`); a ``log`` warning when none runs here;
 - ``end`` (the application is over; another may follow on this connection): as ``stop`` below, but the
   runtime stays: it replies ``ended`` and waits for the next ``prepare`` (a new application, a new run id:
   the model, host record and settings are replaced, ``prepared`` replies) or ``stop``;
@@ -158,6 +160,12 @@ class AgentRuntime(Uplink):
                 self._executions.append(self._tasks[-1])
         elif t == "reset":
             self._spawn(self._reset(settings.stop_grace))
+        elif t == "restart":  # the operator's: the processes under a block path, started again
+            restarted = [p for program in self._programs for p in program.restart(msg["path"])]
+            if not restarted:
+                self._send(
+                    "log", level="warning", text="restart {}: none of its processes runs here".format(msg["path"])
+                )
         elif t == "barrier.release":
             fut = self._barriers.get(msg["name"])
             if fut is not None and not fut.done():

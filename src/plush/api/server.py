@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from plush.api import shell_handlers  # noqa: F401  (its requests register themselves in HANDLERS)
+from plush.api import app_handlers, shell_handlers  # noqa: F401  (their requests register themselves in HANDLERS)
 from plush.api.control import MAX_REQUEST, decode_line, encode_line, peer_uid
 from plush.api.handlers import HANDLERS, Request
 from plush.api.runtime import Registration

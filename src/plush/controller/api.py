@@ -18,12 +18,13 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   reply each, beside any run (:mod:`plush.controller.execs`; its result gathered by
   :mod:`plush.controller.gather`); ``copy(file, dest, hosts)`` / ``gather(path, outdir, hosts)``: files to and
   from the hosts' exec directories, through their content caches (:mod:`plush.controller.transfers`);
-- ``stop()`` (a requested, normal end), ``abort()`` (a failure), ``fail_host``, ``release_barrier`` steer the
-  run in progress; ``subscribe(kinds, hosts, blocks)`` streams events; ``info("nodes"|"mesh"|"control"|
-  "app")`` answers with plain data, ``tree()`` the loaded application's block tree and DAG
-  (:func:`plush.spec.tree.block_tree`); ``results`` reads the runs of the runs directory, their reports, logs
-  and outputs (:class:`plush.controller.results.RunResults`); ``quit()`` stops the run in progress,
-  disconnects every host and ends.
+- ``stop()`` (a requested, normal end), ``abort()`` (a failure), ``fail_host``, ``release_barrier``,
+  ``restart`` (:mod:`plush.controller.restarts`) steer the run in progress; ``save(path)`` writes the loaded
+  application as Plush XML (:mod:`plush.controller.saving`); ``subscribe(kinds, hosts, blocks)`` streams
+  events; ``info("nodes"|"mesh"|"control"|"app")`` answers with plain data, ``tree()`` the loaded
+  application's block tree and DAG (:func:`plush.spec.tree.block_tree`); ``results`` reads the runs of the
+  runs directory, their reports, logs and outputs (:class:`plush.controller.results.RunResults`); ``quit()``
+  stops the run in progress, disconnects every host and ends.
 
 Invariants: at most one application runs at a time; a run's hosts come from a pool through the matcher (the
 connected hosts, a pool, or the local sandbox provider's fresh hosts), and so does every replacement
@@ -61,6 +62,7 @@ from plush.controller.info import app_info, control_info, mesh_info, nodes_info
 from plush.controller.mesh import Mesh
 from plush.controller.preflight import preflight
 from plush.controller.resourcing import CreatedResources, Resources, wants_netns
+from plush.controller.restarts import Restarted
 from plush.controller.results import RunResults
 from plush.controller.rundir import RESULTS_MODES, RunDir
 from plush.controller.runstatus import RunStatus
@@ -494,6 +496,22 @@ class Controller:
         if self.engine is None:
             raise PlushError("no application is running")
         self.engine.release_barrier(name)
+
+    def restart(self, target: str | None = None, hosts: str | Iterable[str] | None = None) -> Restarted:
+        """The operator's restart during a run (the terminal's ``restart``; :mod:`plush.controller.restarts`):
+        ``target`` None: the application; a host name or host set: each host's agent in place; a block path:
+        its processes on every host where it runs (``hosts``: on those only). Also when the restart policy
+        is spent. Raises PlushError saying why it cannot (no run, unknown host or block, nothing running)."""
+        from plush.controller.restarts import restart
+
+        return restart(self.engine, target, hosts)
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the loaded application as a Plush XML spec at ``path`` (:mod:`plush.controller.saving`);
+        an existing file is replaced only with ``overwrite``. Returns the path written."""
+        from plush.controller.saving import save_spec
+
+        return save_spec(self._loaded(None), Path(path), overwrite=overwrite)
 
     async def quit(self, reason: str = "the controller quits") -> None:
         """Stop the run in progress (and wait for its end), disconnect every host, close the mesh."""

@@ -31,6 +31,7 @@ __all__ = [
     "BARRIER_WAITING",
     "BLOCK_COMPLETED",
     "BLOCK_FAILED",
+    "BLOCK_RESTARTED",
     "BLOCK_SKIPPED",
     "BLOCK_STARTED",
     "CATALOGUE",
@@ -134,6 +135,7 @@ BLOCK_STARTED = "block.started"
 BLOCK_COMPLETED = "block.completed"
 BLOCK_FAILED = "block.failed"
 BLOCK_SKIPPED = "block.skipped"
+BLOCK_RESTARTED = "block.restarted"
 PROCESS_STARTED = "process.started"
 PROCESS_LIVENESS_FAILED = "process.liveness_failed"
 PROCESS_EXITED = "process.exited"
@@ -185,6 +187,7 @@ CATALOGUE: MappingProxyType[str, EventKind] = MappingProxyType(
             _kind(BLOCK_COMPLETED, "host,block", _BLOCK),
             _kind(BLOCK_FAILED, "host,block", _BLOCK),
             _kind(BLOCK_SKIPPED, "host,block", _BLOCK),
+            _kind(BLOCK_RESTARTED, "host,block", _BLOCK),
             _kind(PROCESS_STARTED, "host,block,instance", {"pid": "int"}),
             _kind(PROCESS_LIVENESS_FAILED, "host,block,instance", {"reason": "str"}),
             _kind(

@@ -23,6 +23,11 @@ blocks from the start (instance numbers go on), passing released barriers late. 
 failed hosts, then replaces, never beyond the hosts the pool has (``pool_size``: on the local sandbox, the
 count each component started with; the component's ``max`` is a bound, not a number of hosts to invent).
 
+The operator overrides the ladder (:meth:`Healer.restart_host`, :meth:`Healer.restart_application` with
+``forced``, the ``restart`` command): a live host is failed by hand and restarted in place whatever its
+restart count, a failed (dropped) one is revived and restarted, the application restarts even when
+``max_application_restarts`` is spent.
+
 Restarts and replacements are requests to the lifecycles (``restart_requested``: a new agent once the old
 one is gone; ``rematched`` and ``matched``); an application restart is ``reset_requested`` to every live host
 (``resetting`` until it answers).
@@ -51,7 +56,7 @@ from plush.controller.catalogue import (
     POOL_REFRESHED,
 )
 from plush.controller.failures import FailureLadder
-from plush.controller.lifecycle import DONE, FAILED, MATCHED, REPLACED, RESETTING
+from plush.controller.lifecycle import CONNECTING, DONE, FAILED, MATCHED, RECOVERING, REPLACED, RESETTING
 from plush.controller.recovery import HostLimits, local_spares
 from plush.controller.runstate import HostSlot, RunPort
 from plush.controller.supervisor import Supervisor
@@ -103,6 +108,7 @@ class Healer:
         )
         self._replaced: dict[str, int] = {}  # component -> replacement hosts given so far
         self.rejoining: set[str] = set()  # hosts started by the recovery: their own join failure is theirs
+        self._operator: dict[str, str] = {}  # hosts the operator restarts: their failure is not the ladder's
         self.app_restarts = 0
         self._refresh_timer: asyncio.TimerHandle | None = None
 
@@ -131,6 +137,10 @@ class Healer:
         if run.finished:
             return
         slot = run.hosts[name]
+        why = self._operator.pop(name, None)
+        if why is not None:  # the operator's restart: in place, whatever the ladder would say
+            self._restart(slot, why)
+            return
         step = self.ladder.host_failed(name, reason, spares=self._spares(slot.component), restart=restart)
         log.warning("%s", step.message)
         if step.kind == "restart":
@@ -171,6 +181,39 @@ class Healer:
         if life is None or not life.accepts("user_fail"):
             raise PlushError(f"host {host} cannot be marked failed now (it is {slot.state})")
         self.mesh.states.handle(host, "user_fail", reason=reason)
+
+    def restart_host(self, host: str, reason: str) -> None:
+        """The operator's restart of ``host`` (the ``restart HOST`` command), as the ladder's first step but
+        whatever its restart count: a live host is failed by hand (its link closed, its agent and processes
+        killed, barriers and queues told) and its agent started again in place; a failed host (dropped by the
+        ladder) is revived and started again. It rejoins, installs (cached) and executes its component blocks
+        from the start. Raises PlushError (:meth:`check_restart`) saying why it cannot."""
+        self.check_restart(host)
+        slot = self.run.hosts[host]
+        if slot.state == FAILED:
+            self.ladder.revive(host)
+            self._restart(slot, f"{host}: {reason}")
+            return
+        self._operator[host] = f"{host}: {reason}"
+        self.mesh.states.handle(host, "user_fail", reason=reason)
+
+    def check_restart(self, host: str) -> None:
+        """Raise PlushError when the operator cannot restart ``host`` now: replaced, restarting already, not
+        joined yet, or in a state that takes no failure."""
+        slot = self.run.hosts[host]
+        life = self.mesh.states.get(host)
+        state = slot.state
+        if state == REPLACED:
+            by = f" by {life.replacement}" if life is not None and life.replacement else ""
+            raise PlushError(f"host {host} was replaced{by}: restart the host that took its place")
+        if state == FAILED:
+            return
+        if state in (RECOVERING, CONNECTING) and host in self.rejoining:
+            raise PlushError(f"host {host} is restarting already (it is {state})")
+        if slot.joined_at is None and host not in self.rejoining:
+            raise PlushError(f"host {host} has not joined yet (it is {state}): nothing to restart")
+        if life is None or not life.moves_on("user_fail"):
+            raise PlushError(f"host {host} cannot be restarted now (it is {state})")
 
     def _spares(self, component: str) -> int:
         comp = next(c for c in self.run.project.components if c.name == component)
@@ -223,22 +266,30 @@ class Healer:
 
     # --- application restarts (exit policy restart_application) -----------------------------------------
 
-    def restart_application(self, slot: HostSlot, path: str, reason: str) -> None:
-        """Stop every host's execution, reset block states, barriers and work queues, start from the top."""
+    def restart_application(
+        self, slot: HostSlot | None, path: str | None, reason: str, *, forced: bool = False
+    ) -> None:
+        """Stop every host's execution, reset block states, barriers and work queues, start from the top.
+        ``forced``: the operator's (no failed block), also when ``max_application_restarts`` is spent."""
         run = self.run
         if run.finished:
             return
         limit = run.settings.max_application_restarts
-        if self.app_restarts >= limit:
+        if self.app_restarts >= limit and not forced:
             run.abort_run(
                 f"{reason} -> restart_application, but the application restarted {self.app_restarts} time(s) "
                 f"already (max_application_restarts={limit})",
-                slot.name,
+                slot.name if slot is not None else None,
                 path,
             )
             return
         self.app_restarts += 1
-        run.bus.emit(APP_RESTARTED, host=slot.name, block=path, data={"count": self.app_restarts, "reason": reason})
+        run.bus.emit(
+            APP_RESTARTED,
+            host=slot.name if slot is not None else None,
+            block=path,
+            data={"count": self.app_restarts, "reason": reason},
+        )
         self.coordinator.reset()
         for s in run.hosts.live():
             s.blocks.clear()

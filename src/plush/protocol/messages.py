@@ -241,6 +241,7 @@ SCHEMA: Dict[str, MessageSpec] = {
         _spec("finished", A2C, RUN, {"ok": BOOL}),
         _spec("reset", C2A, RUN, {"reason": STR}),
         _spec("reset.done", A2C, RUN),
+        _spec("restart", C2A, RUN, {"path": STR, "reason": STR}),
         _spec("end", C2A, RUN, {"grace": NUM, "reason": STR}),
         _spec("ended", A2C, RUN),
         # control

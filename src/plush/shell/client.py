@@ -1,6 +1,6 @@
 """``plush`` commands that talk to a running controller: ``load``, ``connect``, ``create-resources``,
-``disconnect``, ``info``,
-``release``, ``fail``, ``abort``, ``quit`` (and ``plush run`` without SPEC, in :mod:`plush.shell.run`).
+``disconnect``, ``info``, ``release``, ``fail``, ``restart``, ``abort``, ``save``, ``quit`` (and ``plush run``
+without SPEC, in :mod:`plush.shell.run`).
 
 Role: a thin client of the control socket (:mod:`plush.api.control`, :mod:`plush.api.runtime`). The
 controller is the one named by ``--controller NAME``, else the only one started in the current directory.
@@ -174,6 +174,31 @@ def fail_command(host: str, controller_name: str | None) -> None:
     """Mark HOST of the run in progress failed (it is restarted or replaced, as its failure would be)."""
     call(controller_name, "fail", {"host": host})
     _say(f"marked {host} failed")
+
+
+@cli.command("restart")
+@click.argument("target", required=False, metavar="[HOST|BLOCK]")
+@click.argument("hosts", required=False, metavar="[HOSTS]")
+@controller_option
+def restart_command(target: str | None, hosts: str | None, controller_name: str | None) -> None:
+    """Restart, in the run in progress, HOST's agent (a host set too), the processes of BLOCK (a block path)
+    on every host where it runs (or on HOSTS only), or without argument the application; also when the
+    restart policy is spent (the operator's override)."""
+    if hosts is not None and (target is None or not target.startswith("/")):
+        raise click.UsageError("HOSTS goes after a BLOCK path: plush restart /APP/COMPONENT/BLOCK node[1-3]")
+    done = call(controller_name, "restart", {"target": target, "hosts": hosts})
+    _say(done["message"])
+
+
+@cli.command("save")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", "-f", is_flag=True, help="Replace FILE if it exists.")
+@controller_option
+def save_command(file: str, force: bool, controller_name: str | None) -> None:
+    """Write the controller's loaded application as a Plush XML spec FILE (*.xml); an existing FILE is
+    replaced only with --force."""
+    saved = call(controller_name, "save", {"path": os.path.abspath(file), "overwrite": force})["saved"]
+    _say(f"saved the application in {saved}")
 
 
 @cli.command("abort")

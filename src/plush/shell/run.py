@@ -106,7 +106,7 @@ def run_command(
 
 
 #: what a batch run's control socket serves: watching and steering, not loading or connecting
-BATCH_OPS = ("info", "release", "fail", "abort", "stop", "quit", "subscribe")
+BATCH_OPS = ("info", "release", "fail", "restart", "abort", "stop", "quit", "subscribe")
 
 
 async def _control_server(controller: Any, name: str | None) -> Any:

@@ -6,8 +6,7 @@ session (:mod:`plush.shell.terminal`) owns the prompt, the signals and the run i
 itself as the :class:`Session` each command receives.
 
 Invariants: a command's error is a :class:`~plush.errors.PlushError` (or click's usage error) for the session
-to print as one ``plush: error: ...`` line; the terminal goes on. Commands the Plush vocabulary names but the
-controller does not offer yet (``save``, ``restart``) say so in one line.
+to print as one ``plush: error: ...`` line; the terminal goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
     from plush.controller.api import Controller
 
-__all__ = ["COMMANDS", "Command", "Session", "closest", "not_yet", "split_command"]
+__all__ = ["COMMANDS", "Command", "Session", "closest", "split_command"]
 
 
 class Session(Protocol):
@@ -50,7 +49,8 @@ class Command:
     usage: str
     summary: str
     handler: Handler
-    #: what its arguments complete to: ``hosts``, ``files``, ``barriers``, ``info``, ``commands`` or ``""``
+    #: what its arguments complete to: ``hosts``, ``files``, ``barriers``, ``info``, ``commands``, ``restart``
+    #: (hosts and block paths) or ``""``
     completes: str = ""
 
 
@@ -91,10 +91,6 @@ def closest(name: str) -> str | None:
     """The command nearest to an unknown ``name`` (difflib), or None."""
     found = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.5)
     return found[0] if found else None
-
-
-def not_yet(what: str) -> PlushError:
-    return PlushError(f"{what}: not yet (the controller has no such operation yet)")
 
 
 def _at_most(args: list[str], n: int, usage: str) -> None:
@@ -243,14 +239,26 @@ async def remove_node(s: Session, args: list[str]) -> None:
     s.say(f"removed {host}")
 
 
-@command("save", "save FILE", "save the loaded application (not yet)", "files")
+@command("save", "save FILE [--force]", "write the loaded application as Plush XML (--force: replace FILE)", "files")
 async def save(s: Session, args: list[str]) -> None:
-    raise not_yet("save")
+    force = "--force" in args
+    path = _one([a for a in args if a != "--force"], COMMANDS["save"].usage)
+    saved = s.controller.save(path, overwrite=force)
+    s.say(f"saved {s.controller.project.name if s.controller.project else 'the application'} in {saved}")
 
 
-@command("restart", "restart [HOST|BLOCK]", "restart a host or block (not yet)")
+@command(
+    "restart",
+    "restart [HOST | BLOCK [HOSTS]]",
+    "restart a host's agent, a block's processes (on HOSTS), or the application; also past its restart policy",
+    "restart",
+)
 async def restart(s: Session, args: list[str]) -> None:
-    raise not_yet("restart")
+    _at_most(args, 2, COMMANDS["restart"].usage)
+    if len(args) == 2 and not args[0].startswith("/"):
+        raise PlushError(f"usage: {COMMANDS['restart'].usage} (HOSTS go after a block path)")
+    done = s.controller.restart(args[0] if args else None, args[1] if len(args) > 1 else None)
+    s.say(done.message)
 
 
 @command("create resources", "create resources", "create the hosts the application's netns resources ask for")
