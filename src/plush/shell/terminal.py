@@ -3,8 +3,8 @@
 A face of :class:`~plush.controller.api.Controller`, in-process, listening on its control socket as ``plush
 serve`` does (:class:`~plush.api.server.ControlServer`: ``plush info``, ``release``, ... work from another
 terminal). The commands are :mod:`plush.shell.termcommands`; this module owns the prompt (prompt_toolkit:
-persistent history in the state directory, completion of commands, host names, barriers, info topics and
-files), the run in the background, and the keys:
+persistent history in the state directory, completion of commands, host names and host sets, block paths,
+barriers, info topics and files), the run in the background, and the keys:
 
 - ``run`` returns to the prompt once the run has started; its output, the events ``plush run`` prints and its
   last lines arrive above the prompt (``patch_stdout``);
@@ -341,7 +341,11 @@ class _Completer:
         from plush.shell.termcommands import COMMANDS
 
         if kind == "hosts":
-            return [node["name"] for node in self.controller.info("nodes")]
+            return self._hosts()
+        if kind == "restart":  # restart HOST | BLOCK [HOSTS]
+            if len(done) == 1:
+                return [*self._blocks(), *self._hosts()]
+            return self._hosts() if len(done) == 2 and done[1].startswith("/") else []
         if kind == "barriers":
             return [b["name"] for b in self.controller.info("control")["barriers"]]
         if kind == "commands":
@@ -350,8 +354,32 @@ class _Completer:
             if len(done) == 1:
                 return ["nodes", "mesh", "control", "app"]
             if done[1] == "nodes":
-                return ["--failed", *(node["name"] for node in self.controller.info("nodes"))]
+                return ["--failed", *self._hosts()]
         return []
+
+    def _hosts(self) -> list[str]:
+        """The host names the controller knows, then their host set when there are several
+        (``local-[1-40]``)."""
+        from plush.resources.hostset import fold
+
+        names = [node["name"] for node in self.controller.info("nodes")]
+        return [*names, fold(names)] if len(names) > 1 else names
+
+    def _blocks(self) -> list[str]:
+        """The block paths of the loaded application that ``restart`` takes: component blocks, process and
+        workflow blocks, workflow tasks, processes (not barriers)."""
+        from plush.spec.model import BarrierBlock
+
+        project = self.controller.project
+        if project is None:
+            return []
+        out = []
+        for path, block in project.walk():
+            if isinstance(block, BarrierBlock):
+                continue
+            out.append(str(path))
+            out += [str(path / proc.name) for proc in getattr(block, "processes", ())]
+        return out
 
 
 def _two_word_prefixes(first: str) -> set[str]:
