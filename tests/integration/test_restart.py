@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from chaos_support import Watch, run_chaos
 from integration_support import RUN_TIMEOUT, events, run_processes, wait_until, write_spec
 from test_serve_cli import ok, plush, processes, start  # noqa: F401  (processes: a fixture)
 
+from plush.controller.api import Controller
 from plush.controller.events import Event
 from plush.errors import PlushError
 
@@ -36,6 +38,23 @@ application:
             - {code: signal, action: restart_process, max_restarts: 0}
         - barrier: gate
 """
+
+
+async def terminal_info(controller: Controller, line: str) -> list[str]:
+    """The lines the terminal's ``info`` command says (its session: the controller, a console, ``say``)."""
+    from rich.console import Console
+
+    from plush.shell.termcommands import COMMANDS, split_command
+
+    said: list[str] = []
+    session = SimpleNamespace(
+        controller=controller,
+        console=Console(width=120, no_color=True),
+        say=lambda text: said.extend(text.splitlines()),
+    )
+    name, args = split_command(line)
+    await COMMANDS[name].handler(session, args)  # type: ignore[arg-type]
+    return [text.strip() for text in said]
 
 
 async def started(w: Watch, *wanted: tuple[str, int]) -> None:
@@ -80,6 +99,9 @@ async def test_restart_a_block_a_host_the_application_past_their_policies_and_a_
         # a host the ladder dropped (no spare: max_local_hosts=2) is revived
         c.fail_host("local-1")
         await w.event("host.dropped", host="local-1")
+        failed = await terminal_info(c, "info nodes --failed")  # the terminal's own command
+        assert [line.split()[0] for line in failed if line.startswith("local-")] == ["local-1"], failed
+        assert re.search(r"local-1\s+.\s+failed\s", "\n".join(failed))
         with pytest.raises(PlushError, match="it runs on no host now"):
             c.restart("/r/w/serve", "local-1")
         said.append(c.restart("local-1").message)
