@@ -110,3 +110,78 @@ def test_fold_gathers_identical_lines_of_three_hosts(tmp_path: Path) -> None:
     assert "local-4 (1) /live/other/nap/nap" in lines
     assert "local-[1-3] (3) /live/echo/say/say" in result.stderr.splitlines()  # stderr folded on stderr
     assert result.stderr.count("a warning") == 1
+
+
+def test_a_client_run_against_plush_serve_has_the_same_faces(tmp_path: Path) -> None:
+    """``plush run`` without SPEC (a client of ``plush serve``): the live view and its summary table on a
+    terminal, fed by the streamed events; ``--json`` and ``--fold`` as for a batch run; plain lines off a
+    terminal."""
+    import os
+    import signal
+    import subprocess
+
+    from integration_support import RUN_TIMEOUT, wait_until
+
+    write_spec(tmp_path, SPEC)
+    env = cli_env()
+    with open(tmp_path / "serve.err", "w") as err:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "plush", "serve", "--hosts", "4", "--runs-dir", str(tmp_path / "runs")],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+
+    def plush(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "plush", *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+
+    try:
+        wait_until(
+            lambda: "hosts connected" in (tmp_path / "serve.err").read_text(), RUN_TIMEOUT, "serving", proc=serve
+        )
+        assert plush("load", "spec.yaml").returncode == 0
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "plush", "run"],
+            env=cli_env(TERM="xterm-256color", NO_COLOR="1"),
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=90,
+            dimensions=(40, 150),
+        )
+        with (tmp_path / "pty.log").open("w") as fh:
+            child.logfile_read = fh
+            child.expect(pexpect.EOF)
+            child.close()
+        text = (tmp_path / "pty.log").read_text()
+        assert child.exitstatus == 0, text
+        assert "phase: " in text and "joining" in text and "\x1b[1A" in text  # the live view, redrawn in place
+        assert re.search(r"\[local-\d /live/echo/say/say\] same words", text)  # the output above it
+        run_id = re.search(r"plush: run (\S+): results in (\S+)", text)
+        assert run_id is not None
+        tail = text[text.rindex(f"run {run_id.group(1)}: completed") :]
+        assert re.search(r"echo\W+3\W+3", tail) and "results: " in tail  # the summary table
+
+        as_json = plush("run", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        events = [json.loads(line) for line in as_json.stdout.splitlines()]
+        assert events[0]["name"] == "run.started" and events[-1]["name"] == "run.finished"
+        outputs = [e for e in events if e["name"] == "process.output" and e["data"]["stream"] == "stdout"]
+        assert sorted(e["data"]["data"] for e in outputs) == ["other words\n"] + ["same words\n"] * 3
+
+        folded = plush("run", "--fold")
+        assert folded.returncode == 0, folded.stderr
+        assert folded.stdout.count("same words") == 1 and re.search(r"\(3\) /live/echo/say/say", folded.stdout)
+
+        plain = plush("run", "--plain")  # off a terminal anyway: the plain lines
+        assert plain.returncode == 0 and plain.stdout.count("same words") == 3
+        assert plush("quit").returncode == 0
+        assert serve.wait(timeout=RUN_TIMEOUT) == 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()

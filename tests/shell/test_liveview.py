@@ -20,8 +20,8 @@ def _render(renderable: object) -> str:
 def _feed_run(n: int) -> LiveState:
     state = LiveState()
     state.feed("run.started", None, None, {"run": "r1", "hosts": n + 1}, 0.0)
-    state.expect({"work": n, "boss": 1})
     hosts = [f"node-{i}" for i in range(1, n + 1)]
+    state.expect({"work": hosts, "boss": ["boss-1"]})
     for h in hosts:
         state.feed("host.joined", h, None, {"component": "work"}, 1.0)
     state.feed("host.joined", "boss-1", None, {"component": "boss"}, 1.0)
@@ -72,3 +72,20 @@ def test_the_summary_table_has_hosts_done_failed_restarts_wall_and_the_results()
     row = next(line for line in text.splitlines() if " work " in line)
     cells = [cell.strip() for cell in row.split("│")[1:-1]]
     assert cells == ["work", "10", "5", "0", "1", "9.00s"]  # node-7 failed, was restarted: joining again
+
+
+def test_hosts_connected_before_the_run_are_placed_in_their_component_once_it_is_known() -> None:
+    """A run on connected hosts (``plush serve``): they joined before it, their first events name no component
+    until the run's hosts per component are read (``expect``)."""
+    state = LiveState()
+    state.feed("run.started", None, None, {"run": "r1", "hosts": 3}, 0.0)
+    for h in ("local-1", "local-2", "local-3"):
+        state.feed("host.installed", h, None, {"software": []}, 1.0)
+    assert [(c.name, c.count("ready")) for c in state.rows()] == [("?", 3)]
+    state.expect({"echo": ["local-1", "local-2"], "other": ["local-3"]})
+    assert [(c.name, c.hosts, c.count("ready")) for c in state.rows()] == [("echo", 2, 2), ("other", 1, 1)]
+    state.feed("host.finished", "local-3", None, {"ok": True}, 2.0)
+    assert state.components["other"].count("done") == 1
+    state.expect({"echo": ["local-1", "local-2", "local-4"], "other": ["local-3"]})
+    state.feed("host.installed", "local-4", None, {"software": []}, 2.5)  # first seen after expect
+    assert [(c.name, c.hosts, c.count("ready")) for c in state.rows()] == [("echo", 3, 3), ("other", 1, 0)]

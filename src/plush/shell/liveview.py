@@ -40,6 +40,8 @@ __all__ = ["STAGES", "FoldWriter", "LiveState", "Screen", "live_view", "summary_
 #: a host's stages in the view, in the order it goes through them
 STAGES = ("joining", "installing", "ready", "running", "done", "failed")
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "installing": "yellow", "ready": "blue"}
+#: the component of a host whose first event named none (until :meth:`LiveState.expect` says which)
+UNKNOWN = "?"
 #: barriers shown by name; beyond, a count
 SHOWN_BARRIERS = 6
 
@@ -83,6 +85,7 @@ class LiveState:
         self.components: dict[str, Component] = {}
         self.barriers: dict[str, Barrier] = {}
         self._host: dict[str, tuple[str, str]] = {}  # host -> (component, stage)
+        self._placed: dict[str, str] = {}  # host -> component, as the run chose (expect)
         self.total = 0
         self.phase = "starting"
         self.last_error = ""
@@ -93,10 +96,18 @@ class LiveState:
 
     # --- feeding ---------------------------------------------------------------------------------------------
 
-    def expect(self, hosts: dict[str, int]) -> None:
-        """The number of hosts of each component (the run's choice), known once it started."""
-        for name, n in hosts.items():
-            self._component(name).expected = n
+    def expect(self, hosts: dict[str, list[str]]) -> None:
+        """The hosts of each component (the run's choice, ``info("app")["run"]["hosts"]``), known once it
+        started: each component's expected count, and the component of the hosts seen before it was known (a
+        run on connected hosts: they joined before the run, their first events name no component). O(hosts),
+        once per run."""
+        for name, names in hosts.items():
+            self._component(name).expected = len(names)
+            for host in names:
+                self._placed[host] = name
+                old = self._host.get(host)
+                if old is not None and old[0] == UNKNOWN:
+                    self._move(host, old[1], name)
 
     def feed(self, name: str, host: str | None, block: str | None, data: dict[str, Any], at: float) -> None:
         """One event (O(1))."""
@@ -177,7 +188,7 @@ class LiveState:
         old = self._host.get(host)
         if old is not None:
             self._component(old[0]).counts[old[1]] -= 1
-        comp = component or (old[0] if old is not None else "?")
+        comp = component or (old[0] if old is not None else self._placed.get(host, UNKNOWN))
         self._host[host] = (comp, stage)
         record = self._component(comp)
         record.counts[stage] += 1
@@ -195,8 +206,9 @@ class LiveState:
     # --- reading ---------------------------------------------------------------------------------------------
 
     def rows(self) -> list[Component]:
-        """The components, in the order they were first seen (O(components))."""
-        return list(self.components.values())
+        """The components, in the order they were first seen (O(components)); not the hosts' of no known
+        component once there are none."""
+        return [c for c in self.components.values() if c.name != UNKNOWN or c.seen]
 
     def wall(self, comp: Component, now: float) -> float:
         """A component's wall time: from the run's start to its last host's end (or now, or the run's end)."""

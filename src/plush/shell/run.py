@@ -14,9 +14,10 @@ Exit status: 0 when the application completed, 1 when it failed or aborted, 2 wh
 A batch run listens on a control socket too (:mod:`plush.api.server`, the ops of :data:`BATCH_OPS`), so that
 ``plush info``, ``release``, ``fail``, ``abort`` and ``quit`` work against it from another terminal; ``plush
 quit`` stops it on request (STOPPED, exit 0). Without SPEC, ``plush run`` is a client of a running controller
-(``plush serve``): it runs the loaded application there and prints its output and last lines as a batch run
-does (:func:`end_status` for both); ``--detach`` prints the run id once started. This module imports asyncio
-and the controller only inside the batch path: the client path starts fast.
+(``plush serve``, :mod:`plush.shell.runclient`): it runs the loaded application there and shows it as a batch
+run does -- the live view, plain lines, ``--json``, ``--fold`` (:class:`~plush.shell.runface.Face` for both),
+the same last lines (:func:`end_status`); ``--detach`` prints the run id once started. This module imports
+asyncio and the controller only inside the batch path: the client path starts fast.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import click
 
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice, warn
 from plush.shell.client import CONTROLLER_HELP
-from plush.shell.console import SHOWN, LineWriter, shown
+from plush.shell.console import LineWriter
 from plush.shell.options import DISCOVER_HELP, NAME_HELP, POOL_HELP, SEED_HELP, parse_hosts
 
 if TYPE_CHECKING:
@@ -74,17 +75,22 @@ def run_command(
     """Run the application of SPEC on local sandbox hosts, or on the hosts of a pool file (-d) or of a
     discovery command (--discover). Without SPEC: run the application loaded into a running controller
     (plush serve), on its hosts."""
+    if json_events and fold_output:
+        raise click.UsageError("--fold and --json: one or the other (--json prints the output as events)")
     if spec is None:
+        from plush.shell.runclient import run_on_controller
+        from plush.shell.runface import Face, live_terminal
+
         given = {"-d": pool_file, "--discover": discover, "--runs-dir": runs_dir, "--name": name}
         wrong = [flag for flag, value in given.items() if value is not None]
         if wrong:
             raise click.UsageError(f"{', '.join(wrong)}: only with SPEC (a controller has its own)")
-        sys.exit(_run_on_controller(controller_name, parse_hosts(hosts), seed, detach=detach, quiet=quiet))
+        live = not plain and not detach and live_terminal()
+        face = Face(quiet=quiet, json_events=json_events, fold=fold_output, live=live)
+        sys.exit(run_on_controller(controller_name, parse_hosts(hosts), seed, face, detach=detach))
     for flag, value in {"--detach": detach or None, "--controller": controller_name}.items():
         if value is not None:
             raise click.UsageError(f"{flag}: only without SPEC (a run of the loaded application of a controller)")
-    if json_events and fold_output:
-        raise click.UsageError("--fold and --json: one or the other (--json prints the output as events)")
     import asyncio
 
     from plush.controller.api import Controller
@@ -215,70 +221,3 @@ def end_status(summary: dict[str, Any], interrupts: int) -> int:
     click.echo(f"plush: run {run_id} FAILED: {summary['reason']}", err=True)
     click.echo(f"plush: failure report in {os.path.join(summary['results'], 'report.txt')}", err=True)
     return 130 if interrupts else 1
-
-
-def _run_on_controller(name: str | None, hosts: dict[str, int], seed: str | None, *, detach: bool, quiet: bool) -> int:
-    """``plush run`` without SPEC: the loaded application of a running controller, its output streamed as a
-    batch run prints it. The first Ctrl-C (or SIGTERM) stops the run on request; a second leaves it running
-    (exit 130)."""
-    from plush.api.control import ControlClient, text_to_bytes
-    from plush.api.runtime import find_controller
-    from plush.errors import PlushError
-
-    entry = find_controller(name)
-    if seed is not None and not seed.lstrip("-").isdigit():
-        raise click.BadParameter(f"{seed!r} is not a whole number", param_hint="--seed")
-    args = {
-        "hosts": hosts or None,
-        "seed": int(seed) if seed is not None else None,
-        "detach": detach,
-        "events": list(SHOWN),
-        "output": not quiet,
-    }
-    if detach:
-        with ControlClient(entry.socket, entry.name) as client:
-            started = client.call("run", args)
-        for line in started.get("notices", ()):
-            notice(line)
-        click.echo(started["run"])
-        return 0
-    writer = LineWriter()
-    interrupts = 0
-
-    def on_event(event: dict[str, Any]) -> None:
-        name = event.get("name")
-        if name == "process.output":
-            data = text_to_bytes(event.get("data", ""))
-            writer(event["host"], event["block"], event.get("instance") or 1, event["stream"], data)
-        elif name == "run.begin":
-            click.echo(f"plush: run {event['run']}: results in {event['results']}", err=True)
-            for line in event.get("notices", ()):
-                notice(line)
-        elif isinstance(name, str) and shown(name, event.get("data") or {}):
-            click.echo(f"plush: {event['line']}", err=True)
-
-    def on_signal(sig: int, _frame: Any) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts > 1:
-            raise KeyboardInterrupt
-        click.echo("plush: stopping (Ctrl-C again to leave it running)", err=True)
-        with ControlClient(entry.socket, entry.name) as other:
-            other.call("stop", {"reason": f"stopped by request ({signal.Signals(sig).name})"})
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with ControlClient(entry.socket, entry.name) as client:
-            summary = client.call("run", args, on_event)
-    except KeyboardInterrupt:
-        click.echo(f"plush: left the run going on controller {entry.name}", err=True)
-        return 130
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        writer.flush()
-    if summary["missed"]:
-        warn(f"{summary['missed']} events were not shown (this client was slow); the run's logs have every line")
-    if summary["error"]:
-        raise PlushError(summary["error"])
-    return end_status(summary, interrupts)

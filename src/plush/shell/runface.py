@@ -1,6 +1,9 @@
-"""How a batch ``plush run`` shows itself (:class:`Face`): plain lines, the live view, or JSON events.
+"""How ``plush run`` shows itself (:class:`Face`): plain lines, the live view, or JSON events.
 
-Role: the choice and its wiring, between :func:`plush.shell.run._run` and what it prints. Plain lines (the
+Role: the choice and its wiring, between a run and what it prints: the batch run's events come from its
+controller's bus (:func:`plush.shell.run._run`), a client's from a controller's socket
+(:mod:`plush.shell.runclient`); both feed :meth:`Face.take` one event at a time and refresh the view with
+:meth:`Face.tick`. Plain lines (the
 default off a terminal, and ``--plain``: byte for byte what ``plush run`` always printed), the live view on a
 terminal (:mod:`plush.shell.liveview`: a summary fed by the run's events, redrawn every :attr:`Face.TICK`
 seconds by its own task, never per event), one JSON event per line on stdout (``--json``: the catalogue's
@@ -11,15 +14,17 @@ there are barriers, ``info("control")["barriers"]`` (O(barriers)); feeding the v
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from plush.controller.catalogue import CATALOGUE, HOST_SAMPLE, PROCESS_OUTPUT
 from plush.shell.cli import warn
-from plush.shell.console import SHOWN, LineWriter, print_events, shown
+from plush.shell.console import SHOWN, LineWriter, shown
 
 __all__ = ["Face", "live_terminal"]
 
@@ -30,7 +35,7 @@ def live_terminal() -> bool:
 
 
 class Face:
-    """How a batch run shows itself: plain lines (the default off a terminal, ``--plain``), the live view
+    """How a run shows itself: plain lines (the default off a terminal, ``--plain``), the live view
     (:mod:`plush.shell.liveview`, on a terminal), one JSON event per line (``--json``); the output streamed
     (prefixed lines), folded at the end (``--fold``) or not at all (``--quiet``)."""
 
@@ -46,6 +51,7 @@ class Face:
         self.fold = FoldWriter() if fold and not quiet else None
         self.lines = LineWriter(self.screen, self.screen) if self.screen is not None else LineWriter()
         self.writer: Any = None
+        self._expected = False  # the components' sizes were read (the live view's expected hosts)
         if self.fold is not None:
             self.writer = self.fold
         elif not quiet and not json_events:
@@ -62,26 +68,59 @@ class Face:
 
     async def consume(self, events: Any) -> None:
         """Print (plain, JSON) or take in (the view) the run's events until the subscription closes."""
-        if self.json:
-            import json
+        async for event in events:
+            self.take(event.name, event.host, event.block, event.data, event.at, event.describe, event.to_dict)
 
+    def take(
+        self,
+        name: str,
+        host: str | None,
+        block: str | None,
+        data: dict[str, Any],
+        at: float,
+        line: Callable[[], str],
+        as_dict: Callable[[], dict[str, Any]],
+    ) -> None:
+        """One event of the run, whichever way it came (the controller's bus, or a controller's socket):
+        ``line`` and ``as_dict`` give its one-line and JSON forms when they are needed. O(1)."""
+        if self.json:
             from plush.api.control import bytes_to_text
 
-            async for event in events:
-                out = event.to_dict()
-                data = out.get("data")
-                if isinstance(data, dict) and isinstance(data.get("data"), bytes):
-                    out["data"] = dict(data, data=bytes_to_text(data["data"]))
-                sys.stdout.write(json.dumps(out, default=str) + "\n")
-                sys.stdout.flush()
+            out = as_dict()
+            inner = out.get("data")
+            if isinstance(inner, dict) and isinstance(inner.get("data"), bytes):
+                out["data"] = dict(inner, data=bytes_to_text(inner["data"]))
+            sys.stdout.write(json.dumps(out, default=str) + "\n")
+            sys.stdout.flush()
         elif self.state is not None:
-            state = self.state
-            async for event in events:
-                state.feed(event.name, event.host, event.block, event.data, event.at)
-                if shown(event.name, event.data) and self.screen is not None:  # in the scrollback, as plain
-                    self.screen.write(f"plush: {event.describe()}\n")
-        else:
-            await print_events(events)
+            self.state.feed(name, host, block, data, at)
+            if shown(name, data) and self.screen is not None:  # in the scrollback, as plain
+                self.screen.write(f"plush: {line()}\n")
+        elif shown(name, data):
+            click.echo(f"plush: {line()}", err=True)
+
+    def needs(self) -> tuple[str, ...]:
+        """What the next refresh reads of the controller (``info`` topics): ``app`` once the run started (the
+        components' sizes, read once), ``control`` while there are barriers (their expected counts)."""
+        if self.state is None:
+            return ()
+        wanted = ("app",) if not self._expected and self.state.started_at is not None else ()
+        return wanted + (("control",) if self.state.barriers else ())
+
+    def tick(self, info: dict[str, Any]) -> None:
+        """One refresh of the live view, with what :meth:`needs` asked (``info``: topic -> answer, those that
+        could be read). O(components + barriers)."""
+        if self.state is None or self.screen is None:
+            return
+        app = info.get("app")
+        if app is not None:
+            run = app.get("run") or {}
+            self.state.expect(run.get("hosts") or {})
+            self._expected = True
+        control = info.get("control")
+        if control is not None:
+            self.state.barrier_counts(control.get("barriers") or [])
+        self.screen.refresh()
 
     async def animate(self, controller: Any) -> None:
         """The live view's refresh loop: a few times a second, O(components + barriers)."""
@@ -90,15 +129,8 @@ class Face:
         if self.screen is None:
             return
         self.screen.start()
-        expected = False
         while True:
-            if not expected and self.state is not None and self.state.started_at is not None:
-                run = controller.info("app").get("run") or {}
-                self.state.expect({c: len(h) for c, h in (run.get("hosts") or {}).items()})
-                expected = True
-            if self.state is not None and self.state.barriers:
-                self.state.barrier_counts(controller.info("control")["barriers"])
-            self.screen.refresh()
+            self.tick({what: controller.info(what) for what in self.needs()})
             await asyncio.sleep(self.TICK)
 
     def end(self, results: str | None) -> None:
