@@ -40,8 +40,8 @@ application:
 """
 
 
-async def terminal_info(controller: Controller, line: str) -> list[str]:
-    """The lines the terminal's ``info`` command says (its session: the controller, a console, ``say``)."""
+async def terminal(controller: Controller, line: str) -> list[str]:
+    """The lines a terminal command says (its session: the controller, a console, ``say``)."""
     from rich.console import Console
 
     from plush.shell.termcommands import COMMANDS, split_command
@@ -85,7 +85,7 @@ async def test_restart_a_block_a_host_the_application_past_their_policies_and_a_
                 c.restart(target, hosts)
 
         # one host's process, past its policy (max_restarts 0): restarted, not aborted
-        said.append(c.restart("/r/w/serve", "local-1").message)
+        said += await terminal(c, "restart /r/w/serve local-1")  # the terminal's command
         exited = await w.event("process.exited", host="local-1", instance=1)
         assert (exited.data["action"], exited.data["rule"]) == ("restart_process", "restarted by the operator")
         await started(w, ("local-1", 2))
@@ -99,7 +99,7 @@ async def test_restart_a_block_a_host_the_application_past_their_policies_and_a_
         # a host the ladder dropped (no spare: max_local_hosts=2) is revived
         c.fail_host("local-1")
         await w.event("host.dropped", host="local-1")
-        failed = await terminal_info(c, "info nodes --failed")  # the terminal's own command
+        failed = await terminal(c, "info nodes --failed")  # the terminal's own command
         assert [line.split()[0] for line in failed if line.startswith("local-")] == ["local-1"], failed
         assert re.search(r"local-1\s+.\s+failed\s", "\n".join(failed))
         with pytest.raises(PlushError, match="it runs on no host now"):

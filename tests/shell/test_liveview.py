@@ -5,10 +5,11 @@ and renders to the same few lines at 1,000 hosts as at 3 (summaries, not one row
 from __future__ import annotations
 
 import io
+import threading
 
 from rich.console import Console
 
-from plush.shell.liveview import STAGES, LiveState, live_view, summary_table
+from plush.shell.liveview import STAGES, LiveState, Screen, live_view, summary_table
 
 
 def _render(renderable: object) -> str:
@@ -89,3 +90,48 @@ def test_hosts_connected_before_the_run_are_placed_in_their_component_once_it_is
     state.expect({"echo": ["local-1", "local-2", "local-4"], "other": ["local-3"]})
     state.feed("host.installed", "local-4", None, {"software": []}, 2.5)  # first seen after expect
     assert [(c.name, c.hosts, c.count("ready")) for c in state.rows()] == [("echo", 3, 3), ("other", 1, 0)]
+
+
+class _StalledTerminal(io.StringIO):
+    """A terminal that stops reading once ``stall`` is called, until ``resume``: a write then waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+        self.open.set()
+        self.writing = threading.Event()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.open.is_set():
+            self.writing.set()
+            assert self.open.wait(30), "never resumed"
+        return super().write(text)
+
+
+def test_a_terminal_that_stops_reading_blocks_the_painter_never_the_run() -> None:
+    """The live view paints in a thread of its own: while the terminal does not read, feeding the view,
+    writing output lines and asking for refreshes all return (the engine's loop goes on); once it reads
+    again, every output line is printed and the view ends with the summary table."""
+    terminal = _StalledTerminal()
+    state = _feed_run(50)
+    screen = Screen(state, terminal)
+    screen.start()
+    terminal.open.clear()
+    screen.write("[local-1 /app/work/p/p] first line\n")
+    screen.refresh()
+    assert terminal.writing.wait(30)  # the painter is stuck in a write
+    for n in range(1, 51):  # the run's end, fed while the painter is stuck
+        with screen.lock:
+            state.feed("host.finished", f"node-{n}", None, {"ok": True}, 6.0)
+    for n in range(200):
+        screen.write(f"[local-2 /app/work/p/p] line {n}\n")
+        screen.refresh()
+    assert not terminal.open.is_set()  # all of it returned while the terminal was not read
+    terminal.open.set()
+    screen.stop("/tmp/results")
+    text = terminal.getvalue()
+    assert "first line" in text and "line 199" in text and "results: /tmp/results" in text
+    assert state.components["work"].count("done") == 50

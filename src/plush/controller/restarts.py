@@ -137,7 +137,7 @@ def _restart_block(engine: RunEngine, path: str, hosts: str | Iterable[str] | No
     if chosen is not None:
         wrong = [n for n in chosen if engine.hosts[n].component != component]
         if wrong:
-            raise PlushError(f"restart {path}: {fold(wrong)} run(s) no {component} block (it is component {component})")
+            raise PlushError(f"restart {path}: {fold(wrong)} not of component {component}, which runs this block")
         slots = [s for s in slots if s.name in chosen]
     running = [s for s in slots if any(s.blocks.get(top) == "started" for top in tops)]
     if not running:

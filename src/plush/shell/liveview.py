@@ -6,9 +6,10 @@ restarts, each barrier's arrivals and release, the phase of the run, the last er
 event is O(1); reading it (:meth:`LiveState.rows`) is O(components + barriers): a refresh never walks the
 hosts, so the view is the same size at 1,000 hosts as at 3. :func:`live_view` and :func:`summary_table` turn
 it into rich renderables (pure). :class:`Screen` is the I/O: a ``rich.live.Live`` on the terminal, transient
-(at the end the view gives way to the summary table), refreshed by the caller a few times per second with
-the output lines gathered since the last refresh printed above it in one write -- never a render per event
-or per line, so the view cannot slow the engine more than its tick. :class:`FoldWriter` keeps each process's
+(at the end the view gives way to the summary table), refreshed at the caller's request a few times per
+second with the output lines gathered since the last refresh printed above it in one write -- never a
+render per event or per line -- by a thread of its own, so that a terminal slow to read cannot block the
+engine. :class:`FoldWriter` keeps each process's
 output per host for ``--fold`` and prints it folded (:func:`plush.controller.gather.fold_outputs`) at the end
 of the run.
 
@@ -18,6 +19,7 @@ expected hosts not yet seen count as joining.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -292,11 +294,18 @@ class Screen:
     """The live view on a terminal (``file``), with the output lines gathered between refreshes above it.
 
     ``write`` (the :class:`plush.shell.console.LineWriter`'s stdout and stderr) only appends to a list;
-    :meth:`refresh` prints them in one write and redraws the view once."""
+    :meth:`refresh` asks for one paint: the output gathered, in one write, then the view redrawn once. Once
+    :meth:`start` ed, painting happens in a thread of its own (the *painter*), so that a terminal slow to
+    read (a full pseudo-terminal, a loaded machine) blocks the painter, never the caller: the controller's
+    event loop only feeds the state and asks. Requests made while the painter is busy are one paint. Feeding
+    the state and taking a snapshot of it hold :attr:`lock`; writing to the terminal holds nothing of the
+    caller's."""
 
     def __init__(self, state: LiveState, file: TextIO) -> None:
         self.state = state
         self.console = Console(file=file, highlight=False)
+        #: held while the state is fed (by the caller) or read for a paint (by the painter), and around output
+        self.lock = threading.Lock()
         self._pending: list[str] = []
         self._live = Live(
             console=self.console,
@@ -306,9 +315,13 @@ class Screen:
             redirect_stderr=True,
             vertical_overflow="visible",
         )
+        self._due = threading.Event()
+        self._halt = False
+        self._painter: threading.Thread | None = None
 
     def write(self, text: str) -> int:
-        self._pending.append(text)
+        with self.lock:
+            self._pending.append(text)
         return len(text)
 
     def flush(self) -> None:
@@ -316,15 +329,39 @@ class Screen:
 
     def start(self) -> None:
         self._live.start()
+        self._painter = threading.Thread(target=self._paint_loop, name="plush-live-view", daemon=True)
+        self._painter.start()
 
     def refresh(self) -> None:
-        if self._pending:
+        """Ask for a paint; returns at once (before :meth:`start`: paints here)."""
+        if self._painter is None:
+            self._paint()
+        else:
+            self._due.set()
+
+    def _paint_loop(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._halt:
+                return
+            self._paint()
+
+    def _paint(self) -> None:
+        with self.lock:  # a snapshot: the view holds numbers and texts, not the state
             text, self._pending = "".join(self._pending), []
+            view = live_view(self.state)
+        if text:
             self.console.print(_Raw(text), end="", soft_wrap=True)
-        self._live.update(live_view(self.state), refresh=True)
+        self._live.update(view, refresh=True)
 
     def stop(self, results: str | None) -> None:
-        self.refresh()
+        painter, self._painter = self._painter, None
+        if painter is not None:
+            self._halt = True
+            self._due.set()
+            painter.join()
+        self._paint()
         self._live.stop()
         if results is not None:
             self.console.print(summary_table(self.state, results))

@@ -92,9 +92,10 @@ class Face:
                 out["data"] = dict(inner, data=bytes_to_text(inner["data"]))
             sys.stdout.write(json.dumps(out, default=str) + "\n")
             sys.stdout.flush()
-        elif self.state is not None:
-            self.state.feed(name, host, block, data, at)
-            if shown(name, data) and self.screen is not None:  # in the scrollback, as plain
+        elif self.state is not None and self.screen is not None:
+            with self.screen.lock:
+                self.state.feed(name, host, block, data, at)
+            if shown(name, data):  # in the scrollback, as plain
                 self.screen.write(f"plush: {line()}\n")
         elif shown(name, data):
             click.echo(f"plush: {line()}", err=True)
@@ -112,15 +113,15 @@ class Face:
         could be read). O(components + barriers)."""
         if self.state is None or self.screen is None:
             return
-        app = info.get("app")
-        if app is not None:
-            run = app.get("run") or {}
-            self.state.expect(run.get("hosts") or {})
-            self._expected = True
-        control = info.get("control")
-        if control is not None:
-            self.state.barrier_counts(control.get("barriers") or [])
-        self.screen.refresh()
+        app, control = info.get("app"), info.get("control")
+        with self.screen.lock:
+            if app is not None:
+                run = app.get("run") or {}
+                self.state.expect(run.get("hosts") or {})
+                self._expected = True
+            if control is not None:
+                self.state.barrier_counts(control.get("barriers") or [])
+        self.screen.refresh()  # a request to the painter: never waits for the terminal
 
     async def animate(self, controller: Any) -> None:
         """The live view's refresh loop: a few times a second, O(components + barriers)."""
