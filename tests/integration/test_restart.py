@@ -85,7 +85,7 @@ async def test_restart_a_block_a_host_the_application_past_their_policies_and_a_
                 c.restart(target, hosts)
 
         # one host's process, past its policy (max_restarts 0): restarted, not aborted
-        said += await terminal(c, "restart /r/w/serve local-1")  # the terminal's command
+        said.extend(await terminal(c, "restart /r/w/serve local-1"))  # the terminal's command
         exited = await w.event("process.exited", host="local-1", instance=1)
         assert (exited.data["action"], exited.data["rule"]) == ("restart_process", "restarted by the operator")
         await started(w, ("local-1", 2))
