@@ -301,8 +301,11 @@ def main(argv: Optional[List[str]] = None, guard: Optional[Guard] = None) -> int
     except LinkClosed as exc:
         log.warning("link closed: %s", exc.reason)
         return 1
-    except (PlushError, OSError, asyncio.TimeoutError) as exc:
-        log.error("agent failed: %s", exc)
+    except asyncio.TimeoutError:  # str() of it is empty: say what was waited for
+        log.error("agent failed: no welcome from the controller within its connect timeout (%gs)", args.connect_timeout)
+        return 1
+    except (PlushError, OSError) as exc:
+        log.error("agent failed: %s", exc or type(exc).__name__)
         return 1
     except KeyboardInterrupt:
         return 130
