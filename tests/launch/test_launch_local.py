@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,9 @@ PATIENT = Settings(silence_timeout=60.0, ping_timeout=60.0)
 MINIMAL = ("--runtime", "minimal")
 
 
-def make_launcher(tmp_path: Path, port: int = 9) -> LocalLauncher:
+def make_launcher(tmp_path: Path, port: int = 9, extra_args: Sequence[str] = ()) -> LocalLauncher:
     ca = ensure_ca(tmp_path / "state")
-    return LocalLauncher(tmp_path / "run", AgentContact("127.0.0.1", port, ca.cert_pem, TOKEN))
+    return LocalLauncher(tmp_path / "run", AgentContact("127.0.0.1", port, ca.cert_pem, TOKEN), extra_args=extra_args)
 
 
 def test_token_is_in_a_private_file_and_never_on_the_command_line(tmp_path: Path) -> None:
@@ -132,7 +133,8 @@ async def test_stop_all_leaves_no_agent_alive(tmp_path: Path) -> None:
 
 
 async def test_an_agent_that_cannot_connect_exits_with_its_reason(tmp_path: Path) -> None:
-    launcher = make_launcher(tmp_path, port=1)  # nothing listens on port 1
+    # nothing listens on port 1; the agent dials again until its connect timeout (30 s by default)
+    launcher = make_launcher(tmp_path, port=1, extra_args=["--connect-timeout", "2"])
     try:
         (agent,) = await launcher.start_agents(["lonely"])
         assert await asyncio.wait_for(agent.wait(), 60) == 1
