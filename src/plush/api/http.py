@@ -1,13 +1,14 @@
 """``plush serve --http``: the HTTP JSON API and its event stream, thin over :class:`plush.Controller`.
 
-Role: one aiohttp application whose resources mirror the controller's calls (the table :data:`OPERATIONS`,
-which ``/openapi.json`` is written from, :mod:`plush.api.models`, its answers :mod:`plush.api.answers`): the
-pool and its hosts (list, add, connect, remove, fail), the application (load by path or by body, its
-description, its block tree and DAG), runs (start, status with the last run's report as JSON, stop, abort;
-the runs' results in :mod:`plush.api.http_runs`), barriers (state, release), ``exec``, ``quit``, and ``GET
-/v1/events``: Server-Sent Events of the catalogue, filtered by ``kind``, ``host`` and ``block``
-(comma-separated or repeated), each journaled event with ``id: SEQ`` (unique across every run of one
-serve), resumed after ``Last-Event-ID`` from the bus's history; process output is live only (no id).
+Role: one aiohttp application whose resources mirror the controller's calls (the table
+:data:`plush.api.routes.OPERATIONS`, which ``/openapi.json`` is written from, :mod:`plush.api.models`, its
+answers :mod:`plush.api.answers`): the pool and its hosts (list, add, connect, remove, fail), the application
+(load by path or by body, its description, its block tree and DAG), runs (start, status with the last run's
+report as JSON, stop, abort; the runs' results in :mod:`plush.api.http_runs`), barriers (state, release),
+``exec``, ``quit``, and ``GET /v1/events``: Server-Sent Events of the catalogue, filtered by ``kind``,
+``host`` and ``block`` (comma-separated or repeated), each journaled event with ``id: SEQ`` (unique across
+every run of one serve), resumed after ``Last-Event-ID`` from the bus's history; process output is live only
+(no id).
 
 Invariants:
 - every request carries ``Authorization: Bearer TOKEN`` (:mod:`plush.api.token`), else 401 before anything
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from plush.api import answers as A
 from plush.api.handlers import ServerSide, run_summary, wire_event
@@ -50,6 +51,7 @@ from plush.api.models import (
     RunBody,
     openapi,
 )
+from plush.api.routes import OPERATIONS, Handler, operation
 from plush.api.token import token_matches
 from plush.controller.api import Controller, RunResult
 from plush.controller.catalogue import journaled
@@ -64,23 +66,8 @@ __all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "listener_tls", "
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["HttpApi", web.Request, Any], Awaitable[Any]]
 #: SSE frames kept encoded for the next subscriber that sends the same event
 FRAMES = 4096
-#: every operation and its handler (``body``: the validated model, or None)
-OPERATIONS: list[tuple[Operation, Handler]] = []
-
-
-def operation(
-    method: str, path: str, summary: str, body: type[BaseModel] | None = None, **more: Any
-) -> Callable[[Handler], Handler]:
-    """Register the decorated handler as an operation (``more``: the other fields of :class:`Operation`)."""
-
-    def register(fn: Handler) -> Handler:
-        OPERATIONS.append((Operation(method, path, summary, body, **more), fn))
-        return fn
-
-    return register
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """The HTTP API's resources on the runs of the runs directory: list, one run's status and failure report, its
 logs and outputs (list, and one file streamed). Thin over ``Controller.results``
-(:class:`plush.controller.results.RunResults`), registered in :data:`plush.api.http.OPERATIONS` when
+(:class:`plush.controller.results.RunResults`), registered in :data:`plush.api.routes.OPERATIONS` when
 :mod:`plush.api.http` is imported.
 
 Invariants: a run id in a path matches the run id pattern (else the route does not match: 404); a file is
@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from plush.api import answers as A
-from plush.api.http import HttpApi, operation
+from plush.api.routes import Served, operation
 from plush.controller.results import RUN_ID
 
 __all__ = ["CHUNK"]
@@ -29,7 +29,7 @@ _LOOKUP = (400, 404)
 
 
 @operation("GET", "/v1/runs", "The runs of the runs directory, oldest first, with their state", answer=A.Runs)
-async def list_runs(api: HttpApi, request: web.Request, body: None) -> Any:
+async def list_runs(api: Served, request: web.Request, body: None) -> Any:
     return await asyncio.to_thread(api.controller.results.runs)
 
 
@@ -41,7 +41,7 @@ async def list_runs(api: HttpApi, request: web.Request, body: None) -> Any:
     errors=_LOOKUP,
     patterns=_RUN,
 )
-async def run_status(api: HttpApi, request: web.Request, body: None) -> Any:
+async def run_status(api: Served, request: web.Request, body: None) -> Any:
     return await asyncio.to_thread(api.controller.results.status, request.match_info["run"])
 
 
@@ -53,7 +53,7 @@ async def run_status(api: HttpApi, request: web.Request, body: None) -> Any:
     errors=_LOOKUP,
     patterns=_RUN,
 )
-async def run_report(api: HttpApi, request: web.Request, body: None) -> Any:
+async def run_report(api: Served, request: web.Request, body: None) -> Any:
     report = await asyncio.to_thread(api.controller.results.report, request.match_info["run"])
     return report.to_dict()
 
@@ -66,7 +66,7 @@ async def run_report(api: HttpApi, request: web.Request, body: None) -> Any:
     errors=_LOOKUP,
     patterns=_RUN,
 )
-async def run_files(api: HttpApi, request: web.Request, body: None) -> Any:
+async def run_files(api: Served, request: web.Request, body: None) -> Any:
     return await asyncio.to_thread(api.controller.results.files, request.match_info["run"])
 
 
@@ -80,7 +80,7 @@ async def run_files(api: HttpApi, request: web.Request, body: None) -> Any:
     required=("path",),
     media="application/octet-stream",
 )
-async def run_file(api: HttpApi, request: web.Request, body: None) -> Any:
+async def run_file(api: Served, request: web.Request, body: None) -> Any:
     run = request.match_info["run"]
     handle = await asyncio.to_thread(api.controller.results.open, run, request.query.get("path", ""))
     try:

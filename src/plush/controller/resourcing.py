@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plush.cluster.plan import ClusterError
 from plush.controller.preflight import preflight
@@ -38,7 +38,8 @@ from plush.resources.host import Host, Pool
 from plush.spec.model import Project
 
 if TYPE_CHECKING:
-    from plush.controller.api import Controller
+    from plush.config import Settings
+    from plush.controller.mesh import Mesh
 
 __all__ = ["CreatedResources", "Lease", "Resources", "wants_netns"]
 
@@ -46,6 +47,22 @@ log = logging.getLogger(__name__)
 
 #: the pool states of hosts that ``create resources`` connects
 NOT_CONNECTED = ("pooled", "gone", "failed")
+
+
+class ResourceOwner(Protocol):
+    """What the facet uses of its :class:`~plush.controller.api.Controller`: its settings, pool, mesh and
+    samples, and its own calls to add, list and connect hosts."""
+
+    settings: Settings
+    pool: Pool
+    mesh: Mesh | None
+    samples: dict[str, Any]
+
+    def add_node(self, host: Host) -> None: ...
+
+    def info(self, what: str) -> Any: ...
+
+    async def connect(self, hosts: Any = None) -> list[str]: ...
 
 
 def is_root() -> bool:
@@ -85,7 +102,7 @@ class Lease:
 class Resources:
     """The leases of one controller (see the module docstring)."""
 
-    def __init__(self, owner: Controller) -> None:
+    def __init__(self, owner: ResourceOwner) -> None:
         self.owner = owner
         self.leases: list[Lease] = []
 

@@ -12,6 +12,7 @@ a UTF-8 character is never split.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from plush.controller.catalogue import (
     PROCESS_EXITED,
 )
 
-__all__ = ["MAX_LINE", "SHOWN", "LineWriter", "Writable", "print_events", "shown"]
+__all__ = ["MAX_LINE", "SHOWN", "LineWriter", "Writable", "end_status", "print_events", "shown"]
 
 
 class Writable(Protocol):
@@ -141,3 +142,19 @@ async def print_events(events: Any) -> None:
     async for event in events:
         if shown(event.name, event.data):
             click.echo(f"plush: {event.describe()}", err=True)
+
+
+def end_status(summary: dict[str, Any], interrupts: int) -> int:
+    """Print the last lines of a run (:func:`plush.api.handlers.run_summary`) and return the exit status."""
+    run_id, took = summary["run"], summary["took"]
+    if summary["ok"]:
+        click.echo(f"plush: run {run_id} completed in {took:.2f}s", err=True)
+        return 0
+    if summary["stopped"]:
+        click.echo(f"plush: run {run_id} STOPPED after {took:.2f}s: {summary['reason']}", err=True)
+        return 130 if interrupts else 0
+    if summary["report"] and not interrupts:
+        click.echo(summary["report"], err=True)
+    click.echo(f"plush: run {run_id} FAILED: {summary['reason']}", err=True)
+    click.echo(f"plush: failure report in {os.path.join(summary['results'], 'report.txt')}", err=True)
+    return 130 if interrupts else 1

@@ -16,14 +16,13 @@ A batch run listens on a control socket too (:mod:`plush.api.server`, the ops of
 quit`` stops it on request (STOPPED, exit 0). Without SPEC, ``plush run`` is a client of a running controller
 (``plush serve``, :mod:`plush.shell.runclient`): it runs the loaded application there and shows it as a batch
 run does -- the live view, plain lines, ``--json``, ``--fold`` (:class:`~plush.shell.runface.Face` for both),
-the same last lines (:func:`end_status`); ``--detach`` prints the run id once started. This module imports
-asyncio and the controller only inside the batch path: the client path starts fast.
+the same last lines (:func:`plush.shell.console.end_status`); ``--detach`` prints the run id once started.
+This module imports asyncio and the controller only inside the batch path: the client path starts fast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ import click
 
 from plush.shell.cli import clean_up_dead_runs, cli, load_cli_settings, notice, warn
 from plush.shell.client import CONTROLLER_HELP
-from plush.shell.console import LineWriter
+from plush.shell.console import LineWriter, end_status
 from plush.shell.options import DISCOVER_HELP, NAME_HELP, POOL_HELP, SEED_HELP, parse_hosts
 
 if TYPE_CHECKING:
@@ -205,19 +204,3 @@ async def _run(
     if result.error is not None:  # the run directory could not be written: the run was stopped (one line)
         raise result.error
     return end_status(run_summary(result), interrupts)
-
-
-def end_status(summary: dict[str, Any], interrupts: int) -> int:
-    """Print the last lines of a run (:func:`plush.api.handlers.run_summary`) and return the exit status."""
-    run_id, took = summary["run"], summary["took"]
-    if summary["ok"]:
-        click.echo(f"plush: run {run_id} completed in {took:.2f}s", err=True)
-        return 0
-    if summary["stopped"]:
-        click.echo(f"plush: run {run_id} STOPPED after {took:.2f}s: {summary['reason']}", err=True)
-        return 130 if interrupts else 0
-    if summary["report"] and not interrupts:
-        click.echo(summary["report"], err=True)
-    click.echo(f"plush: run {run_id} FAILED: {summary['reason']}", err=True)
-    click.echo(f"plush: failure report in {os.path.join(summary['results'], 'report.txt')}", err=True)
-    return 130 if interrupts else 1

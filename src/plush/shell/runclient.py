@@ -4,8 +4,8 @@ as a batch run shows itself.
 Role: a client of the control socket (its ``run`` request streams the run's events), feeding each event to the
 same :class:`~plush.shell.runface.Face` a batch run uses: the live view on a terminal, plain lines (off a
 terminal, ``--plain``), one JSON event per line (``--json``), output folded at the end (``--fold``) or not
-shown (``--quiet``); the same last lines and exit status (:func:`plush.shell.run.end_status`). The live view
-is redrawn every :attr:`Face.TICK <plush.shell.runface.Face.TICK>` seconds by a thread of its own (:class:`
+shown (``--quiet``); the same last lines and exit status (:func:`plush.shell.console.end_status`). The live
+view is redrawn every :attr:`Face.TICK <plush.shell.runface.Face.TICK>` seconds by a thread of its own (:class:`
 _Ticker`), which reads the controller's ``info`` over a second connection when the view needs it (the
 components' sizes once, the barriers' expected counts while there are barriers), so that a quiet run still
 moves its clock; events and refreshes take one lock, so the view is never drawn half-fed.
@@ -44,7 +44,7 @@ def run_on_controller(name: str | None, hosts: dict[str, int], seed: str | None,
     from plush.api.control import ControlClient
     from plush.api.runtime import find_controller
     from plush.errors import PlushError
-    from plush.shell.run import end_status
+    from plush.shell.console import end_status
 
     entry = find_controller(name)
     if seed is not None and not seed.lstrip("-").isdigit():

@@ -251,7 +251,7 @@ class Terminal:
 
         async def run() -> None:
             from plush.api.handlers import run_summary
-            from plush.shell.run import end_status
+            from plush.shell.console import end_status
 
             events = self.controller.subscribe(kinds=SHOWN)
             printer = asyncio.create_task(print_events(events))
