@@ -30,7 +30,7 @@ from plush.spec.model import Project, Where, WorkflowBlock
 
 __all__ = ["CatalogEntry", "FileCatalog"]
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
