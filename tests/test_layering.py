@@ -30,6 +30,7 @@ PURE_MODULES = (
     "plush.controller.catalogue",
     "plush.controller.lifecycle",
     "plush.controller.lifecycle_commands",
+    "plush.controller.relayplan",
     "plush.cluster.plan",
 )
 #: what a pure module must not import: the event loop, processes, files and sockets, clocks, threads

@@ -213,6 +213,9 @@ class Settings:
     #: how an SSH host's agent is linked: ``channel`` (the protocol on its SSH session's stdin/stdout: no port
     #: on either side) or ``tcp`` (TCP+TLS through an SSH remote port forward)
     ssh_link: str = setting("channel", Check(choices=("channel", "tcp")))
+    #: children per parent when a copy's hosts fetch from each other (hosts of one peer network: a ``plush
+    #: cluster``, or the ``peer_network`` host property); 0: the controller sends the file to every host
+    relay_fanout: int = setting(4, Check(min=0, max=1000))
 
     def agent_settings(self) -> AgentSettings:
         """The settings agents get in ``prepare`` (their fields of these settings)."""

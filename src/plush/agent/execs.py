@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 #: the name of the exec directory, next to the agent's working directory
 EXEC_DIR = "exec"
 #: the messages :class:`ExecChannel` hands to :class:`Execs`: the shell's request and the file transfers'
-SERVED = frozenset({"exec", "copy", "copy.data", "copy.end", "gather"})
+SERVED = frozenset({"exec", "copy", "copy.data", "copy.end", "copy.peers", "gather"})
 #: seconds the pipes of an exited command may stay open (held by a descendant) before they are let go
 EOF_GRACE = 0.5
 
@@ -98,7 +98,7 @@ class Execs:
         if self._files is None:
             from plush.agent.filecopy import FileRequests
 
-            self._files = FileRequests(self.directory, self._channel)
+            self._files = FileRequests(self.directory, self._channel, self.host)
         return self._files
 
     @property

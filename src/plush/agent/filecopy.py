@@ -29,18 +29,22 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 from plush.agent.cache import ContentCache, copy_into
 from plush.agent.link import Channel, LinkClosed
 from plush.agent.outputs import open_contained
 from plush.agent.paths import Parts, PathRefused, dest_parts
+from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers, write_all
 from plush.agent.tree import Tree
 from plush.protocol.messages import Message
 from plush.spec.paths import host_path_problem
 
 __all__ = ["CHUNK", "FileRequests", "exec_parts"]
+
+log = logging.getLogger(__name__)
 
 #: bytes of a ``gather.data`` chunk
 CHUNK = 256 * 1024
@@ -56,28 +60,40 @@ def exec_parts(text: str) -> Parts:
 
 
 class _Incoming:
-    """The data of one ``copy`` being received into the cache's incoming file."""
+    """The data of one ``copy`` being received into the cache's incoming file (:class:`Progress`: what is on
+    disk, for the children a relay serves as it arrives)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, size: int) -> None:
         self.path = path
-        self.file = open(path, "wb")  # noqa: SIM115 (closed in finish)
+        self.fd = os.open(path, os.O_WRONLY)
+        self.progress = Progress(path, size)
+        self.relay: Optional[Dict[str, Any]] = None  # the copy's ``relay``, when it has one
+        self.sha = ""
+        self.peered = False  # some of the data came from peers
         self.done: "asyncio.Future[Optional[str]]" = asyncio.get_running_loop().create_future()
 
     def write(self, data: bytes) -> None:
-        self.file.write(data)
+        write_all(self.fd, data, self.progress.written)
+        self.progress.advance(len(data))
 
     def finish(self, error: Optional[str]) -> None:
-        self.file.close()
         if not self.done.done():
             self.done.set_result(error)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class FileRequests:
     """The ``copy`` and ``gather`` requests of one agent; ``channel`` (set by its owner): where replies go."""
 
-    def __init__(self, directory: str, channel: Optional[Channel] = None) -> None:
+    def __init__(self, directory: str, channel: Optional[Channel] = None, host: str = "") -> None:
         self.directory = directory
         self.channel = channel
+        self.host = host
+        self.peers: Optional[PeerServer] = None  # started by the first relayed copy
         self._incoming: Dict[int, _Incoming] = {}
         self._tasks: Set["asyncio.Future[None]"] = set()
 
@@ -94,6 +110,12 @@ class FileRequests:
             incoming = self._incoming.get(msg["req"])
             if incoming is not None:
                 incoming.finish(msg.get("error"))
+        elif msg.type == "copy.peers":
+            incoming = self._incoming.get(msg["req"])
+            if incoming is not None and not incoming.done.done():
+                task = asyncio.ensure_future(self._from_peers(msg, incoming))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         elif msg.type in ("copy", "gather"):
             serve = self._copy if msg.type == "copy" else self._gather
             task = asyncio.ensure_future(serve(msg))
@@ -106,6 +128,8 @@ class FileRequests:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        close_quietly(self.peers)
+        self.peers = None
 
     def _send(self, msg: Message) -> None:
         if self.channel is not None:
@@ -123,32 +147,74 @@ class FileRequests:
             source = await loop.run_in_executor(None, cache.lookup, sha)
             cached = source is not None
             if source is None:
-                source = cache.entry(await self._receive(req, cache, sha))
+                source = cache.entry(await self._receive(msg, cache))
             await loop.run_in_executor(None, _place, self.directory, parts, source, msg["mode"])
         except (OSError, ValueError) as exc:  # PathRefused is a ValueError
             self._send(Message.of("copy.result", req=req, ok=False, cached=cached, reason=_why(msg["dest"], exc)))
             return
         self._send(Message.of("copy.result", req=req, ok=True, cached=cached))
 
-    async def _receive(self, req: int, cache: ContentCache, sha: str) -> str:
-        """Ask for the data of ``req`` and store them in ``cache``; their sha256 (ValueError: not ``sha``)."""
-        incoming = _Incoming(cache.incoming())
-        self._incoming[req] = incoming
-        try:
-            self._send(Message.of("copy.fetch", req=req))
-            error = await incoming.done
-            if error is not None:
-                raise ValueError(error)
-            loop = asyncio.get_running_loop()
+    async def _receive(self, msg: Message, cache: ContentCache) -> str:
+        """Ask for the data of copy ``msg`` (from the controller, or from the peers it names) and store them in
+        ``cache``; their sha256 (ValueError: not the announced one, even from the controller)."""
+        req, sha = msg["req"], msg["sha256"]
+        relay = msg.get("relay")
+        relayed = relay is not None and self.host in relay.get("hosts", ())
+        loop = asyncio.get_running_loop()
+        for attempt in (0, 1):  # what peers sent may be bad: then once more, all from the controller
+            incoming = _Incoming(cache.incoming(), int(msg["size"]))
+            incoming.relay, incoming.sha = relay, sha
+            self._incoming[req] = incoming
             try:
-                return await loop.run_in_executor(None, cache.store, incoming.path, sha)
-            except ValueError as exc:
-                raise ValueError("the file arrived corrupted ({})".format(exc)) from None
-        finally:
-            del self._incoming[req]
-            incoming.finish("ended")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(incoming.path)
+                fetch: Dict[str, Any] = {"req": req}
+                if relayed and attempt == 0:
+                    assert relay is not None
+                    if self.peers is None:
+                        self.peers = PeerServer()
+                    fetch["port"] = await loop.run_in_executor(None, self.peers.offer, relay, sha, incoming.progress)
+                elif attempt:
+                    fetch["offset"] = 0
+                self._send(Message.of("copy.fetch", **fetch))
+                error = await incoming.done
+                if error is not None:
+                    raise ValueError(error)
+                try:
+                    got = await loop.run_in_executor(None, cache.store, incoming.path, sha)
+                except ValueError as exc:
+                    if incoming.peered and attempt == 0:
+                        log.warning("copy %s: what the peers sent is not %s (%s): fetched again", req, sha, exc)
+                        continue
+                    raise ValueError("the file arrived corrupted ({})".format(exc)) from None
+                incoming.progress.finish(True, cache.entry(got))
+                return got
+            finally:
+                del self._incoming[req]
+                incoming.finish("ended")
+                incoming.progress.finish(False)  # a no-op once done: children served from a failed one stop
+                incoming.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(incoming.path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _from_peers(self, msg: Message, incoming: _Incoming) -> None:
+        """``copy.peers``: fetch from the sources named, in turn; when none gave it all, the rest from the
+        controller (``copy.fetch`` with the offset held)."""
+        req = msg["req"]
+        relay = incoming.relay
+        incoming.peered = True
+        loop = asyncio.get_running_loop()
+        progress = incoming.progress
+        failures: List[str] = []
+        if relay is not None:
+            failures = await loop.run_in_executor(
+                None, fetch_from_peers, msg["sources"], relay, incoming.sha, incoming.fd, progress
+            )
+        if progress.written == progress.size:
+            incoming.finish(None)
+            return
+        if failures:
+            log.warning("copy %s: no peer gave the file (%s): the rest from the controller", req, "; ".join(failures))
+        self._send(Message.of("copy.fetch", req=req, offset=progress.written))
 
     async def _gather(self, msg: Message) -> None:
         req = msg["req"]

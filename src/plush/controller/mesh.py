@@ -127,7 +127,7 @@ class Mesh:
         #: the distributed shell's requests in progress (``plush exec``), beside any run
         self.execs = ExecTable(self.links)
         #: the file side of ``plush copy`` / ``plush gather`` requests in progress (through :attr:`execs`)
-        self.transfers = Transfers(self.execs)
+        self.transfers = Transfers(self.execs, fanout=settings.relay_fanout)
         self.tasks = Supervisor("mesh", self._task_failed)
         self.agents = AgentProcesses(
             settings,
@@ -156,6 +156,7 @@ class Mesh:
     async def start(self) -> None:
         """The listener (a fresh token) and the launcher; the pump starts reading."""
         ca = await asyncio.to_thread(ensure_ca, state_dir())
+        self.transfers.ca = ca  # relayed copies: their certificate comes from the mesh's CA
         token = Secret.generate()
         listener = ControllerListener(
             ssl_context=server_context(ca),

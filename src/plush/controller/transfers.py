@@ -10,7 +10,11 @@ mesh, handles them:
 - **copy**: the file is hashed once (sha256, in a thread); each agent looks it up in its host's content cache
   and asks for the data only on a miss (``copy.fetch``): a task streams it (chunks read in a thread, written
   as the link drains, then ``copy.end``); the agent checks the sha256 before the data enter its cache, places
-  the file and answers ``copy.result``;
+  the file and answers ``copy.result``. Hosts that reach each other (a peer network,
+  :func:`~plush.controller.relayplan.peer_network`) fetch from each other instead: the copy carries a
+  ``relay`` object (a one-off token, the relay certificate of the mesh's CA), and each ask is placed in the
+  copy's :class:`~plush.controller.relayplan.RelayPlan` -- streamed by the controller, or told its peers
+  (``copy.peers``); an ask with ``offset`` (its peers failed) is streamed from there;
 - **gather**: each agent streams the file back (``gather.data``, then ``gather.end`` with its size, sha256 and
   mode); the data go to ``DIR/.NAME.HOST.part`` through a :class:`~plush.controller.diskwriter.DiskWriter`
   (no file I/O on the event loop; bounded memory), and only a file whose size and sha256 are the announced
@@ -41,7 +45,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from plush.controller.copyresult import FileOutcome, TransferResult
 from plush.controller.diskwriter import DiskWriter
 from plush.controller.execs import DEFAULT_TIMEOUT, ExecError, ExecMesh, ExecTable, route
+from plush.controller.relayplan import DEFAULT_FANOUT, Direct, RelayPlan, peer_network
+from plush.fabric.tls import CA, issue_server_cert
 from plush.protocol.messages import Message
+from plush.protocol.secret import Secret
 from plush.resources.hostset import natural_key
 from plush.spec.paths import host_path_problem
 
@@ -61,6 +68,10 @@ __all__ = [
 #: bytes of a ``copy.data`` chunk (1 MiB: copies to 8 cluster hosts took ~0.75 s instead of ~1.05 s with 256 KiB,
 #: the per-frame costs of the SSH channel halved)
 CHUNK = 1024 * 1024
+#: the name in the relay certificate (children check it: :data:`plush.agent.peers.RELAY_NAME`)
+RELAY_NAME = "plush-relay"
+#: seconds without data after which a relayed host leaves its parent for the next source
+RELAY_SILENCE = 10.0
 #: seconds each host has to complete a copy or a gather by default
 DEFAULT_TRANSFER_TIMEOUT = 5 * DEFAULT_TIMEOUT
 #: the agents' messages :meth:`Transfers.message` takes
@@ -71,6 +82,7 @@ REPLIES = frozenset({"copy.fetch", "copy.result", "gather.data", "gather.end"})
 class _Copy:
     source: Path
     size: int
+    plan: RelayPlan | None = None
     streams: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -96,10 +108,21 @@ class _Gather:
 class Transfers:
     """The file side of the ``copy`` and ``gather`` requests in progress on a mesh (see the module)."""
 
-    def __init__(self, execs: ExecTable) -> None:
+    def __init__(self, execs: ExecTable, *, fanout: int = DEFAULT_FANOUT) -> None:
         self.execs = execs
+        self.fanout = fanout
+        #: the mesh's CA (set when its listener starts): relayed copies need it
+        self.ca: CA | None = None
+        self._relay_cert: tuple[str, str] | None = None
         self.copies: dict[int, _Copy] = {}
         self.gathers: dict[int, _Gather] = {}
+
+    def relay_cert(self) -> tuple[str, str] | None:
+        """The relay certificate and key (PEM), issued once by the mesh's CA; None without a CA."""
+        if self._relay_cert is None and self.ca is not None:
+            cert, key = issue_server_cert(self.ca, (RELAY_NAME,))
+            self._relay_cert = (cert.decode("ascii"), key.decode("ascii"))
+        return self._relay_cert
 
     def message(self, name: str, msg: Message) -> None:
         """A message of :data:`REPLIES` from ``name``'s agent (one for a request it no longer waits for is
@@ -110,7 +133,12 @@ class Transfers:
         t = msg.type
         if t == "copy.fetch" and req in self.copies:
             job = self.copies[req]
-            task = asyncio.get_running_loop().create_task(self._stream(req, name, job.source))
+            port, offset = msg.get("port"), int(msg.get("offset") or 0)
+            step = job.plan.fetch(name, port, offset) if job.plan is not None else Direct(name, offset)
+            if not isinstance(step, Direct):
+                self.execs.links.send(name, Message.of("copy.peers", req=req, sources=[list(s) for s in step.sources]))
+                return
+            task = asyncio.get_running_loop().create_task(self._stream(req, name, job.source, step.offset))
             job.streams.add(task)
             task.add_done_callback(job.streams.discard)
         elif t == "copy.result" and req in self.copies:
@@ -121,8 +149,9 @@ class Transfers:
         elif t == "gather.end" and req in self.gathers:
             self._end(req, self.gathers[req], name, msg)
 
-    async def _stream(self, req: int, name: str, source: Path) -> None:
-        """Send ``source`` to ``name``'s agent: chunks read in a thread, written as the link drains."""
+    async def _stream(self, req: int, name: str, source: Path, offset: int = 0) -> None:
+        """Send ``source`` (from ``offset``) to ``name``'s agent: chunks read in a thread, written as the link
+        drains."""
         links = self.execs.links
         peer = links.peer(name)
         if peer is None:
@@ -130,6 +159,7 @@ class Transfers:
         try:
             fh = await asyncio.to_thread(source.open, "rb")
             try:
+                fh.seek(offset)
                 while chunk := await asyncio.to_thread(fh.read, CHUNK):
                     links.send(name, Message.binary("copy.data", chunk, req=req))
                     await peer.drain()
@@ -309,8 +339,12 @@ async def run_copy(
         return await _request(None, "copy", None, routed, timeout, join_timeout)
     req = mesh.execs.next_req()
     job = _Copy(path, size)
+    fields: dict[str, Any] = {}
+    relay = _relay(mesh, pool, routed[1] + routed[2], timeout)
+    if relay is not None:
+        job.plan, fields["relay"] = relay
     mesh.transfers.copies[req] = job
-    msg = Message.of("copy", req=req, dest=dest, sha256=sha, size=size, mode=mode)
+    msg = Message.of("copy", req=req, dest=dest, sha256=sha, size=size, mode=mode, **fields)
     try:
         return await _request(mesh, "copy", msg, routed, timeout, join_timeout)
     finally:
@@ -318,6 +352,40 @@ async def run_copy(
         for task in job.streams:
             task.cancel()
         await asyncio.gather(*job.streams, return_exceptions=True)
+
+
+def _relay(mesh: TransferMesh, pool: Pool, names: list[str], timeout: float) -> tuple[RelayPlan, dict[str, Any]] | None:
+    """The relay tree of a copy to ``names`` and the ``relay`` field of its message, when at least two of them
+    share a peer network (and the mesh relays: ``relay_fanout`` > 0, a CA); else None."""
+    transfers = mesh.transfers
+    launcher = transfers.execs.links.launcher
+    if transfers.fanout == 0 or launcher is None:
+        return None
+    networks: dict[str, str | None] = {}
+    for name in names:
+        host = pool.get(name)
+        member = mesh.members.get(name)
+        host = host if host is not None else member.host if member is not None else None
+        networks[name] = peer_network(host) if host is not None else None
+    relayed = [n for n, net in networks.items() if net is not None]
+    if len(relayed) < 2 or len({networks[n] for n in relayed}) == len(relayed):
+        return None  # nobody to fetch from
+    cert = transfers.relay_cert()
+    if cert is None:
+        return None
+    addresses = {name: launcher.address(name) for name in relayed}
+    plan = RelayPlan(transfers.fanout, networks, addresses)
+    token = Secret.generate().reveal()
+    field = {
+        "token": token,
+        "ca": transfers.ca.cert_pem.decode("ascii") if transfers.ca is not None else "",
+        "cert": cert[0],
+        "key": cert[1],
+        "hosts": relayed,
+        "timeout": timeout,
+        "silence": RELAY_SILENCE,
+    }
+    return plan, field
 
 
 async def run_gather(

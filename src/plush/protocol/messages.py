@@ -272,8 +272,9 @@ SCHEMA: Dict[str, MessageSpec] = {
             binary=True,
         ),
         # file fan-out (plush copy) and fan-in (plush gather), outside any application, through the content cache
-        _spec("copy", C2A, EXEC, {"req": INT, "dest": STR, "sha256": STR, "size": INT, "mode": INT}),
-        _spec("copy.fetch", A2C, EXEC, {"req": INT}),
+        _spec("copy", C2A, EXEC, {"req": INT, "dest": STR, "sha256": STR, "size": INT, "mode": INT}, {"relay": DICT}),
+        _spec("copy.fetch", A2C, EXEC, {"req": INT}, {"port": INT, "offset": INT}),
+        _spec("copy.peers", C2A, EXEC, {"req": INT, "sources": LIST}),
         _spec("copy.data", C2A, EXEC, {"req": INT}, binary=True),
         _spec("copy.end", C2A, EXEC, {"req": INT}, {"error": STR}),
         _spec("copy.result", A2C, EXEC, {"req": INT, "ok": BOOL, "cached": BOOL}, {"reason": STR}),
