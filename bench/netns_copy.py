@@ -11,7 +11,10 @@ tool can hold it from an earlier round. Then, in a rotating order per round:
 - ``plush_warm``: inside one controller (this process) whose agents were connected once, before the rounds
   (that connect is reported apart, as ``plush_warm_connect``): ``Controller.copy(payload, "payload.tgz")``
   then ``Controller.exec(["tar", "xzf", "payload.tgz"])`` on every host; the agents' links run over their SSH
-  connections (``ssh_link = channel``, the default);
+  connections (``ssh_link = channel``, the default); the hosts, on one bridge, fetch the file from each other
+  (relayed copies, ``relay_fanout`` 4: the controller sends it once);
+- ``plush_warm_star``: the same with ``relay_fanout = 0``: the controller sends the file to every host (the
+  star of before relayed copies);
 - ``plush_warm_tcp``: the same in a second controller whose agents link back over TCP + TLS (``ssh_link =
   tcp``): the file's bytes leave the controller through OpenSSL instead of asyncssh's SSH channel;
 - ``plush_cold``: ``plush run`` of a spec whose software is the payload (``type="tar"``: fetched and unpacked
@@ -45,7 +48,7 @@ sys.path.insert(0, str(HERE))
 import sshbench as sb  # noqa: E402
 
 PLUSH = sb.PLUSH
-TOOLS = ("plush_warm", "plush_warm_tcp", "plush_cold", "pssh", "pssh_x25519", "clush")
+TOOLS = ("plush_warm", "plush_warm_star", "plush_warm_tcp", "plush_cold", "pssh", "pssh_x25519", "clush")
 LAST = "payload/f100.bin"
 
 SPEC = """<?xml version="1.0" encoding="UTF-8"?>
@@ -188,10 +191,12 @@ async def one_size(n: int, rounds: int, tools: list[str], work: Path) -> list[di
     try:
         print(f"N={n}: cluster {cluster.name} up; load {sb.load_note()}", flush=True)
         hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
-        for tool, link in (("plush_warm", "channel"), ("plush_warm_tcp", "tcp")):
+        warm = (("plush_warm", "channel", 4), ("plush_warm_star", "channel", 0), ("plush_warm_tcp", "tcp", 4))
+        for tool, link, fanout in warm:
             if tool not in tools:
                 continue
-            controller = Controller(Settings(runs_dir=str(work / "runs"), ssh_config="", ssh_link=link))
+            settings = Settings(runs_dir=str(work / "runs"), ssh_config="", ssh_link=link, relay_fanout=fanout)
+            controller = Controller(settings)
             t = time.perf_counter()
             await controller.connect(hosts)
             controllers[tool] = controller
@@ -227,7 +232,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
     out: dict[str, Any] = {}
     for n in sizes:
         row: dict[str, Any] = {}
-        for tool in ["plush_warm_connect", "plush_warm_tcp_connect", *tools]:
+        for tool in ["plush_warm_connect", "plush_warm_star_connect", "plush_warm_tcp_connect", *tools]:
             walls = [r["wall"] for r in records if r["n"] == n and r["tool"] == tool and r["ok"]]
             if walls:
                 row[tool] = sb.summary(walls)
@@ -235,7 +240,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
         if peers:
             best = min(peers)
             row["best_peer"] = best
-            for t in ("plush_warm", "plush_warm_tcp", "plush_cold"):
+            for t in ("plush_warm", "plush_warm_star", "plush_warm_tcp", "plush_cold"):
                 if t in row:
                     row[f"{t}_speedup"] = best / row[t]["median"]
         out[str(n)] = row

@@ -9,17 +9,20 @@ that a cluster of the machine's user is never touched.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sshd_support import sshd_or_skip
@@ -208,6 +211,57 @@ def test_hosts_share_nothing_and_links_are_limited_when_asked(cluster: Cluster) 
     outside = _out("tc", "qdisc", "show", "dev", f"pv-{cluster.name}-1")
     inside = _out("tc", "-n", f"plush-{cluster.name}-h1", "qdisc", "show", "dev", "eth0")
     assert "tbf" in outside and "1Gbit" in outside and "tbf" in inside
+
+
+async def test_cluster_hosts_fetch_a_copy_from_each_other_and_a_killed_parent_s_children_fall_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A copy to the cluster's 9 hosts leaves the controller once (relay_fanout 2: the others fetch from each
+    other, over TLS, checked by sha256); then a parent's agent is killed as soon as a host is told to fetch
+    from it: its children go on with their grandparent or the controller, every other host gets the file."""
+    hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
+    controller = Controller(Settings(runs_dir=str(cluster.runs), ssh_config="", relay_fanout=2))
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(6 * 1024 * 1024))
+    sha = hashlib.sha256(payload.read_bytes()).hexdigest()
+    try:
+        await asyncio.wait_for(controller.connect(hosts), 60)
+        transfers = controller.mesh.transfers
+        first = await asyncio.wait_for(controller.copy(str(payload), "relayed.bin"), 60)
+        assert first.ok, first.reasons
+        stats = transfers.statistics()
+        assert stats["bytes_streamed"] == payload.stat().st_size  # once: the 8 others from their peers
+        assert stats["told_peers"] == 8 and stats["asked_again"] == 0
+        sums = await controller.exec(["sha256sum", "relayed.bin"])
+        assert sums.status == 0 and {r.stdout.split()[0] for r in sums.results.values()} == {sha.encode()}
+
+        killed: list[str] = []
+        serve = transfers.message
+
+        def kill_the_parent(name: str, msg: Any) -> None:
+            serve(name, msg)
+            if msg.type == "copy.fetch" and not killed and controller.mesh.transfers.copies:
+                (job,) = controller.mesh.transfers.copies.values()
+                assert job.plan is not None
+                parents = job.plan.ancestors(name)
+                if parents:  # ``name`` was just told to fetch from its parent: the parent's agent dies
+                    agent = controller.mesh.launcher.agent(parents[0])
+                    killed.append(parents[0])
+                    os.kill(agent.pid, signal.SIGKILL)
+
+        transfers.message = kill_the_parent  # type: ignore[method-assign]
+        payload.write_bytes(os.urandom(6 * 1024 * 1024))  # a new file: every cache misses
+        sha = hashlib.sha256(payload.read_bytes()).hexdigest()
+        second = await asyncio.wait_for(controller.copy(str(payload), "relayed.bin", timeout=60), 90)
+        (parent,) = killed
+        ok = {name for name, outcome in second.results.items() if outcome.ok}
+        assert ok == {h.name for h in hosts} - {parent}, second.reasons
+        assert parent in second.unreachable
+        assert transfers.statistics()["asked_again"] >= 1  # its children: the rest from the controller
+        sums = await controller.exec(["sha256sum", "relayed.bin"], hosts=sorted(ok))
+        assert {r.stdout.split()[0] for r in sums.results.values()} == {sha.encode()}
+    finally:
+        await controller.quit()
 
 
 def test_down_leaves_no_namespace_link_mount_or_process_and_again_does_nothing(cluster: Cluster) -> None:

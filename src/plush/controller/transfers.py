@@ -116,6 +116,12 @@ class Transfers:
         self._relay_cert: tuple[str, str] | None = None
         self.copies: dict[int, _Copy] = {}
         self.gathers: dict[int, _Gather] = {}
+        self._counts = {"bytes_streamed": 0, "told_peers": 0, "asked_again": 0}
+
+    def statistics(self) -> dict[str, int]:
+        """Since the mesh started: bytes of copies the controller streamed, hosts told to fetch from peers
+        (``copy.peers``), asks again after the peers failed (``copy.fetch`` with ``offset``)."""
+        return dict(self._counts)
 
     def relay_cert(self) -> tuple[str, str] | None:
         """The relay certificate and key (PEM), issued once by the mesh's CA; None without a CA."""
@@ -134,9 +140,11 @@ class Transfers:
         if t == "copy.fetch" and req in self.copies:
             job = self.copies[req]
             port, offset = msg.get("port"), int(msg.get("offset") or 0)
+            self._counts["asked_again"] += "offset" in msg.fields
             step = job.plan.fetch(name, port, offset) if job.plan is not None else Direct(name, offset)
             if not isinstance(step, Direct):
                 self.execs.links.send(name, Message.of("copy.peers", req=req, sources=[list(s) for s in step.sources]))
+                self._counts["told_peers"] += 1
                 return
             task = asyncio.get_running_loop().create_task(self._stream(req, name, job.source, step.offset))
             job.streams.add(task)
@@ -162,6 +170,7 @@ class Transfers:
                 fh.seek(offset)
                 while chunk := await asyncio.to_thread(fh.read, CHUNK):
                     links.send(name, Message.binary("copy.data", chunk, req=req))
+                    self._counts["bytes_streamed"] += len(chunk)
                     await peer.drain()
             finally:
                 fh.close()

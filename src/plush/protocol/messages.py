@@ -147,7 +147,7 @@ class Message:
 
     def __repr__(self) -> str:
         extra = "" if self.payload is None else ", payload=<{} bytes>".format(len(self.payload))
-        shown = {k: ("***" if k == "token" else v) for k, v in self.fields.items()}
+        shown = {k: ("***" if k in ("token", "relay") else v) for k, v in self.fields.items()}  # relay: a token, a key
         return "Message({!r}, {!r}{})".format(self.type, shown, extra)
 
 
