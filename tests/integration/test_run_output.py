@@ -238,3 +238,49 @@ async def test_a_file_that_cannot_be_written_is_reported_once_and_the_run_finish
     collected = {e.data["name"]: e.data["ok"] for e in events(result.rundir.root, "output.collected")}
     assert collected == {"kept.txt": True, "blocked.txt": False}
     assert events(result.rundir.root, "run.storage_failed") == []
+
+
+CHATTY = """\
+project: chatty
+components:
+  talkers:
+    hosts: 2
+application:
+  execution:
+    talkers:
+      blocks:
+        - process: count
+          run: [seq, 1, 50000]
+"""
+
+
+def test_a_run_whose_output_nobody_reads_still_ends_and_its_output_comes_when_read(tmp_path: Path) -> None:
+    """``plush run SPEC | less`` left on its first page: the pipe fills after 64 KiB, the run goes on (the
+    console writes from threads of its own: plush.shell.spool), and the reader gets every line later."""
+    import subprocess
+
+    from integration_support import RUN_TIMEOUT, _cli_argv, cli_env, kill_session, wait_until
+
+    from plush.controller.runstatus import read_status
+
+    spec = write_spec(tmp_path, CHATTY)
+    runs = tmp_path / "runs"
+    with (tmp_path / "stderr").open("w") as err:
+        proc = subprocess.Popen(
+            _cli_argv(spec, runs, ["--plain"]),
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            root = wait_until(lambda: runs.exists() and any(runs.iterdir()) and only_run(runs), 60, "the run dir")
+            wait_until(lambda: read_status(root).state == "completed", RUN_TIMEOUT, "the run's end, stdout unread")
+            out, _ = proc.communicate(timeout=RUN_TIMEOUT)  # now read it all
+        finally:
+            kill_session(proc)
+    assert proc.returncode == 0, (tmp_path / "stderr").read_text()
+    for host in ("local-1", "local-2"):
+        numbers = [line.rsplit(" ", 1)[1] for line in out.splitlines() if line.startswith(f"[{host} ")]
+        assert numbers == [str(i) for i in range(1, 50001)]  # every line, in order (~4.4 MB: under the limit)

@@ -25,6 +25,7 @@ import click
 from plush.controller.catalogue import CATALOGUE, HOST_SAMPLE, PROCESS_OUTPUT
 from plush.shell.cli import warn
 from plush.shell.console import SHOWN, LineWriter, shown
+from plush.shell.spool import Spool
 
 __all__ = ["Face", "live_terminal"]
 
@@ -49,7 +50,12 @@ class Face:
         self.state = LiveState() if live and not json_events else None
         self.screen = Screen(self.state, sys.stdout) if self.state is not None else None
         self.fold = FoldWriter() if fold and not quiet else None
-        self.lines = LineWriter(self.screen, self.screen) if self.screen is not None else LineWriter()
+        #: off the live view, stdout and stderr are written by threads of their own (:mod:`plush.shell.spool`):
+        #: a reader slow to read (``plush run SPEC | less``) never blocks the run
+        self._spools = [] if self.screen is not None else [Spool(sys.stdout), Spool(sys.stderr)]
+        self._out: Any = self._spools[0] if self._spools else sys.stdout
+        self._err: Any = self._spools[1] if self._spools else sys.stderr
+        self.lines = LineWriter(self.screen, self.screen) if self.screen is not None else LineWriter(*self._spools)
         self.writer: Any = None
         self._expected = False  # the components' sizes were read (the live view's expected hosts)
         if self.fold is not None:
@@ -90,15 +96,14 @@ class Face:
             inner = out.get("data")
             if isinstance(inner, dict) and isinstance(inner.get("data"), bytes):
                 out["data"] = dict(inner, data=bytes_to_text(inner["data"]))
-            sys.stdout.write(json.dumps(out, default=str) + "\n")
-            sys.stdout.flush()
+            self._out.write(json.dumps(out, default=str) + "\n")
         elif self.state is not None and self.screen is not None:
             with self.screen.lock:
                 self.state.feed(name, host, block, data, at)
             if shown(name, data):  # in the scrollback, as plain
                 self.screen.write(f"plush: {line()}\n")
         elif shown(name, data):
-            click.echo(f"plush: {line()}", err=True)
+            self._err.write(f"plush: {line()}\n")
 
     def needs(self) -> tuple[str, ...]:
         """What the next refresh reads of the controller (``info`` topics): ``app`` once the run started (the
@@ -135,7 +140,10 @@ class Face:
             await asyncio.sleep(self.TICK)
 
     def end(self, results: str | None) -> None:
-        """The run is over: the view gives way to the summary table; the folded output."""
+        """The run is over: what the spools hold is written; the view gives way to the summary table; the
+        folded output."""
+        for spool in self._spools:
+            spool.close()
         if self.screen is not None:
             self.screen.stop(results)
         if self.fold is not None:
