@@ -58,6 +58,7 @@ def _run(tmp_path: Path, n: int) -> tuple[SimpleNamespace, list[tuple[str, bytes
         links=links,
         launcher=SimpleNamespace(address=lambda name: "10.0.0.1"),
         members={f"h{k}": _member(f"h{k}") for k in range(1, n + 1)},
+        transfers=SimpleNamespace(fanout=0, ca=None, relay_cert=lambda: None),  # no relay: see test_cluster.py
     )
     rundir = SimpleNamespace(run_id="r1", shared=tmp_path / "shared", workdir=lambda name: tmp_path / name)
     marks: list[str] = []

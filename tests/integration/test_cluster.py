@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +261,48 @@ async def test_cluster_hosts_fetch_a_copy_from_each_other_and_a_killed_parent_s_
         assert transfers.statistics()["asked_again"] >= 1  # its children: the rest from the controller
         sums = await controller.exec(["sha256sum", "relayed.bin"], hosts=sorted(ok))
         assert {r.stdout.split()[0] for r in sums.results.values()} == {sha.encode()}
+    finally:
+        await controller.quit()
+
+
+SOFTWARE_SPEC = """<plush><project name="relayed-install">
+  <software name="soft" type="tar">
+    <package name="soft.tgz" type="local"><path>{tarball}</path></package>
+  </software>
+  <component name="all"><rspec><num_hosts>{n}</num_hosts></rspec><software name="soft"/></component>
+  <application_block name="check"><execution><component_block name="all"><component name="all"/>
+    <process_block name="check"><process name="check"><path>sh</path><cmdline>
+      <arg>-c</arg><arg>echo "{sha}  soft/data.bin" | sha256sum -c</arg>
+    </cmdline></process></process_block>
+  </component_block></execution></application_block>
+</project></plush>
+"""
+
+
+async def test_a_tar_software_installed_on_the_cluster_s_hosts_leaves_the_controller_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A run whose tar software is installed on the cluster's 9 connected hosts: the package leaves the
+    controller once (relay_fanout 2: the other hosts fetch it from each other, checked by sha256), and every
+    host unpacks it (its process checks the unpacked file's sha256)."""
+    hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
+    data = os.urandom(3 * 1024 * 1024)
+    (tmp_path / "soft").mkdir()
+    (tmp_path / "soft" / "data.bin").write_bytes(data)
+    with tarfile.open(tmp_path / "soft.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "soft", "soft")
+    spec = tmp_path / "spec.xml"
+    sha = hashlib.sha256(data).hexdigest()
+    spec.write_text(SOFTWARE_SPEC.format(tarball=tmp_path / "soft.tgz", n=len(hosts), sha=sha))
+    controller = Controller(Settings(runs_dir=str(cluster.runs), ssh_config="", relay_fanout=2))
+    try:
+        await asyncio.wait_for(controller.connect(hosts), 60)
+        controller.load(spec)
+        sent = controller.subscribe(["file.sent"])
+        result = await asyncio.wait_for(controller.run(), 90)
+        assert result.ok, result
+        served = [e.host for e in sent.drain_nowait() if e.data["key"] == "pkg:soft/soft.tgz"]
+        assert len(served) == 1, served  # once: the 8 others from their peers
     finally:
         await controller.quit()
 

@@ -42,7 +42,7 @@ from plush.agent.tree import Tree
 from plush.protocol.messages import Message
 from plush.spec.paths import host_path_problem
 
-__all__ = ["CHUNK", "FileRequests", "exec_parts"]
+__all__ = ["CHUNK", "FileRequests", "Incoming", "exec_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def exec_parts(text: str) -> Parts:
     return dest_parts(text)
 
 
-class _Incoming:
+class Incoming:
     """The data of one ``copy`` being received into the cache's incoming file (:class:`Progress`: what is on
     disk, for the children a relay serves as it arrives)."""
 
@@ -94,7 +94,7 @@ class FileRequests:
         self.channel = channel
         self.host = host
         self.peers: Optional[PeerServer] = None  # started by the first relayed copy
-        self._incoming: Dict[int, _Incoming] = {}
+        self._incoming: Dict[int, Incoming] = {}
         self._tasks: Set["asyncio.Future[None]"] = set()
 
     def serve(self, msg: Message) -> None:
@@ -162,7 +162,7 @@ class FileRequests:
         relayed = relay is not None and self.host in relay.get("hosts", ())
         loop = asyncio.get_running_loop()
         for attempt in (0, 1):  # what peers sent may be bad: then once more, all from the controller
-            incoming = _Incoming(cache.incoming(), int(msg["size"]))
+            incoming = Incoming(cache.incoming(), int(msg["size"]))
             incoming.relay, incoming.sha = relay, sha
             self._incoming[req] = incoming
             try:
@@ -196,7 +196,7 @@ class FileRequests:
                     os.unlink(incoming.path)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _from_peers(self, msg: Message, incoming: _Incoming) -> None:
+    async def _from_peers(self, msg: Message, incoming: Incoming) -> None:
         """``copy.peers``: fetch from the sources named, in turn; when none gave it all, the rest from the
         controller (``copy.fetch`` with the offset held)."""
         req = msg["req"]

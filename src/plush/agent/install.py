@@ -37,6 +37,10 @@ __all__ = ["DEFAULT_MODE", "InstallError", "cache_dir", "install_component"]
 
 #: ``await fetch(key, dest)`` brings the file the controller knows as ``key`` to ``dest``
 Fetch = Callable[[str, str], Awaitable[None]]
+#: ``await fetch_package(key, info, cache)`` brings the package ``key`` (``info`` from ``prepare``: its
+#: ``sha256`` and ``size``) into ``cache`` itself, checked, and returns its sha256 (the relayed fetch of
+#: :mod:`plush.agent.pkgrelay`); ``None`` in its place: :data:`Fetch` to an incoming file, then stored here
+FetchPackage = Callable[[str, Mapping[str, Any], ContentCache], Awaitable[str]]
 
 #: mode of an installed package whose source mode is unknown (downloaded from a URL)
 DEFAULT_MODE = 0o644
@@ -88,11 +92,15 @@ async def _install_package(
     cache: ContentCache,
     fetch: Fetch,
     timeout: float,
+    fetch_package: Optional[FetchPackage] = None,
 ) -> Parts:
     parts = dest_parts(pkg.dest or os.path.basename(pkg.path.rstrip("/")))
     sha = info.get("sha256")
     loop = asyncio.get_running_loop()
     source = await loop.run_in_executor(None, cache.lookup, sha) if isinstance(sha, str) and sha else None
+    served = not _is_web(pkg.path) or info.get("served")
+    if source is None and fetch_package is not None and served and sha and isinstance(info.get("size"), int):
+        source = cache.entry(await fetch_package(package_key(software, pkg.name), info, cache))
     if source is None:
         tmp = cache.incoming()
         try:
@@ -119,11 +127,13 @@ async def install_component(
     fetch: Fetch,
     packages: Optional[Mapping[str, Mapping[str, Any]]] = None,
     timeout: float = 300.0,
+    fetch_package: Optional[FetchPackage] = None,
 ) -> List[str]:
     """Install every software bundle of ``component`` into ``workdir``; the names installed, in order.
 
     ``packages`` maps package keys to what the controller knows of them (``sha256``, ``size``, ``mode``,
-    ``served``).
+    ``served``); ``fetch_package``, when given, brings each package the controller serves into the cache
+    (a relayed fetch) instead of ``fetch``.
     Raises :class:`InstallError` naming the bundle on any failure.
     """
     done = []
@@ -137,7 +147,8 @@ async def install_component(
                 software = project.software_bundle(name)
                 for pkg in software.packages:
                     key = package_key(software.name, pkg.name)
-                    parts = await _install_package(software.name, pkg, known.get(key, {}), tree, cache, fetch, timeout)
+                    info = known.get(key, {})
+                    parts = await _install_package(software.name, pkg, info, tree, cache, fetch, timeout, fetch_package)
                     if software.type == "tar":
                         await loop.run_in_executor(None, _unpack, tree, parts, workdir)
                 done.append(software.name)

@@ -41,10 +41,12 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, BinaryIO, Deque, Dict, List, Optional
+from typing import Any, BinaryIO, Deque, Dict, List, Mapping, Optional
 
+from plush.agent.cache import ContentCache
 from plush.agent.install import InstallError, install_component
 from plush.agent.link import Channel, LinkClosed
+from plush.agent.pkgrelay import PackageFetches, relay_for
 from plush.agent.program import HostProgram, Uplink
 from plush.hostmon.sample import sample
 from plush.processes.policy import Backoff, ExitStatus
@@ -104,6 +106,7 @@ class AgentRuntime(Uplink):
         self._tasks: List[asyncio.Future[Any]] = []
         self._executions: List[asyncio.Future[Any]] = []  # ``go execute`` tasks (what ``reset`` ends)
         self._programs: List[HostProgram] = []  # of the current execution: their outputs are collected at stop
+        self._packages = PackageFetches(lambda msg: self.link.send(msg) if self.link else None, self._new_req)
 
     # --- the conversation ---------------------------------------------------------------------------
 
@@ -174,6 +177,8 @@ class AgentRuntime(Uplink):
             waiters = self._work.get(msg["path"])
             if waiters:
                 waiters.popleft().set_result(msg["item"] if t == "work.item" else None)
+        elif t in ("file.data", "file.end", "file.error", "file.peers") and self._packages.handles(msg["req"]):
+            self._packages.serve(msg)  # a relayed package fetch
         elif t == "file.data":
             fetch = self._fetches.get(msg["req"])
             if fetch is not None and msg.payload is not None:
@@ -214,6 +219,7 @@ class AgentRuntime(Uplink):
         if self._tasks:
             await asyncio.wait(self._tasks)
         self._tasks = []
+        await self._packages.close()
         await self.runner.stop_all(grace)
         await _end_orphans(min(grace, ORPHAN_GRACE))
         programs, self._programs = self._programs, []
@@ -226,9 +232,28 @@ class AgentRuntime(Uplink):
         self.link.send(Message.of(mtype, **fields))
 
     async def _install(self, project: Project, host: Dict[str, Any]) -> None:
+        relay = host.get("relay")
+
+        async def fetch_package(key: str, info: Mapping[str, Any], cache: ContentCache) -> str:
+            own = relay_for(relay, key) if isinstance(relay, dict) else None
+            if own is not None:
+                return await self._packages.fetch(key, info, own, cache)
+            tmp = cache.incoming()
+            try:
+                await self.fetch(key, tmp)
+                return await asyncio.get_running_loop().run_in_executor(None, cache.store, tmp, str(info["sha256"]))
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+
         try:
             names = await install_component(
-                project, host["component"], str(self.workdir), self.fetch, host.get("packages", {})
+                project,
+                host["component"],
+                str(self.workdir),
+                self.fetch,
+                host.get("packages", {}),
+                fetch_package=fetch_package if isinstance(relay, dict) else None,
             )
         except InstallError as exc:
             self._send("install.failed", software=exc.software, reason=exc.reason)
@@ -309,9 +334,12 @@ class AgentRuntime(Uplink):
     async def work_done(self, path: str, item: str, ok: bool) -> None:
         self._send("work.done", path=path, item=item, ok=ok)
 
-    async def fetch(self, key: str, dest: str) -> None:
+    def _new_req(self) -> int:
         self._next_req += 1
-        req = self._next_req
+        return self._next_req
+
+    async def fetch(self, key: str, dest: str) -> None:
+        req = self._new_req()
         fetch = _Fetch(dest)
         self._fetches[req] = fetch
         try:

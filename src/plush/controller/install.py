@@ -8,6 +8,13 @@ application is a service or the barrier is past (a restarted or replacement host
 ``install.failed`` ends the run. ``fetch`` requests are served from the catalog by tasks of the run's
 supervisor: chunks read in a worker thread, written as the link drains.
 
+Relayed installs (docs/protocol.md, "Relayed copies"): when the mesh relays (``relay_fanout`` > 0, a CA), the
+``prepare`` of each host on a peer network (:func:`~plush.controller.relayplan.peer_network`) carries a
+``relay`` object -- the relay certificate, and a one-off token per served package -- encoded once per run;
+each package key has its own :class:`~plush.controller.relayplan.RelayPlan`, and a ``fetch`` with the
+host's listener ``port`` is placed in it: streamed by the controller, or told its peers (``file.peers``); a
+``fetch`` with ``offset`` (its peers failed) is streamed from there.
+
 Cost (issue 8): what every ``prepare`` shares -- the model, the settings, the package table and the
 ``PLUSH_HOSTS_<COMPONENT>`` lists -- is encoded to JSON once per run (the host lists again only when the run
 gains a host) and spliced into each host's frame (:func:`~plush.protocol.framing.encode_fields`), so a host
@@ -37,15 +44,21 @@ from plush.controller.catalogue import (
 )
 from plush.controller.lifecycle import CONNECTING, MATCHED, READY
 from plush.controller.mesh import Mesh
+from plush.controller.relayplan import Peers, RelayPlan, peer_network
 from plush.controller.runstate import HostSlot, RunPort
 from plush.controller.supervisor import Supervisor
+from plush.controller.transfers import RELAY_SILENCE
 from plush.files.catalog import FileCatalog
 from plush.protocol.framing import encode_fields, json_text
 from plush.protocol.messages import Message
+from plush.protocol.secret import Secret
 from plush.resources.host import property_env
 from plush.spec.model import to_dict
 
-__all__ = ["Installer", "env_name"]
+__all__ = ["RELAY_OFFER", "Installer", "env_name"]
+
+#: seconds a host offers a package it installs to its peers
+RELAY_OFFER = 120.0
 
 
 class Installer:
@@ -71,6 +84,12 @@ class Installer:
         self._packages = b"{}"
         self._lists: bytes | None = None  # the encoded PLUSH_HOSTS_* items, for the run's hosts as they are
         self._lists_for = -1  # ... when the run had this many hosts
+        self._relay = b""  # the encoded ``relay`` of the prepares of hosts on a peer network ("": no relay)
+        self._networks: dict[str, str | None] = {}  # prepared hosts' peer networks and addresses: the plans'
+        self._addresses: dict[str, str] = {}
+        self._plans: dict[str, RelayPlan] = {}  # package key -> its relay tree
+        #: bytes of packages the controller streamed, hosts told to fetch a package from peers
+        self.counts = {"bytes_streamed": 0, "told_peers": 0}
 
     async def start(self) -> None:
         """Hash the catalog's files (in threads) and encode what every ``prepare`` shares, once."""
@@ -81,7 +100,26 @@ class Installer:
             ("spec", json_text(to_dict(run.project))),
             ("settings", json_text(run.settings.agent_settings().to_dict())),
         ]
-        self._packages = json_text(self.catalog.packages_info())
+        packages = self.catalog.packages_info()
+        self._packages = json_text(packages)
+        self._relay = self._relay_field([k for k, info in packages.items() if info.get("served") and "sha256" in info])
+
+    def _relay_field(self, keys: list[str]) -> bytes:
+        """The encoded ``relay`` of this run's prepares: a token per served package; b"" when the mesh does not
+        relay or nothing is served."""
+        transfers = self.mesh.transfers
+        cert = transfers.relay_cert() if keys and transfers.fanout > 0 and self.mesh.launcher is not None else None
+        if cert is None or transfers.ca is None:
+            return b""
+        relay = {
+            "tokens": {key: Secret.generate().reveal() for key in keys},
+            "ca": transfers.ca.cert_pem.decode("ascii"),
+            "cert": cert[0],
+            "key": cert[1],
+            "timeout": RELAY_OFFER,
+            "silence": RELAY_SILENCE,
+        }
+        return json_text(relay)
 
     # --- prepare ----------------------------------------------------------------------------------------
 
@@ -101,12 +139,25 @@ class Installer:
         own = {"name": slot.name, "component": slot.component, "index": slot.index, "attrs": {}}
         env = self._own_env(slot)
         env_text = json_text(env)[:-1] + b"," + self._host_lists() + b"}"
-        host_text = json_text(own)[:-1] + b',"env":' + env_text + b',"packages":' + self._packages + b"}"
+        host_text = json_text(own)[:-1] + b',"env":' + env_text + b',"packages":' + self._packages
+        if self._relay and self._on_network(slot.name):
+            host_text += b',"relay":' + self._relay
+        host_text += b"}"
         spec, settings = self._shared
         frame = encode_fields("prepare", [spec, ("host", host_text), settings])
         # the message object only names the type for the connection's state (its frame is ``frame``)
         msg = Message.of("prepare", spec={}, host=own, settings=run.settings.agent_settings().to_dict())
         return frame, msg
+
+    def _on_network(self, name: str) -> bool:
+        """Whether ``name`` reaches other hosts at their addresses (noted for the relay plans)."""
+        member = self.mesh.members.get(name)
+        launcher = self.mesh.launcher
+        net = peer_network(member.host) if member is not None and launcher is not None else None
+        self._networks[name] = net
+        if net is not None and launcher is not None:
+            self._addresses[name] = launcher.address(name)
+        return net is not None
 
     def _own_env(self, slot: HostSlot) -> dict[str, str]:
         run = self.run
@@ -191,10 +242,23 @@ class Installer:
     # --- files --------------------------------------------------------------------------------------------
 
     def on_fetch(self, slot: HostSlot, msg: Message) -> None:
-        self.tasks.spawn(self._serve_file(slot, msg["req"], msg["key"]), name=f"serve {slot.name} {msg['key']}")
+        key, req = msg["key"], msg["req"]
+        offset = int(msg.get("offset") or 0)
+        port = msg.get("port")
+        if port is not None and self._relay:
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = RelayPlan(self.mesh.transfers.fanout, self._networks, self._addresses)
+            step = plan.fetch(slot.name, int(port), offset)
+            if isinstance(step, Peers):
+                self.run.send(slot.name, Message.of("file.peers", req=req, sources=[list(s) for s in step.sources]))
+                self.counts["told_peers"] += 1
+                return
+        self.tasks.spawn(self._serve_file(slot, req, key, offset), name=f"serve {slot.name} {key}")
 
-    async def _serve_file(self, slot: HostSlot, req: int, key: str) -> None:
-        """Send file ``key`` to ``slot``'s agent: chunks read in a thread, written as the link drains."""
+    async def _serve_file(self, slot: HostSlot, req: int, key: str, offset: int = 0) -> None:
+        """Send file ``key`` (from ``offset``) to ``slot``'s agent: chunks read in a thread, written as the link
+        drains."""
         run = self.run
         peer = self.mesh.links.peer(slot.name)
         if peer is None:
@@ -206,11 +270,12 @@ class Installer:
             return
         digest = hashlib.sha256()
         size = 0
-        chunks = self.catalog.open_chunks(key)
+        chunks = self.catalog.open_chunks(key, offset)
         try:
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 digest.update(chunk)
                 size += len(chunk)
+                self.counts["bytes_streamed"] += len(chunk)
                 run.send(slot.name, Message.binary("file.data", chunk, req=req))
                 await peer.drain()
         except OSError as exc:
@@ -220,7 +285,11 @@ class Installer:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        run.send(slot.name, Message.of("file.end", req=req, size=size, sha256=digest.hexdigest()))
+        if offset:  # the rest of the file: the whole one's size and sha256
+            size, sha = offset + size, entry.sha256 or ""
+        else:
+            sha = digest.hexdigest()
+        run.send(slot.name, Message.of("file.end", req=req, size=size, sha256=sha))
         run.bus.emit(FILE_SENT, host=slot.name, data={"key": key, "size": size})
 
 

@@ -127,12 +127,13 @@ class FileCatalog:
         """What agents learn in ``prepare``: for each package key, served?, sha256, size, mode."""
         return {k: e.info() for k, e in self.entries.items() if k.startswith("pkg:")}
 
-    def open_chunks(self, key: str) -> Iterator[bytes]:
-        """The file's content in chunks; KeyError for an unknown key, OSError when unreadable."""
+    def open_chunks(self, key: str, offset: int = 0) -> Iterator[bytes]:
+        """The file's content in chunks, from ``offset``; KeyError for an unknown key, OSError when unreadable."""
         entry = self.entries[key]
         if entry.path is None:
             raise KeyError(key)
         with entry.path.open("rb") as fh:
+            fh.seek(offset)
             while chunk := fh.read(CHUNK):
                 yield chunk
 

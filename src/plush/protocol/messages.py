@@ -214,7 +214,8 @@ SCHEMA: Dict[str, MessageSpec] = {
         # software installation and files
         _spec("installed", A2C, RUN, {"software": LIST}),
         _spec("install.failed", A2C, RUN, {"software": STR, "reason": STR}),
-        _spec("fetch", A2C, RUN, {"req": INT, "key": STR}),
+        _spec("fetch", A2C, RUN, {"req": INT, "key": STR}, {"port": INT, "offset": INT}),
+        _spec("file.peers", C2A, RUN, {"req": INT, "sources": LIST}),
         _spec("file.data", C2A, RUN, {"req": INT}, binary=True),
         _spec("file.end", C2A, RUN, {"req": INT, "size": INT, "sha256": STR}),
         _spec("file.error", C2A, RUN, {"req": INT, "reason": STR}),
