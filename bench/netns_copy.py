@@ -17,6 +17,10 @@ tool can hold it from an earlier round. Then, in a rotating order per round:
   star of before relayed copies);
 - ``plush_warm_tcp``: the same in a second controller whose agents link back over TCP + TLS (``ssh_link =
   tcp``): the file's bytes leave the controller through OpenSSL instead of asyncssh's SSH channel;
+- ``plush_install``: in a third controller whose agents were connected once (``ssh_link = channel``,
+  ``relay_fanout`` 4): ``Controller.run`` of a spec whose software is the payload (``type="tar"``: each host
+  fetches it on a cache miss -- from each other, relayed installs -- and unpacks it into its working
+  directory; a process checks the last file), on the connected agents;
 - ``plush_cold``: ``plush run`` of a spec whose software is the payload (``type="tar"``: fetched and unpacked
   by each host) on the cluster's directory file: agents bootstrapped over SSH, installed, stopped;
 - ``pssh`` / ``pssh_x25519``: ``parallel-scp`` then ``parallel-ssh 'tar xzf payload.tgz'`` (the harness's
@@ -48,7 +52,16 @@ sys.path.insert(0, str(HERE))
 import sshbench as sb  # noqa: E402
 
 PLUSH = sb.PLUSH
-TOOLS = ("plush_warm", "plush_warm_star", "plush_warm_tcp", "plush_cold", "pssh", "pssh_x25519", "clush")
+TOOLS = (
+    "plush_warm",
+    "plush_warm_star",
+    "plush_warm_tcp",
+    "plush_install",
+    "plush_cold",
+    "pssh",
+    "pssh_x25519",
+    "clush",
+)
 LAST = "payload/f100.bin"
 
 SPEC = """<?xml version="1.0" encoding="UTF-8"?>
@@ -119,6 +132,7 @@ class Cluster:
     def clean(self) -> None:
         """Remove every copy and untarred file of every tool from every host (and Plush's content caches)."""
         cmd = "rm -rf ~/payload ~/payload.tgz ~/.cache/plush/content/[0-9a-f]* ~/.plush/*/hosts/*/exec/payload*"
+        cmd += " ~/.plush/*/hosts/*/work/payload*"
         subprocess.run(self.pssh(cmd), shell=True, capture_output=True, check=False, env=self.peer_env())
 
     def complete(self) -> bool:
@@ -180,6 +194,17 @@ async def run_warm(controller: Any, pkg: Path) -> dict[str, Any]:
     return {"wall": wall, "rc": 0 if ok else 1, "err": why, "copy": copied.duration}
 
 
+async def run_install(controller: Any, cluster: Cluster, pkg: Path, tag: str) -> dict[str, Any]:
+    """``Controller.run`` of the spec whose tar software is ``pkg``, on the connected agents."""
+    spec = cluster.work / f"install-{tag}.xml"
+    spec.write_text(SPEC.format(payload=pkg, last=LAST))
+    project = controller.load(spec)
+    t = time.perf_counter()
+    result = await controller.run(project, hosts={"comp": cluster.n})
+    wall = time.perf_counter() - t
+    return {"wall": wall, "rc": 0 if result.ok else 1, "err": "" if result.ok else str(result)[-500:]}
+
+
 async def one_size(n: int, rounds: int, tools: list[str], work: Path) -> list[dict[str, Any]]:
     from plush import Controller
     from plush.config import Settings
@@ -191,7 +216,12 @@ async def one_size(n: int, rounds: int, tools: list[str], work: Path) -> list[di
     try:
         print(f"N={n}: cluster {cluster.name} up; load {sb.load_note()}", flush=True)
         hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
-        warm = (("plush_warm", "channel", 4), ("plush_warm_star", "channel", 0), ("plush_warm_tcp", "tcp", 4))
+        warm = (
+            ("plush_warm", "channel", 4),
+            ("plush_warm_star", "channel", 0),
+            ("plush_warm_tcp", "tcp", 4),
+            ("plush_install", "channel", 4),
+        )
         for tool, link, fanout in warm:
             if tool not in tools:
                 continue
@@ -210,7 +240,9 @@ async def one_size(n: int, rounds: int, tools: list[str], work: Path) -> list[di
             for tool in order:
                 cluster.clean()
                 load = os.getloadavg()[0]
-                if tool in controllers:
+                if tool == "plush_install":
+                    rec = await run_install(controllers[tool], cluster, pkg, f"{n}-{r}")
+                elif tool in controllers:
                     rec = await run_warm(controllers[tool], pkg)
                 elif tool == "plush_cold":
                     rec = await run_cold(cluster, pkg, f"{n}-{r}")
@@ -234,7 +266,8 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
     out: dict[str, Any] = {}
     for n in sizes:
         row: dict[str, Any] = {}
-        for tool in ["plush_warm_connect", "plush_warm_star_connect", "plush_warm_tcp_connect", *tools]:
+        connects = ["plush_warm_connect", "plush_warm_star_connect", "plush_warm_tcp_connect", "plush_install_connect"]
+        for tool in [*connects, *tools]:
             walls = [r["wall"] for r in records if r["n"] == n and r["tool"] == tool and r["ok"]]
             if walls:
                 row[tool] = sb.summary(walls)
@@ -242,7 +275,7 @@ def summarise(records: list[dict[str, Any]], sizes: list[int], tools: list[str])
         if peers:
             best = min(peers)
             row["best_peer"] = best
-            for t in ("plush_warm", "plush_warm_star", "plush_warm_tcp", "plush_cold"):
+            for t in ("plush_warm", "plush_warm_star", "plush_warm_tcp", "plush_install", "plush_cold"):
                 if t in row:
                     row[f"{t}_speedup"] = best / row[t]["median"]
         out[str(n)] = row
