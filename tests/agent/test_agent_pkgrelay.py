@@ -1,0 +1,73 @@
+"""A relayed package fetch (plush.agent.pkgrelay) over real TLS on loopback, the controller's side played by the
+test: the first ``fetch`` offers the package and names the listener's port; what a peer sent enters the cache
+only when its sha256 is the announced one, else the package is fetched again, all of it from the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plush.agent.cache import ContentCache
+from plush.agent.peers import RELAY_NAME, PeerServer, Progress
+from plush.agent.pkgrelay import PackageFetches, relay_for
+from plush.fabric.tls import ensure_ca, issue_server_cert
+from plush.protocol.messages import Message
+from plush.protocol.secret import Secret
+
+KEY = "pkg:soft/soft.tgz"
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    ca = ensure_ca(tmp_path_factory.mktemp("ca"))
+    cert, key = issue_server_cert(ca, (RELAY_NAME,))
+    tokens = {KEY: Secret.generate().reveal()}
+    return {"tokens": tokens, "ca": ca.cert_pem.decode(), "cert": cert.decode(), "key": key.decode(), "timeout": 30.0}
+
+
+@pytest.mark.parametrize("parent_lies", [False, True])
+async def test_a_package_from_a_peer_is_checked_and_fetched_again_from_the_controller_when_wrong(
+    tmp_path: Path, relay: dict[str, Any], parent_lies: bool
+) -> None:
+    data = os.urandom(300_000)
+    sha = hashlib.sha256(data).hexdigest()
+    own = relay_for(relay, KEY)
+    assert own is not None and relay_for(relay, "pkg:other/x") is None
+    parent_file = tmp_path / "parent"
+    parent_file.write_bytes(bytes(len(data)) if parent_lies else data)  # zeros: other bytes of the same size
+    held = Progress(str(parent_file), len(data))
+    held.advance(len(data))
+    held.finish(True)
+    parent = PeerServer()
+    port = parent.offer(own, sha, held)
+    loop = asyncio.get_running_loop()
+    sent: list[Message] = []
+    numbers = itertools.count(1)
+
+    def controller(msg: Message) -> None:
+        sent.append(msg)
+        req = msg["req"]
+        if msg.get("port") is not None:  # the first ask: fetch it from the parent
+            loop.call_soon(fetches.serve, Message.of("file.peers", req=req, sources=[["127.0.0.1", port]]))
+        else:  # an ask again: the controller streams it
+            loop.call_soon(fetches.serve, Message.binary("file.data", data, req=req))
+            loop.call_soon(fetches.serve, Message.of("file.end", req=req, size=len(data), sha256=sha))
+
+    fetches = PackageFetches(controller, lambda: next(numbers))
+    cache = ContentCache(str(tmp_path / "cache"))
+    try:
+        got = await asyncio.wait_for(fetches.fetch(KEY, {"sha256": sha, "size": len(data)}, own, cache), 30)
+    finally:
+        await fetches.close()
+        parent.close()
+    assert got == sha and Path(cache.entry(sha)).read_bytes() == data
+    asks = [(m["key"], m.get("port") is not None, m.get("offset")) for m in sent]
+    assert asks[0] == (KEY, True, None)
+    assert asks[1:] == ([(KEY, False, 0)] if parent_lies else [])
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".incoming")] == []
