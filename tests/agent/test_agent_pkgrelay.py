@@ -1,6 +1,7 @@
 """A relayed package fetch (plush.agent.pkgrelay) over real TLS on loopback, the controller's side played by the
 test: the first ``fetch`` offers the package and names the listener's port; what a peer sent enters the cache
-only when its sha256 is the announced one, else the package is fetched again, all of it from the controller."""
+only when its sha256 is the announced one, else the package is fetched again, all of it from the controller; a
+sink reads the bytes as they arrive, and what it made counts only when they entered the cache."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -29,6 +30,11 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cert, key = issue_server_cert(ca, (RELAY_NAME,))
     tokens = {KEY: Secret.generate().reveal()}
     return {"tokens": tokens, "ca": ca.cert_pem.decode(), "cert": cert.decode(), "key": key.decode(), "timeout": 30.0}
+
+
+def read_all(stream: IO[bytes]) -> str:
+    """A sink: the sha256 of the package's bytes, read as they arrive."""
+    return hashlib.sha256(stream.read()).hexdigest()
 
 
 @pytest.mark.parametrize("parent_lies", [False, True])
@@ -62,11 +68,13 @@ async def test_a_package_from_a_peer_is_checked_and_fetched_again_from_the_contr
     fetches = PackageFetches(controller, lambda: next(numbers))
     cache = ContentCache(str(tmp_path / "cache"))
     try:
-        got = await asyncio.wait_for(fetches.fetch(KEY, {"sha256": sha, "size": len(data)}, own, cache), 30)
+        fetching = fetches.fetch(KEY, {"sha256": sha, "size": len(data)}, own, cache, read_all)
+        got, read = await asyncio.wait_for(fetching, 30)
     finally:
         await fetches.close()
         parent.close()
     assert got == sha and Path(cache.entry(sha)).read_bytes() == data
+    assert read == (None if parent_lies else sha)  # what the sink read, only when it entered the cache
     asks = [(m["key"], m.get("port") is not None, m.get("offset")) for m in sent]
     assert asks[0] == (KEY, True, None)
     assert asks[1:] == ([(KEY, False, 0)] if parent_lies else [])

@@ -272,7 +272,7 @@ SOFTWARE_SPEC = """<plush><project name="relayed-install">
   <component name="all"><rspec><num_hosts>{n}</num_hosts></rspec><software name="soft"/></component>
   <application_block name="check"><execution><component_block name="all"><component name="all"/>
     <process_block name="check"><process name="check"><path>sh</path><cmdline>
-      <arg>-c</arg><arg>echo "{sha}  soft/data.bin" | sha256sum -c</arg>
+      <arg>-c</arg><arg>echo "{sha}  soft/data.bin" | sha256sum -c &amp;&amp; ! ls -d .plush-unpack-* 2>/dev/null</arg>
     </cmdline></process></process_block>
   </component_block></execution></application_block>
 </project></plush>
@@ -284,7 +284,7 @@ async def test_a_tar_software_installed_on_the_cluster_s_hosts_leaves_the_contro
 ) -> None:
     """A run whose tar software is installed on the cluster's 9 connected hosts: the package leaves the
     controller once (relay_fanout 2: the other hosts fetch it from each other, checked by sha256), and every
-    host unpacks it (its process checks the unpacked file's sha256)."""
+    host unpacks it (its process checks the unpacked file's sha256, and that no staging directory is left)."""
     hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
     data = os.urandom(3 * 1024 * 1024)
     (tmp_path / "soft").mkdir()

@@ -23,24 +23,29 @@ import asyncio
 import os
 import shutil
 import tarfile
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
+from typing import IO, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
 
 from plush.agent.cache import ContentCache, cache_dir, copy_into
 from plush.agent.paths import Parts, dest_parts
 from plush.agent.tree import Tree
-from plush.agent.unpack import extract_tar
+from plush.agent.unpack import commit_staged, extract_tar, extract_tar_stream
 from plush.errors import PlushError
 from plush.protocol.messages import package_key
 from plush.spec.model import Package, Project
 
-__all__ = ["DEFAULT_MODE", "InstallError", "cache_dir", "install_component"]
+__all__ = ["DEFAULT_MODE", "STAGING", "InstallError", "cache_dir", "install_component", "remove_staging"]
 
 #: ``await fetch(key, dest)`` brings the file the controller knows as ``key`` to ``dest``
 Fetch = Callable[[str, str], Awaitable[None]]
-#: ``await fetch_package(key, info, cache)`` brings the package ``key`` (``info`` from ``prepare``: its
-#: ``sha256`` and ``size``) into ``cache`` itself, checked, and returns its sha256 (the relayed fetch of
-#: :mod:`plush.agent.pkgrelay`); ``None`` in its place: :data:`Fetch` to an incoming file, then stored here
-FetchPackage = Callable[[str, Mapping[str, Any], ContentCache], Awaitable[str]]
+#: ``sink(stream)`` reads a package as its bytes arrive (a tar bundle unpacked into a staging directory)
+Sink = Callable[[IO[bytes]], Any]
+#: ``await fetch_package(key, info, cache, sink)`` brings the package ``key`` (``info`` from ``prepare``: its
+#: ``sha256`` and ``size``) into ``cache`` itself, checked, and returns its sha256 and what ``sink`` returned
+#: when it read the very bytes that entered the cache (else None) -- the relayed fetch of
+#: :mod:`plush.agent.pkgrelay`; ``None`` in its place: :data:`Fetch` to an incoming file, then stored here
+FetchPackage = Callable[[str, Mapping[str, Any], ContentCache, Optional[Sink]], Awaitable[Tuple[str, Any]]]
+#: the name of a staging directory in the working directory (then random hex)
+STAGING = ".plush-unpack-"
 
 #: mode of an installed package whose source mode is unknown (downloaded from a URL)
 DEFAULT_MODE = 0o644
@@ -93,31 +98,77 @@ async def _install_package(
     fetch: Fetch,
     timeout: float,
     fetch_package: Optional[FetchPackage] = None,
-) -> Parts:
+    unpack_into: Optional[str] = None,
+) -> None:
+    """Bring the package into the cache (unless there), place it, and unpack it into ``unpack_into`` (a tar
+    bundle's): as its bytes arrive when ``fetch_package`` fetches it (into a staging directory, committed only
+    once the package's sha256 matched: :func:`~plush.agent.unpack.commit_staged`), else from the placed file."""
     parts = dest_parts(pkg.dest or os.path.basename(pkg.path.rstrip("/")))
     sha = info.get("sha256")
     loop = asyncio.get_running_loop()
     source = await loop.run_in_executor(None, cache.lookup, sha) if isinstance(sha, str) and sha else None
     served = not _is_web(pkg.path) or info.get("served")
-    if source is None and fetch_package is not None and served and sha and isinstance(info.get("size"), int):
-        source = cache.entry(await fetch_package(package_key(software, pkg.name), info, cache))
-    if source is None:
-        tmp = cache.incoming()
+    staging = None
+    staged = None
+    try:
+        if source is None and fetch_package is not None and served and sha and isinstance(info.get("size"), int):
+            sink = None
+            if unpack_into is not None:
+                staging = STAGING + os.urandom(6).hex()
+                tree.make_dir((staging,))
+                sink = _stream_sink(os.path.join(unpack_into, staging))
+            got, staged = await fetch_package(package_key(software, pkg.name), info, cache, sink)
+            source = cache.entry(got)
+        if source is None:
+            got = await _fetch_into_cache(software, pkg, sha, not served, cache, fetch, timeout)
+            source = cache.entry(got)
+        await loop.run_in_executor(None, _place, tree, parts, source, _mode(info))
+        if unpack_into is not None:
+            committed = False
+            if staging is not None and staged is not None:
+                committed = await loop.run_in_executor(None, commit_staged, unpack_into, staging, list(staged))
+            if not committed:
+                await loop.run_in_executor(None, _unpack, tree, parts, unpack_into)
+    finally:
+        if staging is not None and unpack_into is not None:
+            await loop.run_in_executor(None, remove_staging, os.path.join(unpack_into, staging))
+
+
+async def _fetch_into_cache(
+    software: str, pkg: Package, sha: Any, download: bool, cache: ContentCache, fetch: Fetch, timeout: float
+) -> str:
+    loop = asyncio.get_running_loop()
+    tmp = cache.incoming()
+    try:
+        if download:
+            await loop.run_in_executor(None, _download, pkg.path, tmp, timeout)
+        else:
+            await fetch(package_key(software, pkg.name), tmp)
         try:
-            if _is_web(pkg.path) and not info.get("served"):
-                await loop.run_in_executor(None, _download, pkg.path, tmp, timeout)
-            else:
-                await fetch(package_key(software, pkg.name), tmp)
-            try:
-                got = await loop.run_in_executor(None, cache.store, tmp, sha)
-            except ValueError as exc:
-                raise InstallError(software, "package {!r} arrived corrupted ({})".format(pkg.name, exc)) from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        source = cache.entry(got)
-    await loop.run_in_executor(None, _place, tree, parts, source, _mode(info))
-    return parts
+            return await loop.run_in_executor(None, cache.store, tmp, sha)
+        except ValueError as exc:
+            raise InstallError(software, "package {!r} arrived corrupted ({})".format(pkg.name, exc)) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _stream_sink(staging: str) -> Callable[[IO[bytes]], List[Parts]]:
+    def sink(stream: IO[bytes]) -> List[Parts]:
+        return extract_tar_stream(stream, staging)
+
+    return sink
+
+
+def remove_staging(path: str) -> None:
+    """Remove the staging directory ``path`` (what is left of it), never following a link out of it."""
+    if os.path.lexists(path):
+        for dirpath, dirnames, _ in os.walk(path):  # read-only directories an archive made
+            for d in dirnames:
+                p = os.path.join(dirpath, d)
+                if not os.path.islink(p):
+                    os.chmod(p, 0o700)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 async def install_component(
@@ -138,7 +189,6 @@ async def install_component(
     """
     done = []
     known: Dict[str, Mapping[str, Any]] = dict(packages or {})
-    loop = asyncio.get_running_loop()
     software = None
     try:
         cache = ContentCache()
@@ -148,9 +198,8 @@ async def install_component(
                 for pkg in software.packages:
                     key = package_key(software.name, pkg.name)
                     info = known.get(key, {})
-                    parts = await _install_package(software.name, pkg, info, tree, cache, fetch, timeout, fetch_package)
-                    if software.type == "tar":
-                        await loop.run_in_executor(None, _unpack, tree, parts, workdir)
+                    into = workdir if software.type == "tar" else None
+                    await _install_package(software.name, pkg, info, tree, cache, fetch, timeout, fetch_package, into)
                 done.append(software.name)
     except InstallError:
         raise

@@ -15,6 +15,10 @@ per package key. On a content cache miss of such a package, :meth:`PackageFetche
   (:meth:`~plush.agent.cache.ContentCache.store`); when what peers sent is not, the package is fetched once
   more, all of it from the controller.
 
+A ``sink`` given to :meth:`PackageFetches.fetch` reads the package *as it arrives* (:class:`Arriving`), in a
+thread, beside the transfer (a tar bundle unpacked into a staging directory); what it returns is handed back
+only when the bytes it read are the ones that entered the cache (the first attempt's), else None.
+
 Invariants: one offer per package and run (its token); the incoming file is removed whatever happens; a
 failed fetch fails the children served from it (they go on with their next source). Standard library only,
 Python 3.8.
@@ -24,16 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from plush.agent.cache import ContentCache
 from plush.agent.filecopy import Incoming
-from plush.agent.peers import PeerServer, close_quietly, fetch_from_peers
+from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers
 from plush.protocol.messages import Message
 
-__all__ = ["PackageFetches", "relay_for"]
+__all__ = ["Arriving", "PackageFetches", "relay_for"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,48 @@ def relay_for(relay: Mapping[str, Any], key: str) -> Optional[Dict[str, Any]]:
     own = {k: v for k, v in relay.items() if k != "tokens"}
     own["token"] = token
     return own
+
+
+class Arriving(io.RawIOBase):
+    """The bytes of ``progress`` as they arrive (a read waits for more); OSError when the transfer failed."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+        self.position = 0
+        self.fd = os.open(progress.path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        while self.position < self.progress.size:
+            written, state, _ = self.progress.wait_beyond(self.position, 1.0)
+            if written > self.position:
+                data = os.pread(self.fd, min(len(view), written - self.position), self.position)
+                view[: len(data)] = data
+                self.position += len(data)
+                return len(data)
+            if state is not None:
+                raise OSError("the package's transfer ended at {} bytes".format(written))
+        return 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        super().close()
+
+
+def _read(sink: Callable[[IO[bytes]], Any], progress: Progress) -> Any:
+    """``sink``'s result on the package as it arrives; None when it failed (it is not used then)."""
+    try:
+        with Arriving(progress) as raw, io.BufferedReader(raw, 1 << 20) as stream:
+            return sink(stream)
+    except Exception as exc:  # any failure: the caller unpacks the cached package again
+        log.debug("reading the package as it arrived failed: %s", exc)
+        return None
 
 
 class PackageFetches:
@@ -83,8 +130,16 @@ class PackageFetches:
             self._tasks = [t for t in self._tasks if not t.done()]
             self._tasks.append(asyncio.ensure_future(self._from_peers(msg["req"], msg["sources"], incoming)))
 
-    async def fetch(self, key: str, info: Mapping[str, Any], relay: Dict[str, Any], cache: ContentCache) -> str:
-        """Bring package ``key`` (``info``: its ``sha256`` and ``size``) into ``cache``; its sha256.
+    async def fetch(
+        self,
+        key: str,
+        info: Mapping[str, Any],
+        relay: Dict[str, Any],
+        cache: ContentCache,
+        sink: Optional[Callable[[IO[bytes]], Any]] = None,
+    ) -> Tuple[str, Any]:
+        """Bring package ``key`` (``info``: its ``sha256`` and ``size``) into ``cache``; its sha256, and what
+        ``sink`` returned (None: no sink, it failed, or it read bytes that did not enter the cache).
         ValueError naming why when it cannot."""
         sha, size = str(info["sha256"]), int(info["size"])
         loop = asyncio.get_running_loop()
@@ -93,6 +148,9 @@ class PackageFetches:
             incoming = Incoming(cache.incoming(), size)
             incoming.relay, incoming.sha = relay, sha
             self._incoming[req], self._keys[req] = incoming, key
+            reading = None
+            if sink is not None and attempt == 0:
+                reading = loop.run_in_executor(None, _read, sink, incoming.progress)
             try:
                 fields: Dict[str, Any] = {"req": req, "key": key}
                 if attempt == 0:
@@ -113,7 +171,7 @@ class PackageFetches:
                         continue
                     raise ValueError("package {} arrived corrupted ({})".format(key, exc)) from None
                 incoming.progress.finish(True, cache.entry(got))
-                return got
+                return got, (await reading if reading is not None else None)
             finally:
                 del self._incoming[req], self._keys[req]
                 incoming.finish("ended")
@@ -121,6 +179,8 @@ class PackageFetches:
                 incoming.close()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(incoming.path)
+                if reading is not None and not reading.done():
+                    await asyncio.wait([reading])  # it ends: the transfer failed (it writes nowhere after)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _from_peers(self, req: int, sources: Any, incoming: Incoming) -> None:

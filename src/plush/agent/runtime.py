@@ -41,7 +41,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, BinaryIO, Deque, Dict, List, Mapping, Optional
+from typing import Any, BinaryIO, Deque, Dict, List, Mapping, Optional, Tuple
 
 from plush.agent.cache import ContentCache
 from plush.agent.install import InstallError, install_component
@@ -234,14 +234,15 @@ class AgentRuntime(Uplink):
     async def _install(self, project: Project, host: Dict[str, Any]) -> None:
         relay = host.get("relay")
 
-        async def fetch_package(key: str, info: Mapping[str, Any], cache: ContentCache) -> str:
+        async def fetch_package(key: str, info: Mapping[str, Any], cache: ContentCache, sink: Any) -> Tuple[str, Any]:
             own = relay_for(relay, key) if isinstance(relay, dict) else None
             if own is not None:
-                return await self._packages.fetch(key, info, own, cache)
+                return await self._packages.fetch(key, info, own, cache, sink)
             tmp = cache.incoming()
             try:
                 await self.fetch(key, tmp)
-                return await asyncio.get_running_loop().run_in_executor(None, cache.store, tmp, str(info["sha256"]))
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(None, cache.store, tmp, str(info["sha256"])), None
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)

@@ -16,19 +16,28 @@ placed by :class:`~plush.agent.tree.Tree`, judged against the tree as it is on d
 
 A refused member raises :class:`ArchiveError` naming it. Every member is judged by name first, before
 anything is written, so a plainly bad archive writes nothing; a member refused on disk stops the unpacking
-there (what was unpacked before it stays). Standard library only, Python 3.8.
+there (what was unpacked before it stays).
+
+Unpacking as the bytes arrive (:func:`extract_tar_stream`, one pass over a stream) goes by the same rules into a
+new, empty *staging* directory; :func:`commit_staged` then moves its top-level entries into the working
+directory -- only when that gives what :func:`extract_tar` into the working directory would: none of them
+exists there yet (so no member's parent path goes through an entry that was there, and nothing merges), and
+every symbolic link the archive made whose target leads through an entry already there stays inside, judged
+against the working directory as it is (:meth:`~plush.agent.tree.Tree.resolve`). Otherwise nothing is moved
+and the caller unpacks the archive again with :func:`extract_tar`. Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
-from typing import IO, List, Optional, Tuple
+from typing import IO, List, Optional, Sequence, Tuple
 
 from plush.agent.paths import Parts, PathRefused, link_target, member_parts
 from plush.agent.tree import Tree
 
-__all__ = ["ArchiveError", "extract_tar", "safe_extract"]
+__all__ = ["ArchiveError", "commit_staged", "extract_tar", "extract_tar_stream", "safe_extract"]
 
 
 class ArchiveError(ValueError):
@@ -124,6 +133,56 @@ def extract_tar(fileobj: IO[bytes], dest: str) -> List[str]:
                 except (PathRefused, OSError) as exc:
                     raise ArchiveError(m.name, _reason(exc)) from None
     return names
+
+
+def extract_tar_stream(fileobj: IO[bytes], dest: str) -> List[Parts]:
+    """Unpack the tar archive read in one pass from ``fileobj`` (it need not seek: the bytes as they arrive)
+    into ``dest``, a new empty staging directory (:func:`commit_staged`); the targets (from ``dest``) of the
+    symbolic links it made. :class:`ArchiveError` for a member that cannot be unpacked safely;
+    :class:`tarfile.TarError` for an archive that cannot be read."""
+    targets: List[Parts] = []
+    dirs = []
+    with tarfile.open(fileobj=fileobj, mode="r|*") as tar, Tree(dest) as tree:
+        for m in tar:
+            try:
+                kind, parts = _judge(m)
+                _place(tar, tree, m, kind, parts)
+            except (PathRefused, OSError) as exc:
+                raise ArchiveError(m.name, _reason(exc)) from None
+            if kind == "sym":
+                targets.append(link_target(parts, m.linkname))
+            elif kind == "dir" and parts:
+                dirs.append((parts, m))
+        for parts, m in sorted(dirs, key=lambda d: d[0], reverse=True):  # children before parents
+            try:
+                tree.set_dir_mode(parts, m.mode, m.mtime)
+            except (PathRefused, OSError) as exc:
+                raise ArchiveError(m.name, _reason(exc)) from None
+    return targets
+
+
+def commit_staged(dest: str, staging: str, targets: Sequence[Parts]) -> bool:
+    """Move the entries of ``dest/staging`` (unpacked by :func:`extract_tar_stream`, whose link ``targets``
+    these are) into ``dest``, then remove the empty ``staging``; True. False, and nothing moved, when that would
+    not be what :func:`extract_tar` into ``dest`` gives (see the module): then unpack the archive again."""
+    with Tree(dest) as tree:
+        sfd = tree.open_dir((staging,))
+        try:
+            top = os.listdir(sfd)
+            if any(tree.lstat((name,)) is not None for name in top):
+                return False  # would merge with what is there
+            try:
+                for target in targets:
+                    if target and target[0] not in top:
+                        tree.resolve(target)  # leads through an entry already there: judged as it is
+            except PathRefused:
+                return False
+            for name in top:
+                os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=tree.fd)
+        finally:
+            os.close(sfd)
+        os.rmdir(staging, dir_fd=tree.fd)
+    return True
 
 
 def safe_extract(archive: str, dest: str) -> List[str]:
