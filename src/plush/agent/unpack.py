@@ -164,7 +164,8 @@ def extract_tar_stream(fileobj: IO[bytes], dest: str) -> List[Parts]:
 def commit_staged(dest: str, staging: str, targets: Sequence[Parts]) -> bool:
     """Move the entries of ``dest/staging`` (unpacked by :func:`extract_tar_stream`, whose link ``targets``
     these are) into ``dest``, then remove the empty ``staging``; True. False, and nothing moved, when that would
-    not be what :func:`extract_tar` into ``dest`` gives (see the module): then unpack the archive again."""
+    not be what :func:`extract_tar` into ``dest`` gives (see the module), or a rename failed (what moved is then
+    unpacked over again): then unpack the archive again."""
     with Tree(dest) as tree:
         sfd = tree.open_dir((staging,))
         try:
@@ -177,8 +178,11 @@ def commit_staged(dest: str, staging: str, targets: Sequence[Parts]) -> bool:
                         tree.resolve(target)  # leads through an entry already there: judged as it is
             except PathRefused:
                 return False
-            for name in top:
-                os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=tree.fd)
+            try:
+                for name in top:
+                    os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=tree.fd)
+            except OSError:  # e.g. a read-only directory (moving it needs write permission on it, not as root)
+                return False  # what moved is unpacked over again, to the same content
         finally:
             os.close(sfd)
         os.rmdir(staging, dir_fd=tree.fd)
