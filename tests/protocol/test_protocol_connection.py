@@ -204,6 +204,42 @@ def test_silence_then_ping_then_dead() -> None:
     assert pair.ctl.get_timer() is None
 
 
+def test_a_ping_deadline_judged_late_starts_over_once_and_on_time_it_kills() -> None:
+    """The owner's timer fired ``late`` seconds after the ping deadline (its loop was blocked): the answer may
+    sit unread, so the deadline starts over from now -- once per ping; an owner on time judges at once."""
+    pair = Pair(silence_timeout=2.0, ping_timeout=1.0)
+    pair.handshake(heartbeat_interval=100.0)
+    pair.tick(2.0, agent_alive=False)  # the silence ping, deadline now + 1
+    deadline = pair.ctl.get_timer()
+    assert deadline is not None
+    pair.clock.advance(3.0)  # the owner fires 2 s after the deadline
+    pair.ctl.handle_timer(pair.clock.now, late=pair.clock.now - deadline)
+    assert not pair.ctl.peer_dead and pair.ctl.postponed == pytest.approx(2.0)
+    assert pair.ctl.get_timer() == pytest.approx(pair.clock.now + 1.0)
+    pair.clock.advance(1.5)  # late again for the same ping: judged
+    pair.ctl.handle_timer(pair.clock.now, late=0.5)
+    assert pair.ctl.peer_dead and "no answer to a ping within 1s" in (pair.ctl.dead_reason or "")
+
+    on_time = Pair(silence_timeout=2.0, ping_timeout=1.0)
+    on_time.handshake(heartbeat_interval=100.0)
+    on_time.tick(2.0, agent_alive=False)
+    on_time.clock.advance(1.1)
+    on_time.ctl.handle_timer(on_time.clock.now, late=0.1)  # within LATE_FRACTION of ping_timeout: on time
+    assert on_time.ctl.peer_dead and on_time.ctl.postponed == 0.0
+
+
+def test_an_answer_read_after_a_late_judgement_keeps_the_peer_and_each_ping_gets_its_own_grace() -> None:
+    pair = Pair(silence_timeout=2.0, ping_timeout=1.0)
+    pair.handshake(heartbeat_interval=100.0)
+    for _ in range(3):
+        pair.tick(2.0, agent_alive=False)  # a ping whose answer the owner has not read yet
+        pair.clock.advance(2.0)
+        pair.ctl.handle_timer(pair.clock.now, late=1.0)
+        assert not pair.ctl.peer_dead and pair.ctl.postponed == 1.0
+        pair.from_agent(Message.of("heartbeat", seq=1))  # read at last: any byte answers
+        assert pair.ctl.get_timer() == pytest.approx(pair.clock.now + 2.0)  # silence again, no ping pending
+
+
 def test_ping_answer_keeps_the_peer_alive() -> None:
     pair = Pair(silence_timeout=2.0, ping_timeout=1.0)
     pair.handshake(heartbeat_interval=100.0)  # agent heartbeats too rarely to matter

@@ -25,6 +25,10 @@ Invariants (designed for thousands of peers):
   ``prepared``), a peer's silence timeout is ``startup_silence_factor`` (2) times ``silence_timeout``, so an
   agent that is starved of CPU during a mass start is not declared dead; afterwards detection is the
   steady-state ``silence_timeout + ping_timeout`` (see docs/protocol.md, Liveness);
+- a late controller blames no agent: the timer tells each connection how late it fired, and a ping deadline
+  that passed while the loop was late (blocked, starved) starts over once, to be judged after the answers
+  that arrived meanwhile are read (logged: info once a minute, debug otherwise); a ping the timer sends is
+  written at once, so its deadline counts from when it left;
 - memory: each TLS connection reads through a 32 KiB buffer (:data:`TLS_READ_BUFFER`) instead of asyncio's
   256 KiB, where the running asyncio allows it (see :func:`small_buffer_tls_protocol`);
 - unauthenticated connections are bounded (docs/operations.md, Security): from its TCP accept until its
@@ -70,6 +74,7 @@ log = logging.getLogger(__name__)
 
 _HIGH_WATER = 1024 * 1024
 _FULL_WARNING_EVERY = 60.0  # seconds between warnings that the pre-auth limit drops connections
+_LATE_NOTICE_EVERY = 60.0  # seconds between info lines that the controller was late for ping deadlines
 #: bytes of TLS read buffer per connection (two full TLS records; asyncio's default is 256 KiB)
 TLS_READ_BUFFER = 32 * 1024
 
@@ -367,6 +372,7 @@ class ControllerListener:
         self._adopting: set[asyncio.Task[Any]] = set()
         self._all_gone: asyncio.Future[None] | None = None
         self._warned_full: float | None = None
+        self._warned_late: float | None = None
         self._heap: list[tuple[float, int, Peer]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
@@ -532,21 +538,46 @@ class ControllerListener:
     def _on_timer(self) -> None:
         self._timer = self._timer_when = None
         heap = self._heap
+        late, extended = 0.0, 0
         while heap and heap[0][0] <= self.loop.time() + 0.001:
             when, _, peer = heapq.heappop(heap)
             if peer.closed or peer.timer_when != when:
                 continue  # stale: the peer is gone or got an earlier entry
             peer.timer_when = None
-            peer.conn.handle_timer(max(self.loop.time(), when))
+            now = self.loop.time()
+            # how late the loop is: a ping deadline that passed meanwhile starts over (Connection.handle_timer)
+            peer.conn.handle_timer(max(now, when), now - when)
+            if peer.conn.postponed:
+                late, extended = max(late, peer.conn.postponed), extended + 1
             out = peer.conn.data_to_send()
-            if out:
+            if out:  # a ping goes out now: its deadline counts from now, not from the next loop iteration
                 peer._write(out)
+                peer._flush()
             if peer.conn.peer_dead:
                 self._dead(peer, peer.conn.dead_reason or "dead")
             else:
                 self.schedule(peer)
+        if extended:
+            self._was_late(late, extended)
         if heap:
             self._arm(heap[0][0])
+
+    def _was_late(self, late: float, extended: int) -> None:
+        """Say (info, at most once a minute; debug otherwise) that the controller was late for ping deadlines."""
+        now = self.loop.time()
+        if self._warned_late is None or now - self._warned_late > _LATE_NOTICE_EVERY:
+            self._warned_late = now
+            level = logging.INFO
+        else:
+            level = logging.DEBUG
+        log.log(
+            level,
+            "the controller was %.2fs late for the ping deadlines of %d agent(s): each waits %gs more "
+            "(ping_timeout) after their answers are read; a loaded machine or a blocked event loop",
+            late,
+            extended,
+            self.settings.ping_timeout,
+        )
 
     def _dead(self, peer: Peer, reason: str) -> None:
         if peer.join is None:

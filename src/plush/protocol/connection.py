@@ -46,7 +46,9 @@ agent sends a ``heartbeat`` when it has sent nothing for ``heartbeat_interval`` 
 settings; when they do not say, the default of :mod:`plush.protocol.agentsettings`, where the controller
 takes its own). A side with a ``silence_timeout`` (the controller by default) sends a ``ping`` after that
 long without hearing any byte, and declares the peer dead if nothing arrives within ``ping_timeout``:
-:attr:`peer_dead` becomes true and :attr:`dead_reason` says why; the owner then closes the stream.
+:attr:`peer_dead` becomes true and :attr:`dead_reason` says why; the owner then closes the stream. An owner
+that was late itself says so (``handle_timer(now, late)``): a ping deadline that passed while the owner was not
+reading is not the peer's fault, and starts over once (:data:`LATE_FRACTION`).
 
 Pure: standard library only, Python 3.8 syntax, no asyncio (ships to agents).
 """
@@ -70,6 +72,7 @@ __all__ = [
     "INVITING",
     "JOINED",
     "JOINING",
+    "LATE_FRACTION",
     "PREAUTH_MAX_FRAME",
     "PREPARED",
     "PREPARING",
@@ -117,6 +120,9 @@ TRANSITIONS.update({(state, "stop"): STOPPING for state in AUTHENTICATED})
 
 #: the largest frame accepted from a peer that has not authenticated yet
 PREAUTH_MAX_FRAME = 64 * 1024
+#: a timer that fires more than this fraction of ``ping_timeout`` after its deadline means its owner was late
+#: (a healthy event loop fires within milliseconds); see :meth:`Connection.handle_timer`
+LATE_FRACTION = 0.2
 
 
 class Connection:
@@ -162,6 +168,10 @@ class Connection:
         self.last_heard = now
         self._last_sent = now
         self._ping_deadline: Optional[float] = None
+        self._ping_postponed = False  # this ping's deadline was moved once because the owner was late
+        #: seconds the last :meth:`handle_timer` moved a ping deadline because its owner was late (0: it did not);
+        #: the owner reads it to log that it was late
+        self.postponed = 0.0
         self._seq = 0
         self._outbox: List[bytes] = []
         self.peer_dead = False
@@ -206,6 +216,7 @@ class Connection:
             return []  # late bytes that crossed the end of the conversation (a ping, a second stop)
         self.last_heard = now
         self._ping_deadline = None
+        self._ping_postponed = False
         guarded = self.role == CONTROLLER and self._state in (INVITING, INVITED)
         try:
             out: List[Message] = []
@@ -307,8 +318,15 @@ class Connection:
             deadlines.append(self.last_heard + self.silence_timeout)
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now: float) -> None:
-        """Act on the timers that are due: join deadline, heartbeat, silence ping, ping deadline."""
+    def handle_timer(self, now: float, late: float = 0.0) -> None:
+        """Act on the timers that are due: join deadline, heartbeat, silence ping, ping deadline.
+
+        ``late``: how many seconds after its deadline the owner's timer fired -- the owner's own lateness (a
+        blocked event loop, a process starved of CPU), during which an answer may have arrived unread. A ping
+        deadline judged more than :data:`LATE_FRACTION` of ``ping_timeout`` late does not count against the
+        peer: it starts over (``now + ping_timeout``), once per ping, so the owner reads what arrived before
+        judging again; :attr:`postponed` then says how late the owner was. On time, nothing changes."""
+        self.postponed = 0.0
         state = self._state
         if state == CLOSED or self.peer_dead:
             return
@@ -322,12 +340,18 @@ class Connection:
             return
         if self._ping_deadline is not None:
             if now >= self._ping_deadline:
+                if late > LATE_FRACTION * self.ping_timeout and not self._ping_postponed:
+                    self._ping_postponed = True
+                    self._ping_deadline = now + self.ping_timeout
+                    self.postponed = late
+                    return
                 self._die("no answer to a ping within {:g}s".format(self.ping_timeout))
                 return
         elif self.silence_timeout is not None and now >= self.last_heard + self.silence_timeout:
             self._seq += 1
             self._queue(Message("ping", {"seq": self._seq}), now)
             self._ping_deadline = now + self.ping_timeout
+            self._ping_postponed = False
         if self.heartbeat_interval is not None and now >= self._last_sent + self.heartbeat_interval:
             self._seq += 1
             self._queue(Message("heartbeat", {"seq": self._seq}), now)
