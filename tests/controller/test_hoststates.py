@@ -6,8 +6,11 @@ to the sink in one batch per call."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
+
+import pytest
 
 from plush.controller.hoststates import HostStates
 from plush.controller.lifecycle_commands import (
@@ -89,6 +92,33 @@ async def test_a_lost_host_counts_as_the_state_it_resumes_to() -> None:
     states.handle("h", "start_released")  # the start barrier while its link is down: kept, replayed on resume
     assert (states.state("h"), states.effective("h")) == ("lost", "running")
     assert moves == [("h", "lost", "lost")]  # told, so that the run's counts follow
+    states.handle("h", "link_resumed")
+    assert states.state("h") == "running"
+    states.close()
+
+
+async def test_a_reconnect_window_the_blocked_loop_overran_is_not_held_against_the_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loop is blocked past a lost host's reconnect deadline (its agent's resumed link would be read right
+    after): the timer, firing late, moves the deadline on once instead of failing the host; it says so."""
+    caplog.set_level(logging.INFO, logger="plush.controller.hoststates")
+    states, sink, _ = _states(reconnect=0.3)
+    states.add("h")
+    for event in ("matched", "launch_started", "agent_joined", "prepared", "install_done", "start_released"):
+        states.handle("h", event, **({"component": "web"} if event == "matched" else {}))
+    states.handle("h", "link_lost", reason="cut")
+    assert states.state("h") == "lost"
+    life = states.get("h")
+    assert life is not None
+    armed = life.timers["reconnect"]
+    asyncio.get_running_loop().call_soon(time.sleep, 2.0)  # the controller is late by ~1.7 s
+    deadline = time.monotonic() + 30
+    while life.timers.get("reconnect") == armed:  # until the timer fired
+        assert time.monotonic() < deadline, "the reconnect timer never fired"
+        await asyncio.sleep(0.01)
+    assert states.state("h") == "lost" and life.timers["reconnect"] > armed, sink.batches[-1]
+    assert "late for 1 host timeout(s)" in caplog.text
     states.handle("h", "link_resumed")
     assert states.state("h") == "running"
     states.close()

@@ -477,3 +477,49 @@ def test_the_table_counts_states_and_fires_timers_in_order() -> None:
     table.add("a", clock.now)  # a gone host connected again starts anew
     assert table["a"].state == "pooled" and table.count("gone") == 0 and len(table) == 3 and "a" in table
     assert sorted(life.host for life in table) == ["a", "b", "c"]
+
+
+def lost_in_a_table(clock: FakeClock) -> Lifecycles:
+    table = Lifecycles(T)
+    table.add(H, clock.now, component="web")
+    for event in PATHS["lost"][0]:
+        table.handle(H, event, clock.now, **kw_for(event))
+    assert table[H].state == "lost"
+    return table
+
+
+def test_a_timeout_taken_while_the_controller_was_late_moves_on_once_by_its_lateness() -> None:
+    """The owner's timer fired 3 s after the reconnect deadline (its loop was blocked): the host is not failed
+    for the controller's absence; its agent's resumed link, read meanwhile, is taken. Late twice: it fails."""
+    clock = FakeClock()
+    table = lost_in_a_table(clock)
+    deadline = table.next_deadline()
+    assert deadline is not None
+    clock.now = deadline + 3.0
+    commands = table.handle_timers(clock.now, late=3.0)
+    assert commands == [ArmTimer(H, "reconnect", clock.now + 3.0)] and table.postponed == 1
+    assert table[H].state == "lost" and table.next_deadline() == clock.now + 3.0
+    table.handle(H, "link_resumed", clock.now)
+    assert table[H].state == "running"
+
+    table = lost_in_a_table(clock)
+    deadline = table.next_deadline()
+    assert deadline is not None
+    clock.now = deadline + 1.0
+    table.handle_timers(clock.now, late=1.0)
+    moved = table.next_deadline()
+    assert moved == clock.now + 1.0
+    clock.now = moved + 1.0
+    commands = table.handle_timers(clock.now, late=1.0)  # late again for the same deadline: it fires
+    assert table[H].state == "failed" and table.postponed == 0
+    assert any(isinstance(c, ReportFailed) for c in commands)
+
+
+def test_a_timeout_taken_on_time_fires_at_once() -> None:
+    clock = FakeClock()
+    table = lost_in_a_table(clock)
+    deadline = table.next_deadline()
+    assert deadline is not None
+    clock.now = deadline + 0.1
+    table.handle_timers(clock.now, late=0.1)  # within LATE: the loop was on time
+    assert table[H].state == "failed" and table.postponed == 0

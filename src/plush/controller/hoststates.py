@@ -6,7 +6,9 @@ Role. :class:`HostStates` is the only keeper of host state in the controller. It
 :data:`~plush.controller.lifecycle.EVENTS` -- with :meth:`HostStates.handle`; the commands the lifecycle
 returns go, in order and one batch per call, to the :class:`CommandSink` (the mesh, which passes the run's
 own commands to the run attached to it). Timers are the one thing done here: the deadlines the lifecycles
-return are kept by one loop timer, armed at the earliest, whose firing feeds the ``*_timeout`` events.
+return are kept by one loop timer, armed at the earliest, whose firing feeds the ``*_timeout`` events. The
+timer measures how late it fired (the loop's own lateness) and hands it to the table, which forgives it once
+per timeout (:data:`~plush.controller.lifecycle.LATE`); that is logged.
 
 Facts reported by agents go through :meth:`HostStates.offer`: a report the host's state does not expect (a
 second ``installed``, a report that crossed a failure) is logged and dropped, never a crash of the run.
@@ -33,6 +35,8 @@ __all__ = ["CommandSink", "HostStates"]
 
 log = logging.getLogger(__name__)
 
+_LATE_NOTICE_EVERY = 60.0  # seconds between info lines that the loop was late for host timeouts
+
 
 class CommandSink(Protocol):
     """Who carries out the lifecycles' commands (timers aside)."""
@@ -50,6 +54,8 @@ class HostStates:
         self._sink = sink
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._armed_on = 0.0  # when the loop timer was armed
+        self._said_late: float | None = None
         self._closed = False
 
     # --- reading --------------------------------------------------------------------------------------------
@@ -126,16 +132,33 @@ class HostStates:
         deadline = self.table.next_deadline()
         if deadline is None or self._closed:
             return
-        self._timer_at = deadline
+        self._timer_at, self._armed_on = deadline, time.monotonic()
         self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
+        now, due = time.monotonic(), max(self._timer_at or 0.0, self._armed_on)
         self._timer = self._timer_at = None
-        commands = self.table.handle_timers(time.monotonic())
+        late = max(0.0, now - due)  # the loop's own lateness (not a deadline already past when armed)
+        commands = self.table.handle_timers(now, late)
+        if self.table.postponed:
+            self._was_late(late, self.table.postponed)
         self._arm()
         rest = [c for c in commands if not isinstance(c, (ArmTimer, CancelTimer))]
         if rest:
             self._sink.carry_out(rest)
+
+    def _was_late(self, late: float, postponed: int) -> None:
+        """Say (info at most once a minute, debug otherwise) that timeouts moved on because the loop was late."""
+        level = logging.DEBUG
+        if self._said_late is None or time.monotonic() - self._said_late > _LATE_NOTICE_EVERY:
+            self._said_late, level = time.monotonic(), logging.INFO
+        log.log(
+            level,
+            "the controller was %.2fs late for %d host timeout(s): each moved on by its lateness, once "
+            "(a loaded machine or a blocked event loop)",
+            late,
+            postponed,
+        )
 
     def close(self) -> None:
         """No timer fires any more."""

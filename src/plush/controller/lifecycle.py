@@ -10,7 +10,9 @@ the failure, ask the healer (the failure ladder) for its step, abort the run, ar
 are returned, never armed: the owner calls :meth:`~HostLifecycle.handle_timer` (or :meth:`Lifecycles.
 handle_timers`) at the deadline; a timeout that is not armed or not yet due is ignored, so a stale asyncio
 timer is harmless. :class:`Lifecycles` drives many hosts by name, keeps a count per state (O(1) questions
-such as "has every host joined?") and one heap of deadlines (aioquic's ``get_timer``/``handle_timer``).
+such as "has every host joined?") and one heap of deadlines (aioquic's ``get_timer``/``handle_timer``); an
+owner that fired its timer late (:data:`LATE`) says so, and a due timeout then moves on once by its lateness
+instead of counting the controller's own absence against the host.
 
 Events are *requests* (the controller decides: ``matched``, ``launch_started``, ``start_released``,
 ``reset_requested``, ``stop_requested``, ``released``, ``user_fail``, ``restart_requested``, ``rematched``),
@@ -87,6 +89,7 @@ __all__ = [
     "IGNORED",
     "INSTALLING",
     "JOINED",
+    "LATE",
     "LOST",
     "MATCHED",
     "POOLED",
@@ -128,6 +131,9 @@ FACTS: tuple[str, ...] = (
 #: the state each timer belongs to, and the event its deadline feeds
 TIMER_STATE: dict[TimerKind, str] = {"join": CONNECTING, "reconnect": LOST, "stop": STOPPING, "kill": RECOVERING}
 TIMER_EVENT: dict[TimerKind, str] = {kind: f"{kind}_timeout" for kind in TIMER_STATE}
+#: seconds: an owner's timer that fires later than this after its deadline was late itself (a blocked loop, a
+#: starved process); see :meth:`Lifecycles.handle_timers`
+LATE = 0.25
 _TIMER_OF: dict[str, TimerKind] = {event: kind for kind, event in TIMER_EVENT.items()}
 EVENTS: tuple[str, ...] = REQUESTS + FACTS + tuple(TIMER_EVENT.values())
 
@@ -472,6 +478,9 @@ class Lifecycles:
         self._hosts: dict[str, HostLifecycle] = {}
         self._counts: Counter[str] = Counter()
         self._heap: list[tuple[float, str, TimerKind]] = []
+        self._granted: dict[tuple[str, TimerKind], float] = {}  # timeouts moved on for a late owner: new deadline
+        #: how many timeouts the last :meth:`handle_timers` moved on because its owner was late
+        self.postponed = 0
         self.events = 0
 
     def add(self, host: str, now: float, *, component: str | None = None) -> HostLifecycle:
@@ -487,6 +496,8 @@ class Lifecycles:
         return life
 
     def forget(self, host: str) -> None:
+        for kind in TIMER_STATE:
+            self._granted.pop((host, kind), None)
         life = self._hosts.pop(host, None)
         if life is not None:
             self._counts[life.state] -= 1
@@ -550,11 +561,25 @@ class Lifecycles:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def handle_timers(self, now: float) -> list[Command]:
-        """Fire every timer due at ``now``, earliest first."""
+    def handle_timers(self, now: float, late: float = 0.0) -> list[Command]:
+        """Fire every timer due at ``now``, earliest first.
+
+        ``late``: how many seconds after the earliest deadline the owner's timer fired -- its own lateness. Over
+        :data:`LATE`, a due timeout is not taken: it moves on by as long as it waited past its deadline, once per
+        armed timer (``postponed`` counts them), so that what arrived while the owner was not running (a join, a
+        resumed link, a ``stopped``) is handled first; the time the controller was away is not counted against
+        the host. Taken late a second time, it fires."""
         out: list[Command] = []
+        self.postponed = 0
         while (deadline := self.next_deadline()) is not None and deadline <= now:
             _, host, kind = heapq.heappop(self._heap)
+            granted = self._granted.pop((host, kind), None)
+            if late > LATE and granted != deadline:
+                moved = now + max(now - deadline, LATE)
+                self._granted[(host, kind)] = moved
+                out += self.postpone(host, kind, moved)
+                self.postponed += 1
+                continue
             out += self.handle(host, TIMER_EVENT[kind], now)
         return out
 
