@@ -29,7 +29,9 @@ from plush.protocol.messages import Message
 Scenario = Callable[[ControllerListener, list[LocalAgent], dict[str, str]], Awaitable[None]]
 
 
-async def with_quiet_agents(tmp_path: Path, names: list[str], scenario: Scenario) -> None:
+async def with_quiet_agents(
+    tmp_path: Path, names: list[str], scenario: Scenario, *, drain_events: bool = True, inbox_limit: int = 64
+) -> None:
     """Start ``names`` as real agents with the default ping settings, prepared with a 60 s heartbeat; run
     ``scenario(listener, agents, dead)`` while a task drains the events (``dead``: host -> reason)."""
     dead: dict[str, str] = {}
@@ -37,7 +39,9 @@ async def with_quiet_agents(tmp_path: Path, names: list[str], scenario: Scenario
     def on_dead(peer: Peer, reason: str) -> None:
         dead[peer.host or "?"] = reason
 
-    ca, listener = await start_listener(tmp_path / "state", settings=Settings(), on_peer_dead=on_dead)
+    ca, listener = await start_listener(
+        tmp_path / "state", settings=Settings(), on_peer_dead=on_dead, inbox_limit=inbox_limit
+    )
     launcher = LocalLauncher(tmp_path / "run", contact(ca, listener), extra_args=MINIMAL)
     agents: list[LocalAgent] = []
     drain: asyncio.Task[None] | None = None
@@ -57,7 +61,8 @@ async def with_quiet_agents(tmp_path: Path, names: list[str], scenario: Scenario
             async for _event in listener:
                 pass
 
-        drain = asyncio.ensure_future(consume())
+        if drain_events:
+            drain = asyncio.ensure_future(consume())
         await scenario(listener, agents, dead)
     finally:
         if drain is not None:
@@ -133,3 +138,29 @@ async def test_an_agent_that_stops_answering_is_found_even_while_the_controller_
         assert set(dead) == {"quiet-1"}
 
     await with_quiet_agents(tmp_path, ["quiet-1", "quiet-2"], scenario)
+
+
+async def test_an_agent_the_controller_stopped_reading_for_its_backlog_is_not_blamed(tmp_path: Path) -> None:
+    """The controller is behind on its events: with ``inbox_limit`` undelivered messages of an agent it stops
+    reading that agent (pause_reading), so the agent's answers to pings sit unread. On main the agent was
+    declared dead after silence_timeout + ping_timeout; now it is neither pinged nor judged until read."""
+
+    async def scenario(listener: ControllerListener, agents: list[LocalAgent], dead: dict[str, str]) -> None:
+        (peer,) = listener.peers.values()
+        for req in range(1, 5):  # four answers for an inbox that holds two before the agent is paused
+            peer.send(Message.of("exec", req=req, argv=["true"], timeout=10.0, limit=1024))
+        await until(lambda: listener.statistics()["inbox"] >= 2, "the agent's answers queued")
+        # the controller stays behind for longer than silence_timeout + ping_timeout (1.75 s): not a
+        # synchronisation, the time during which nothing must happen
+        await asyncio.sleep(3.0)
+        results = 0
+        while results < 4:
+            _peer, msg, reason = await asyncio.wait_for(listener.next_event(), DEADLINE)
+            assert msg is not None, f"the agent was dropped: {reason}"
+            results += msg.type == "exec.result"
+        assert dead == {}
+        before = sent(listener)
+        await until(lambda: bool(dead) or pinged(listener, before, 2), "2 pings after the backlog")
+        assert dead == {}
+
+    await with_quiet_agents(tmp_path, ["behind-1"], scenario, drain_events=False, inbox_limit=2)

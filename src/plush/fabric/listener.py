@@ -28,7 +28,8 @@ Invariants (designed for thousands of peers):
 - a late controller blames no agent: the timer tells each connection how late it fired, and a ping deadline
   that passed while the loop was late (blocked, starved) starts over once, to be judged after the answers
   that arrived meanwhile are read (logged: info once a minute, debug otherwise); a ping the timer sends is
-  written at once, so its deadline counts from when it left;
+  written at once, so its deadline counts from when it left; a peer paused for the controller's backlog
+  (``inbox_limit``) is not pinged nor judged until it is read again;
 - memory: each TLS connection reads through a 32 KiB buffer (:data:`TLS_READ_BUFFER`) instead of asyncio's
   256 KiB, where the running asyncio allows it (see :func:`small_buffer_tls_protocol`);
 - unauthenticated connections are bounded (docs/operations.md, Security): from its TCP accept until its
@@ -44,7 +45,7 @@ Peers of another transport: :meth:`ControllerListener.adopt` gives a Peer for a 
 itself (an SSH session's stdio, :mod:`plush.fabric.sshstdio`): the same Peer and events, without TLS and
 pre-authentication admission.
 
-Size: about 600 lines, kept whole: the acceptor, the per-peer protocol adapter, the batched writer and the
+Size: about 640 lines, kept whole: the acceptor, the per-peer protocol adapter, the batched writer and the
 one timer of every peer's deadlines work on the same peer table, in one event-loop turn.
 """
 
@@ -510,6 +511,7 @@ class ControllerListener:
             peer._paused_reading = False
             if peer._transport is not None and not peer.closed:
                 peer._transport.resume_reading()
+                self.schedule(peer)  # its liveness timers, held while it was not read
 
     def __aiter__(self) -> ControllerListener:
         return self
@@ -544,6 +546,8 @@ class ControllerListener:
             if peer.closed or peer.timer_when != when:
                 continue  # stale: the peer is gone or got an earlier entry
             peer.timer_when = None
+            if peer._paused_reading:
+                continue  # the controller is behind on its events and does not read: judged once it reads again
             now = self.loop.time()
             # how late the loop is: a ping deadline that passed meanwhile starts over (Connection.handle_timer)
             peer.conn.handle_timer(max(now, when), now - when)
