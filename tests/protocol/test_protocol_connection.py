@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from protocol_pair import TOKEN, FakeClock, Pair, sample_join, sample_prepare
 
 from plush.errors import AuthenticationError, ProtocolError
@@ -238,6 +240,25 @@ def test_an_answer_read_after_a_late_judgement_keeps_the_peer_and_each_ping_gets
         assert not pair.ctl.peer_dead and pair.ctl.postponed == 1.0
         pair.from_agent(Message.of("heartbeat", seq=1))  # read at last: any byte answers
         assert pair.ctl.get_timer() == pytest.approx(pair.clock.now + 2.0)  # silence again, no ping pending
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=2, max_size=10))
+def test_a_mute_peer_is_dead_by_the_second_judgement_however_late_its_owner(lates: list[float]) -> None:
+    """Whatever the owner's lateness at each firing, a peer that never answers its ping is declared dead at
+    the second judgement past its deadline at the latest: a late owner grants one more ``ping_timeout``, once."""
+    pair = Pair(silence_timeout=2.0, ping_timeout=1.0)
+    pair.handshake(heartbeat_interval=1000.0)
+    pair.tick(2.0, agent_alive=False)  # the ping
+    judged = 0
+    for late in lates:
+        timer = pair.ctl.get_timer()
+        assert timer is not None
+        pair.clock.now = timer + late
+        pair.ctl.handle_timer(pair.clock.now, late=late)
+        judged += 1
+        if pair.ctl.peer_dead:
+            break
+    assert pair.ctl.peer_dead and judged <= 2
 
 
 def test_ping_answer_keeps_the_peer_alive() -> None:
