@@ -135,3 +135,36 @@ def test_any_first_line_but_a_request_with_the_token_gets_no_and_nothing_else(
         tls.sendall(line if line.endswith(b"\n") or len(line) > MAX_LINE else line + b"\n")
         answer = read_line(tls)
         assert answer.startswith(b"NO ") and tls.recv(1024) == b""
+
+
+class _Counted(Progress):
+    def __init__(self, path: str, size: int) -> None:
+        super().__init__(path, size)
+        self.advances = 0
+
+    def advance(self, n: int) -> None:
+        self.advances += 1
+        super().advance(n)
+
+
+def test_a_child_takes_what_has_arrived_at_once_not_one_tls_record_at_a_time(
+    tmp_path: Path, relay: dict[str, Any], server: PeerServer
+) -> None:
+    """The parent holds the whole entry: the child reads it in writes of many 16 KiB TLS records each (one
+    ``advance``, one wake-up of its own readers per write), not one per record."""
+    data = os.urandom(4 * 1024 * 1024)
+    progress, port, sha = _parent(tmp_path, relay, server, data)
+    (tmp_path / "parent").write_bytes(data)
+    progress.advance(len(data))
+    progress.finish(True)
+    child = tmp_path / "child"
+    child.write_bytes(b"")
+    mine = _Counted(str(child), len(data))
+    cfd = os.open(child, os.O_WRONLY)
+    try:
+        assert fetch_from_peers([["127.0.0.1", port]], relay, sha, cfd, mine) == []
+    finally:
+        os.close(cfd)
+    assert child.read_bytes() == data
+    records = len(data) // 16384
+    assert mine.advances <= records // 4, (mine.advances, records)

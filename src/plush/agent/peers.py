@@ -39,6 +39,7 @@ import contextlib
 import hmac
 import logging
 import os
+import select
 import socket
 import ssl
 import tempfile
@@ -262,6 +263,27 @@ def read_line(sock: socket.socket) -> bytes:
     return data
 
 
+def _readable(sock: socket.socket) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def receive(tls: ssl.SSLSocket, buf: bytearray, limit: int) -> int:
+    """Read into ``buf`` at least one byte (0: the peer closed), then what more is already there -- TLS records
+    decrypted or waiting in the socket -- up to ``limit``, never waiting for bytes not yet sent. One read of a
+    TLS socket gives one record (16 KiB): taking what has arrived at once makes one write, one ``advance`` and
+    one wake-up of this host's readers (its children's streams, an unpacking) for many records."""
+    view = memoryview(buf)
+    n = tls.recv_into(view, limit)
+    while 0 < n < limit and (tls.pending() or _readable(tls)):
+        got = tls.recv_into(view[n:], limit - n)
+        if got == 0:
+            break  # closed: the next read says so
+        n += got
+    return n
+
+
 def fetch_from_peers(
     sources: Sequence[Sequence[Any]], relay: Dict[str, Any], sha: str, fd: int, progress: Progress
 ) -> List[str]:
@@ -282,7 +304,7 @@ def fetch_from_peers(
                 if size != progress.size:
                     raise WireError("the peer has {} bytes, not {}".format(size, progress.size))
                 while progress.written < size:
-                    n = tls.recv_into(buf, min(_CHUNK, size - progress.written))
+                    n = receive(tls, buf, min(_CHUNK, size - progress.written))
                     if n == 0:
                         raise ConnectionError("the peer closed the connection")
                     write_all(fd, memoryview(buf)[:n], progress.written)
