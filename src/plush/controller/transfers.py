@@ -28,6 +28,9 @@ the agent again (which follows no symbolic link: :mod:`plush.agent.filecopy`).
 Invariants: each selected host ends in exactly one of the result's ``results`` (ok or failed), ``timed_out``
 or ``unreachable``; a gathered file exists under its final name only when its checksum matched; every task
 and partial file of a request ends with the request (streams cancelled, ``.part`` files removed).
+
+Size: about 430 lines, kept whole: copy and gather share the selection, the per-request state, the streaming
+tasks and their clean-up, and the relay's offers (:mod:`plush.controller.relayplan` holds its pure plan).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Role: :class:`LineWriter` prefixes every complete output line with its host and 
 to stdout, stderr lines to stderr) and keeps partial lines until they complete; :func:`shown` says which
 events the console prints and :func:`print_events` prints them. Every face that streams a run prints through
 here: the batch ``plush run`` (:mod:`plush.shell.run`), its live view (:mod:`plush.shell.runface`) and the
-interactive terminal (:mod:`plush.shell.terminal`).
+interactive terminal (:mod:`plush.shell.terminal`). :class:`FoldWriter` keeps each process's output per host for
+``--fold`` and prints it folded (:func:`plush.controller.gather.fold_outputs`) at the end of the run;
+:func:`end_status` prints a run's last lines.
 
 Invariants: rendering is linear in the output (a line longer than :data:`MAX_LINE` is cut, never rescanned);
 a UTF-8 character is never split.
@@ -25,8 +27,10 @@ from plush.controller.catalogue import (
     HOST_INSTALL_FAILED,
     PROCESS_EXITED,
 )
+from plush.controller.gather import RULE, fold_outputs
+from plush.resources.hostset import fold
 
-__all__ = ["MAX_LINE", "SHOWN", "LineWriter", "Writable", "end_status", "print_events", "shown"]
+__all__ = ["MAX_LINE", "SHOWN", "FoldWriter", "LineWriter", "Writable", "end_status", "print_events", "shown"]
 
 
 class Writable(Protocol):
@@ -158,3 +162,36 @@ def end_status(summary: dict[str, Any], interrupts: int) -> int:
     click.echo(f"plush: run {run_id} FAILED: {summary['reason']}", err=True)
     click.echo(f"plush: failure report in {os.path.join(summary['results'], 'report.txt')}", err=True)
     return 130 if interrupts else 1
+
+
+class FoldWriter:
+    """``--fold``: each process's output kept per host and stream (at most ``limit`` bytes each, the logs have
+    it all), printed at the end of the run gathered as ``plush exec -b`` does: hosts with identical output
+    (or differing only by their name, address or index) share one block, headed by their host set and the
+    process path."""
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self.limit = limit
+        self._outputs: dict[tuple[str, str], dict[str, bytearray]] = {}
+        self.cut: set[tuple[str, str, str]] = set()
+
+    def __call__(self, host: str, path: str, instance: int, stream: str, data: bytes) -> None:
+        key = (path + (f"#{instance}" if instance > 1 else ""), stream)
+        kept = self._outputs.setdefault(key, {}).setdefault(host, bytearray())
+        room = self.limit - len(kept)
+        if len(data) > room:
+            self.cut.add((host, key[0], stream))
+        kept += data[: max(room, 0)]
+
+    def lines(self, stream: str) -> list[str]:
+        """The folded text of every process's ``stream``, in the order the processes first wrote."""
+        out: list[str] = []
+        for (path, kind), outputs in self._outputs.items():
+            if kind != stream:
+                continue
+            for block in fold_outputs({h: bytes(b) for h, b in outputs.items()}):
+                head = f"{fold(block.hosts)} ({len(block.hosts)}) {path}"
+                if block.marks:
+                    head += " varies: " + " ".join("{" + m + "}" for m in block.marks)
+                out += [RULE, head, RULE, *block.text.decode("utf-8", "replace").splitlines()]
+        return out

@@ -9,9 +9,7 @@ it into rich renderables (pure). :class:`Screen` is the I/O: a ``rich.live.Live`
 (at the end the view gives way to the summary table), refreshed at the caller's request a few times per
 second with the output lines gathered since the last refresh printed above it in one write -- never a
 render per event or per line -- by a thread of its own, so that a terminal slow to read cannot block the
-engine. :class:`FoldWriter` keeps each process's
-output per host for ``--fold`` and prints it folded (:func:`plush.controller.gather.fold_outputs`) at the end
-of the run.
+engine. (``--fold`` is :class:`plush.shell.console.FoldWriter`.)
 
 Invariants: the counts of a component always sum to the hosts seen in it (a host is in exactly one stage);
 expected hosts not yet seen count as joining.
@@ -34,10 +32,8 @@ from rich.table import Table
 from rich.text import Text
 
 from plush.controller import catalogue as ev
-from plush.controller.gather import RULE, fold_outputs
-from plush.resources.hostset import fold
 
-__all__ = ["STAGES", "FoldWriter", "LiveState", "Screen", "live_view", "summary_table"]
+__all__ = ["STAGES", "LiveState", "Screen", "live_view", "summary_table"]
 
 #: a host's stages in the view, in the order it goes through them
 STAGES = ("joining", "installing", "ready", "running", "done", "failed")
@@ -365,39 +361,3 @@ class Screen:
         self._live.stop()
         if results is not None:
             self.console.print(summary_table(self.state, results))
-
-
-# --- --fold -----------------------------------------------------------------------------------------------------
-
-
-class FoldWriter:
-    """``--fold``: each process's output kept per host and stream (at most ``limit`` bytes each, the logs have
-    it all), printed at the end of the run gathered as ``plush exec -b`` does: hosts with identical output
-    (or differing only by their name, address or index) share one block, headed by their host set and the
-    process path."""
-
-    def __init__(self, limit: int = 1 << 20) -> None:
-        self.limit = limit
-        self._outputs: dict[tuple[str, str], dict[str, bytearray]] = {}
-        self.cut: set[tuple[str, str, str]] = set()
-
-    def __call__(self, host: str, path: str, instance: int, stream: str, data: bytes) -> None:
-        key = (path + (f"#{instance}" if instance > 1 else ""), stream)
-        kept = self._outputs.setdefault(key, {}).setdefault(host, bytearray())
-        room = self.limit - len(kept)
-        if len(data) > room:
-            self.cut.add((host, key[0], stream))
-        kept += data[: max(room, 0)]
-
-    def lines(self, stream: str) -> list[str]:
-        """The folded text of every process's ``stream``, in the order the processes first wrote."""
-        out: list[str] = []
-        for (path, kind), outputs in self._outputs.items():
-            if kind != stream:
-                continue
-            for block in fold_outputs({h: bytes(b) for h, b in outputs.items()}):
-                head = f"{fold(block.hosts)} ({len(block.hosts)}) {path}"
-                if block.marks:
-                    head += " varies: " + " ".join("{" + m + "}" for m in block.marks)
-                out += [RULE, head, RULE, *block.text.decode("utf-8", "replace").splitlines()]
-        return out

@@ -24,7 +24,7 @@ import click
 
 from plush.controller.catalogue import CATALOGUE, HOST_SAMPLE, PROCESS_OUTPUT
 from plush.shell.cli import warn
-from plush.shell.console import SHOWN, LineWriter, shown
+from plush.shell.console import SHOWN, FoldWriter, LineWriter, shown
 from plush.shell.spool import Spool
 
 __all__ = ["Face", "live_terminal"]
@@ -44,7 +44,7 @@ class Face:
     TICK = 0.25
 
     def __init__(self, *, quiet: bool = False, json_events: bool = False, fold: bool = False, live: bool = False):
-        from plush.shell.liveview import FoldWriter, LiveState, Screen
+        from plush.shell.liveview import LiveState, Screen
 
         self.json = json_events
         self.state = LiveState() if live and not json_events else None
