@@ -85,6 +85,30 @@ class Incoming:
             os.close(self.fd)
             self.fd = -1
 
+    async def store(self, cache: ContentCache, first: bool, what: str, corrupt: str) -> Optional[str]:
+        """The data arrived: move them into ``cache`` (their sha256, announced as :attr:`sha`, is checked there)
+        and tell the children served from them; None when the peers sent bad data on the ``first`` attempt
+        (fetch again, all from the controller). ValueError (``corrupt`` "arrived corrupted") otherwise."""
+        loop = asyncio.get_running_loop()
+        try:
+            got = await loop.run_in_executor(None, cache.store, self.path, self.sha)
+        except ValueError as exc:
+            if self.peered and first:
+                log.warning("%s: what the peers sent is not %s (%s): fetched again", what, self.sha, exc)
+                return None
+            raise ValueError("{} arrived corrupted ({})".format(corrupt, exc)) from None
+        self.progress.finish(True, cache.entry(got))
+        return str(got)
+
+    def discard(self) -> None:
+        """The transfer is over, done or not: waiters released, children served from a failed one stopped (a
+        no-op once done), the incoming file closed and removed (a stored one was moved into the cache)."""
+        self.finish("ended")
+        self.progress.finish(False)
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
 
 class FileRequests:
     """The ``copy`` and ``gather`` requests of one agent; ``channel`` (set by its owner): where replies go."""
@@ -178,22 +202,12 @@ class FileRequests:
                 error = await incoming.done
                 if error is not None:
                     raise ValueError(error)
-                try:
-                    got = await loop.run_in_executor(None, cache.store, incoming.path, sha)
-                except ValueError as exc:
-                    if incoming.peered and attempt == 0:
-                        log.warning("copy %s: what the peers sent is not %s (%s): fetched again", req, sha, exc)
-                        continue
-                    raise ValueError("the file arrived corrupted ({})".format(exc)) from None
-                incoming.progress.finish(True, cache.entry(got))
-                return got
+                got = await incoming.store(cache, attempt == 0, "copy {}".format(req), "the file")
+                if got is not None:
+                    return got
             finally:
                 del self._incoming[req]
-                incoming.finish("ended")
-                incoming.progress.finish(False)  # a no-op once done: children served from a failed one stop
-                incoming.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(incoming.path)
+                incoming.discard()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _from_peers(self, msg: Message, incoming: Incoming) -> None:

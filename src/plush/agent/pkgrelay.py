@@ -27,7 +27,6 @@ Python 3.8.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import os
@@ -163,22 +162,13 @@ class PackageFetches:
                 error = await incoming.done
                 if error is not None:
                     raise ValueError(error)
-                try:
-                    got = await loop.run_in_executor(None, cache.store, incoming.path, sha)
-                except ValueError as exc:
-                    if incoming.peered and attempt == 0:
-                        log.warning("package %s: what the peers sent is not %s (%s): fetched again", key, sha, exc)
-                        continue
-                    raise ValueError("package {} arrived corrupted ({})".format(key, exc)) from None
-                incoming.progress.finish(True, cache.entry(got))
-                return got, (await reading if reading is not None else None)
+                what = "package {}".format(key)
+                got = await incoming.store(cache, attempt == 0, what, what)
+                if got is not None:
+                    return got, (await reading if reading is not None else None)
             finally:
                 del self._incoming[req], self._keys[req]
-                incoming.finish("ended")
-                incoming.progress.finish(False)  # a no-op once done: children served from a failed one stop
-                incoming.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(incoming.path)
+                incoming.discard()
                 if reading is not None and not reading.done():
                     await asyncio.wait([reading])  # it ends: the transfer failed (it writes nowhere after)
         raise AssertionError("unreachable")  # pragma: no cover
