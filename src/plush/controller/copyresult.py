@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from plush.controller.gather import missing_lines, missing_status
+from plush.controller.gather import missing_fields, missing_fields_from, missing_lines, missing_status
 from plush.resources.hostset import fold
 
 __all__ = ["EXIT_FAILED", "FileOutcome", "TransferResult", "transfer_lines", "transfer_status"]
@@ -74,11 +74,7 @@ class TransferResult:
             "op": self.op,
             "hosts": self.hosts,
             "results": {n: r.to_dict() for n, r in self.results.items()},
-            "timed_out": self.timed_out,
-            "unreachable": self.unreachable,
-            "reasons": self.reasons,
-            "timeout": self.timeout,
-            "duration": self.duration,
+            **missing_fields(self),
         }
 
     @classmethod
@@ -87,11 +83,7 @@ class TransferResult:
             str(data["op"]),
             list(data["hosts"]),
             {n: FileOutcome.from_dict(n, r) for n, r in data["results"].items()},
-            list(data["timed_out"]),
-            list(data["unreachable"]),
-            dict(data["reasons"]),
-            float(data["timeout"]),
-            float(data["duration"]),
+            **missing_fields_from(data),
         )
 
 

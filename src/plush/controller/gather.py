@@ -145,11 +145,7 @@ class ExecResult:
         return {
             "hosts": self.hosts,
             "results": {n: r.to_dict() for n, r in self.results.items()},
-            "timed_out": self.timed_out,
-            "unreachable": self.unreachable,
-            "reasons": self.reasons,
-            "timeout": self.timeout,
-            "duration": self.duration,
+            **missing_fields(self),
         }
 
     @classmethod
@@ -157,11 +153,7 @@ class ExecResult:
         return cls(
             list(data["hosts"]),
             {n: HostOutput.from_dict(n, r) for n, r in data["results"].items()},
-            list(data["timed_out"]),
-            list(data["unreachable"]),
-            dict(data["reasons"]),
-            float(data["timeout"]),
-            float(data["duration"]),
+            **missing_fields_from(data),
         )
 
 
@@ -315,6 +307,29 @@ def missing_lines(
         by_reason.setdefault(reasons.get(name, "no answer"), []).append(name)
     lines += [f"plush: unreachable: {fold(hosts)} ({len(hosts)}): {reason}" for reason, hosts in by_reason.items()]
     return lines
+
+
+def missing_fields(result: Any) -> dict[str, Any]:
+    """What every fan-out's result (exec, copy, gather) carries beside its hosts and answers, as plain data:
+    the hosts that timed out or were unreachable (and why), the timeout asked and the duration."""
+    return {
+        "timed_out": result.timed_out,
+        "unreachable": result.unreachable,
+        "reasons": result.reasons,
+        "timeout": result.timeout,
+        "duration": result.duration,
+    }
+
+
+def missing_fields_from(data: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`missing_fields` read back (keyword arguments of the result's class)."""
+    return {
+        "timed_out": list(data["timed_out"]),
+        "unreachable": list(data["unreachable"]),
+        "reasons": dict(data["reasons"]),
+        "timeout": float(data["timeout"]),
+        "duration": float(data["duration"]),
+    }
 
 
 def missing_status(timed_out: list[str], unreachable: list[str]) -> int | None:
