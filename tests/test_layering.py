@@ -69,7 +69,8 @@ ALLOWED: dict[str, set[str]] = {
         "cluster",
     },
     # the shell hosts the control server (plush serve, plush run SPEC) and is its client (plush info, ...)
-    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api", "cluster"},
+    # ... and gives the HTTP API its web UI (plush serve --http)
+    "shell": {"controller", "spec", "resources", "files", "protocol", "barriers", "api", "cluster", "web"},
     # the emulated cluster: namespaces, sshds and the files the SSH launcher reads (nothing of the rest)
     "cluster": set(),
     # the HTTP API reads directory entries (resources) and serves TLS with the controller's CA (fabric)

@@ -24,6 +24,7 @@ __all__ = [
     "ExecAnswer",
     "Failed",
     "HostAnswer",
+    "HostStates",
     "Hosts",
     "Loaded",
     "Nothing",
@@ -38,6 +39,7 @@ __all__ = [
     "RunStatus",
     "RunStatusAnswer",
     "Runs",
+    "States",
     "TreeAnswer",
     "TreeBarrier",
     "TreeBlock",
@@ -145,6 +147,20 @@ class TreeAnswer(_Answer):
     barriers: list[TreeBarrier]
     edges: list[Edge]
     order: dict[str, list[list[str]]]
+
+
+class HostStates(_Answer):
+    """One host of the run: ``phase`` (idle, running, done, failed) and each block's state by path."""
+
+    phase: str
+    blocks: dict[str, str]
+
+
+class States(_Answer):
+    """Each host of the run in progress (or the last), as of the event ``event`` (resume the stream after it)."""
+
+    event: int
+    hosts: dict[str, HostStates]
 
 
 class RunStarted(_Answer):

@@ -54,6 +54,10 @@ class ServerSide(Protocol):
     @property
     def is_ended(self) -> bool: ...
 
+    #: the web UI's address and token (None without an HTTP listener)
+    web_url: str | None
+    web_token: str | None
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
 
     def quit(self, reason: str) -> None: ...

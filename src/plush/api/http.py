@@ -10,9 +10,13 @@ report as JSON, stop, abort; the runs' results in :mod:`plush.api.http_runs`), b
 every run of one serve), resumed after ``Last-Event-ID`` from the bus's history; process output is live only
 (no id).
 
+A *front* (:class:`Front`: the web UI, :class:`plush.web.pages.WebUI`, given by ``plush serve``) may add its
+pages to the listener and decide on the requests that do not carry the token (a signed-in browser's cookie).
+
 Invariants:
-- every request carries ``Authorization: Bearer TOKEN`` (:mod:`plush.api.token`), else 401 before anything
-  else is looked at (an unknown path too); the token is never logged; no CORS header is ever sent;
+- every request carries ``Authorization: Bearer TOKEN`` (:mod:`plush.api.token`) or is admitted by the front,
+  else 401 before anything else is looked at (an unknown path too); the token is never logged; no CORS
+  header is ever sent;
 - every error is ``{"error": {"code", "message"}}`` with the words the CLI prints (:func:`error_of`), its
   status one the document lists for the operation (a 405 keeps its ``Allow`` header);
 - a listener beyond loopback serves TLS with the controller's CA (:mod:`plush.fabric.tls`), never plain HTTP.
@@ -33,7 +37,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -62,7 +66,7 @@ from plush.errors import PlushError, SpecError
 from plush.resources.host import Host
 from plush.resources.poolentry import Entry, Spot, hosts_from_entries
 
-__all__ = ["OPERATIONS", "HttpApi", "error_of", "is_loopback", "listener_tls", "parse_listen"]
+__all__ = ["OPERATIONS", "Front", "HttpApi", "error_of", "is_loopback", "listener_tls", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,16 @@ def error_of(exc: BaseException) -> tuple[int, str, str]:
     return 500, "internal", f"internal error: {exc!r}"
 
 
+class Front(Protocol):
+    """Pages served beside the API on its listener (the web UI), and who may use them without the token."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+    def admit(self, request: web.Request) -> bool | web.StreamResponse:
+        """A request without the bearer token: True to serve it, False for the 401, or the answer to give."""
+        ...
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -126,9 +140,17 @@ class HttpApi:
     """The HTTP listener of one controller (see the module)."""
 
     def __init__(
-        self, controller: Controller, owner: ServerSide, token: str, host: str, port: int, tls: ssl.SSLContext | None
+        self,
+        controller: Controller,
+        owner: ServerSide,
+        token: str,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        front: Front | None = None,
     ) -> None:
         self.controller = controller
+        self.front = front
         self.owner = owner
         self._token = token
         self.host = host
@@ -153,6 +175,8 @@ class HttpApi:
         for op, fn in OPERATIONS:
             app.router.add_route(op.method, op.route, self._route(op, fn))
         app.router.add_get("/openapi.json", self._openapi)
+        if self.front is not None:
+            self.front.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls, reuse_address=True)
@@ -175,7 +199,12 @@ class HttpApi:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not token_matches(request.headers.get("Authorization"), self._token):
+        admitted: bool | web.StreamResponse = token_matches(request.headers.get("Authorization"), self._token)
+        if not admitted and self.front is not None:
+            admitted = self.front.admit(request)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        if not admitted:
             response = _error(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' header is required")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
@@ -397,6 +426,16 @@ async def get_app(api: HttpApi, request: web.Request, body: None) -> Any:
 @operation("GET", "/v1/application/tree", "The loaded application's block tree and DAG", answer=A.TreeAnswer)
 async def get_tree(api: HttpApi, request: web.Request, body: None) -> Any:
     return api.controller.tree()
+
+
+@operation(
+    "GET",
+    "/v1/application/states",
+    "Each host of the run in progress (or the last): its phase and its blocks' states, as of event 'event'",
+    answer=A.States,
+)
+async def get_states(api: HttpApi, request: web.Request, body: None) -> Any:
+    return api.controller.states()
 
 
 @operation(

@@ -67,6 +67,9 @@ class ControlServer:
         self._answering: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ended = asyncio.Event()
+        #: where the web UI of this controller's HTTP listener is, and its token (``plush serve --http``)
+        self.web_url: str | None = None
+        self.web_token: str | None = None
 
     @property
     def name(self) -> str:

@@ -22,7 +22,8 @@ nothing else; they are thin faces over these calls, named after the Plush termin
   ``restart`` (:mod:`plush.controller.restarts`) steer the run in progress; ``save(path)`` writes the loaded
   application as Plush XML (:mod:`plush.controller.saving`); ``subscribe(kinds, hosts, blocks)`` streams
   events; ``info("nodes"|"mesh"|"control"|"app")`` answers with plain data, ``tree()`` the loaded
-  application's block tree and DAG (:func:`plush.spec.tree.block_tree`); ``results`` reads the runs of the
+  application's block tree and DAG (:func:`plush.spec.tree.block_tree`), ``states()`` each host's phase and
+  blocks' states (:mod:`plush.controller.runstates`); ``results`` reads the runs of the
   runs directory, their reports, logs and outputs (:class:`plush.controller.results.RunResults`); ``quit()``
   stops the run in progress, disconnects every host and ends.
 
@@ -134,6 +135,13 @@ class Controller:
         from plush.spec.tree import block_tree
 
         return block_tree(self._loaded(None))
+
+    def states(self) -> dict[str, Any]:
+        """Each host of the run in progress (or the last) with its phase and its blocks' states, and the id of
+        the latest event included (:func:`plush.controller.runstates.run_states`)."""
+        from plush.controller.runstates import run_states
+
+        return run_states(self.engine, self.bus.history())
 
     @property
     def results(self) -> RunResults:

@@ -16,6 +16,7 @@ from plush.shell import (
     run,
     serve,
     terminal,
+    web_command,
 )
 from plush.shell.cli import cli
 
@@ -31,6 +32,7 @@ __all__ = [
     "run",
     "serve",
     "terminal",
+    "web_command",
 ]
 
 

@@ -2,7 +2,9 @@
 
 A face of :class:`~plush.controller.api.Controller` and of its control socket (:mod:`plush.api.server`): take a
 name, listen, connect the pool (``--hosts N``: a pool of N local sandbox hosts; ``-d POOLFILE`` or the ``pool``
-setting: every host of the pool file), print ``plush: serving NAME: N hosts connected`` once they are, and
+setting: every host of the pool file), say where the HTTP API and the web UI listen (``--http``; the token is
+never printed: ``plush web`` prints the sign-in address), print ``plush: serving NAME: N hosts connected``
+once they are, and
 keep connecting the hosts that did not join, with the restart back-off (``restart_backoff_initial`` doubling
 up to ``restart_backoff_max``), until they do. Then serve ``plush load``, ``run``, ``info``, ... until ``plush
 quit``, Ctrl-C or SIGTERM: the run in progress is stopped (STOPPED), every host disconnected, the socket
@@ -163,15 +165,20 @@ async def _faces(stack: Any, controller: Controller, server: Any, listen: dict[s
         from plush.api.http import HttpApi, listener_tls
         from plush.api.token import ensure_token
         from plush.config import state_dir
+        from plush.web.pages import WebUI
 
         host, port = listen["http"]
-        api = HttpApi(controller, server, ensure_token(state_dir()), host, port, listener_tls(host, state_dir()))
+        token, tls = ensure_token(state_dir()), listener_tls(host, state_dir())
+        api = HttpApi(controller, server, token, host, port, tls, front=WebUI(token, secure=tls is not None))
         try:
             await api.start()
         except OSError as exc:
             raise PlushError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
         stack.push_async_callback(api.close)
+        server.web_url = f"{api.url}/"
+        server.web_token = token
         click.echo(f"plush: HTTP API at {api.url}", err=True)
+        click.echo(f"plush: web UI at {api.url}/ (sign in: plush web)", err=True)
     if listen["xmlrpc"] is not None:
         from plush.api.xmlrpc import XmlRpcApi
 

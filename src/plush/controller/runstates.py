@@ -1,0 +1,51 @@
+"""What each host of the run has done so far: its phase and the state of each of its blocks, with the id of the
+latest event it includes (``Controller.states()``, ``GET /v1/application/states``).
+
+Role: the snapshot a client opened in the middle of a run starts from (the web UI's store), then follows the
+event stream from its ``event`` on: :func:`run_states` reads the run engine's table of hosts
+(:class:`~plush.controller.runstate.RunHosts`: each slot's ``blocks``, the path -> state its agent reported,
+and ``ok`` once it finished) and the host lifecycle. Pure reader: changes nothing.
+
+Invariants: the engine records a block's state and a host's end *before* it publishes their events, on the
+event loop this runs on, so the snapshot holds exactly the events up to ``event`` (the latest journaled one)
+and a stream resumed after it neither misses nor repeats one. A host's ``phase`` is one of ``idle`` (nothing
+started yet), ``running``, ``done`` (it finished well), ``failed`` (its lifecycle failed or was replaced,
+it finished badly, or a block of it failed); the rule :func:`phase_of` is the one the web UI's store applies
+to events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from plush.controller.lifecycle import FAILED, REPLACED
+
+if TYPE_CHECKING:
+    from plush.controller.engine import RunEngine
+    from plush.controller.events import Event
+
+__all__ = ["PHASES", "phase_of", "run_states"]
+
+PHASES = ("idle", "running", "done", "failed")
+
+
+def phase_of(state: str, ok: bool | None, blocks: Mapping[str, str]) -> str:
+    """A host's phase from its lifecycle ``state``, whether it finished ``ok``, and its blocks' states."""
+    if state in (FAILED, REPLACED) or ok is False or "failed" in blocks.values():
+        return "failed"
+    if ok:
+        return "done"
+    return "running" if blocks else "idle"
+
+
+def run_states(engine: RunEngine | None, history: Iterable[Event]) -> dict[str, Any]:
+    """``{"event": SEQ, "hosts": {host: {"phase", "blocks": {path: state}}}}`` of the run in progress or the
+    last one (no host before the first run); ``history``: the bus's journaled events (SEQ: the latest)."""
+    latest = max((event.seq for event in history), default=0)
+    hosts: dict[str, Any] = {}
+    if engine is not None:
+        for slot in engine.hosts.values():
+            blocks = dict(slot.blocks)
+            hosts[slot.name] = {"phase": phase_of(slot.state, slot.ok, blocks), "blocks": blocks}
+    return {"event": latest, "hosts": hosts}

@@ -1,0 +1,315 @@
+// The page's one store: the snapshots of the API plus the events after them, redrawn at most once per frame.
+//
+// store.hosts: Map name -> {name, address, group, component, properties, state, phase, blocks: Map path -> state}
+//   (state: the API's node state; phase: idle|running|done|failed, the rule of plush.controller.runstates);
+// store.tree (GET /v1/application/tree, null without an application), store.run (GET /v1/runs/current),
+// store.barriers (GET /v1/barriers), store.app (GET /v1/application), store.connected, store.seq.
+// store.subscribe(fn) -> unsubscribe: fn(store) at most once per animation frame after changes;
+// store.on(name, fn) -> off: raw events ({seq, name, at, host, block, instance, data}; name "*": every one);
+// store.start(): loads the snapshots, then opens /v1/events resumed after the snapshot's event id;
+// store.refresh(part): re-fetches one of hosts|tree|run|barriers|states|app.
+//
+// A page opened mid-run shows the truth: GET /v1/application/states is read first (each host's phase and
+// blocks as of event SEQ), the stream resumes after SEQ (nothing missed, nothing twice). Process output is not
+// streamed here (a run's logs are files of the runs API).
+
+import { api, ApiError, signedOut } from "./api.js";
+
+// Every event of the catalogue but process.output (plush.controller.catalogue; tests/web checks the list).
+export const EVENT_NAMES = [
+  "run.started", "run.finished", "run.storage_failed",
+  "host.joined", "host.left", "host.prepared", "host.installed", "host.install_failed", "host.finished",
+  "host.sample", "host.over_limits", "host.failed", "host.restarted", "host.rematched", "host.dropped",
+  "host.disconnected", "host.reconnected",
+  "agent.log", "file.sent",
+  "barrier.start_released", "barrier.arrived", "barrier.released", "barrier.late", "barrier.admitted",
+  "barrier.waiting",
+  "block.started", "block.completed", "block.failed", "block.skipped", "block.restarted",
+  "process.started", "process.liveness_failed", "process.exited",
+  "output.collected", "output.write_failed",
+  "work.taken", "work.done", "work.failed",
+  "app.restarted", "app.aborted", "app.stopped", "pool.refreshed",
+];
+const KINDS = "run,host,agent,file,barrier,block,process.started,process.liveness_failed,process.exited," +
+  "output,work,app,pool";
+// host events after which the hosts' API states are read again (at most every HOSTS_EVERY ms)
+const HOSTS_EVERY = 1000;
+const RECONNECT_MAX = 10000;
+
+const BLOCK_STATES = {
+  "block.started": "started", "block.completed": "completed", "block.failed": "failed", "block.skipped": "skipped",
+};
+
+function phaseOf(host) {
+  // plush.controller.runstates.phase_of
+  if (host.state === "failed" || host.state === "replaced" || host.ok === false) return "failed";
+  for (const state of host.blocks.values()) if (state === "failed") return "failed";
+  if (host.ok === true) return "done";
+  return host.blocks.size ? "running" : "idle";
+}
+
+class Store {
+  constructor() {
+    this.hosts = new Map();
+    this.tree = null;
+    this.run = null;
+    this.barriers = [];
+    this.app = null;
+    this.connected = false;
+    this.seq = 0;
+    this.error = null;
+    this._subscribers = new Set();
+    this._listeners = new Map();
+    this._frame = 0;
+    this._source = null;
+    this._started = false;
+    this._retry = 500;
+    this._hostsTimer = 0;
+    this._hostsAt = 0;
+  }
+
+  subscribe(fn) {
+    this._subscribers.add(fn);
+    return () => this._subscribers.delete(fn);
+  }
+
+  on(name, fn) {
+    if (!this._listeners.has(name)) this._listeners.set(name, new Set());
+    this._listeners.get(name).add(fn);
+    return () => this._listeners.get(name).delete(fn);
+  }
+
+  // Ask for a redraw: the subscribers are called once in the next animation frame.
+  changed() {
+    if (this._frame) return;
+    const draw = () => {
+      this._frame = 0;
+      for (const fn of [...this._subscribers]) {
+        try {
+          fn(this);
+        } catch (err) {
+          console.error("a view failed to draw", err);
+        }
+      }
+    };
+    // a hidden tab gets no animation frame: a timer keeps the store's subscribers current anyway
+    this._frame = document.hidden ? setTimeout(draw, 250) : requestAnimationFrame(draw);
+  }
+
+  async start() {
+    if (this._started) return;
+    this._started = true;
+    await Promise.all([this.refresh("states"), this.refresh("hosts"), this.refresh("app"), this.refresh("tree"),
+      this.refresh("run"), this.refresh("barriers")]);
+    this._open();
+  }
+
+  async refresh(part) {
+    try {
+      if (part === "hosts") this._setHosts(await api("GET", "/v1/hosts"));
+      else if (part === "states") this._setStates(await api("GET", "/v1/application/states"));
+      else if (part === "run") this.run = await api("GET", "/v1/runs/current");
+      else if (part === "barriers") this.barriers = await api("GET", "/v1/barriers");
+      else if (part === "app") this.app = await api("GET", "/v1/application");
+      else if (part === "tree") {
+        try {
+          this.tree = await api("GET", "/v1/application/tree");
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
+          this.tree = null; // no application loaded
+        }
+      } else throw new Error(`store.refresh: no part ${part}`);
+      this.error = null;
+    } catch (err) {
+      this.error = err.message;
+      if (part !== "tree") console.warn(`store.refresh(${part}):`, err.message);
+    }
+    this.changed();
+  }
+
+  _host(name) {
+    let host = this.hosts.get(name);
+    if (!host) {
+      host = { name, address: null, group: null, component: null, properties: {}, state: "pooled",
+        phase: "idle", blocks: new Map(), ok: null };
+      this.hosts.set(name, host);
+    }
+    return host;
+  }
+
+  _setHosts(list) {
+    const seen = new Set();
+    for (const node of list) {
+      const host = this._host(node.name);
+      seen.add(node.name);
+      host.address = node.address;
+      host.group = node.group;
+      host.component = node.component;
+      host.properties = node.properties || {};
+      host.state = node.state;
+      host.provider = node.provider;
+      host.agent_pid = node.agent_pid;
+      host.phase = phaseOf(host);
+    }
+    for (const name of [...this.hosts.keys()]) if (!seen.has(name)) this.hosts.delete(name);
+  }
+
+  _setStates(states) {
+    for (const [name, each] of Object.entries(states.hosts)) {
+      const host = this._host(name);
+      host.blocks = new Map(Object.entries(each.blocks));
+      host.ok = each.phase === "done" ? true : each.phase === "failed" && host.ok === false ? false : host.ok;
+      host.phase = each.phase;
+    }
+    if (!this._source) this.seq = Math.max(this.seq, states.event); // the stream resumes after it
+  }
+
+  _hostsLater() {
+    if (this._hostsTimer) return;
+    const wait = Math.max(0, this._hostsAt + HOSTS_EVERY - Date.now());
+    this._hostsTimer = setTimeout(() => {
+      this._hostsTimer = 0;
+      this._hostsAt = Date.now();
+      this.refresh("hosts");
+    }, wait);
+  }
+
+  _open() {
+    const url = `/v1/events?kind=${KINDS}` + (this.seq ? `&last_event_id=${this.seq}` : "");
+    const source = new EventSource(url, { withCredentials: true });
+    this._source = source;
+    let reopened = false;
+    source.onopen = () => {
+      this._retry = 500;
+      if (!this.connected) {
+        this.connected = true;
+        this._emit({ name: "connection.open" });
+        if (reopened) this.refresh("run"), this.refresh("barriers"), this._hostsLater();
+        this.changed();
+      }
+    };
+    source.onerror = () => {
+      reopened = true;
+      if (this.connected) {
+        this.connected = false;
+        this._emit({ name: "connection.lost" });
+        this.changed();
+      }
+      if (source.readyState === EventSource.CLOSED) {
+        // the browser gave up (the server answered an error: maybe the cookie is no longer good)
+        this._source = null;
+        api("GET", "/v1/runs/current").then(() => {}, () => {}); // a 401 sends the page to /login
+        setTimeout(() => this._open(), this._retry);
+        this._retry = Math.min(this._retry * 2, RECONNECT_MAX);
+      }
+    };
+    for (const name of EVENT_NAMES) source.addEventListener(name, (message) => this._message(message));
+  }
+
+  _message(message) {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch (err) {
+      return;
+    }
+    if (typeof event.seq === "number" && message.lastEventId === String(event.seq)) {
+      // a journaled event (it carries its id): once only, after the snapshot
+      if (event.seq <= this.seq) return;
+      this.seq = event.seq;
+    }
+    this._apply(event);
+    this._emit(event);
+    this.changed();
+  }
+
+  _emit(event) {
+    for (const key of [event.name, "*"]) {
+      const fns = this._listeners.get(key);
+      if (!fns) continue;
+      for (const fn of [...fns]) {
+        try {
+          fn(event);
+        } catch (err) {
+          console.error(`a listener of ${key} failed`, err);
+        }
+      }
+    }
+  }
+
+  _apply(event) {
+    const name = event.name;
+    const data = event.data || {};
+    const host = event.host ? this._host(event.host) : null;
+    if (name === "run.started") {
+      for (const each of this.hosts.values()) {
+        each.blocks = new Map();
+        each.ok = null;
+        each.phase = "idle";
+      }
+      this.refresh("run");
+      this.refresh("barriers");
+      this._hostsLater();
+      return;
+    }
+    if (name === "run.finished" || name === "app.aborted" || name === "app.stopped") {
+      this.refresh("run");
+      this.refresh("barriers");
+      this._hostsLater();
+    } else if (name.startsWith("barrier.")) {
+      this.refresh("barriers");
+    }
+    if (name === "app.restarted") {
+      for (const each of this.hosts.values()) {
+        if (each.state === "failed" || each.state === "replaced") continue;
+        each.blocks = new Map();
+        each.ok = null;
+        each.phase = "idle";
+      }
+      return;
+    }
+    if (!host) return;
+    if (name in BLOCK_STATES && event.block) {
+      host.blocks.set(event.block, BLOCK_STATES[name]);
+    } else if (name === "block.restarted" && event.block) {
+      host.blocks.delete(event.block);
+    } else if (name === "process.started" && host.phase === "idle") {
+      host.phase = "running";
+      return;
+    } else if (name === "host.finished") {
+      host.ok = data.ok !== false;
+      host.state = "done";
+    } else if (name === "host.failed" || name === "host.install_failed") {
+      host.state = "failed";
+      if (data.component) host.component = data.component;
+    } else if (name === "host.restarted") {
+      host.blocks = new Map();
+      host.ok = null;
+      host.state = "recovering";
+    } else if (name === "host.rematched") {
+      host.state = "replaced";
+      if (data.replacement) {
+        const spare = this._host(data.replacement);
+        spare.component = data.component || spare.component;
+        spare.blocks = new Map();
+        spare.ok = null;
+        spare.phase = "idle";
+      }
+      this._hostsLater();
+    } else if (name === "host.joined") {
+      if (host.state === "pooled" || host.state === "gone" || host.state === "connecting") host.state = "joined";
+      if (data.component) host.component = data.component;
+      this._hostsLater();
+    } else if (name === "host.left" || name === "host.dropped") {
+      this._hostsLater();
+    } else if (name === "host.disconnected") {
+      host.state = "lost";
+      this._hostsLater();
+    } else if (name === "host.reconnected" || name === "host.installed" || name === "host.prepared") {
+      this._hostsLater();
+    }
+    host.phase = phaseOf(host);
+  }
+}
+
+export const store = new Store();
