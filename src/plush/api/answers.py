@@ -154,12 +154,15 @@ class HostStates(_Answer):
 
     phase: str
     blocks: dict[str, str]
+    ok: bool | None
 
 
 class States(_Answer):
-    """Each host of the run in progress (or the last), as of the event ``event`` (resume the stream after it)."""
+    """Each host of the run in progress (or the last), as of the event ``event`` (resume the stream after it);
+    ``finished``: that run's ``run.finished`` is out."""
 
     event: int
+    finished: bool
     hosts: dict[str, HostStates]
 
 

@@ -9,9 +9,9 @@ and ``ok`` once it finished) and the host lifecycle. Pure reader: changes nothin
 Invariants: the engine records a block's state and a host's end *before* it publishes their events, on the
 event loop this runs on, so the snapshot holds exactly the events up to ``event`` (the latest journaled one)
 and a stream resumed after it neither misses nor repeats one. A host's ``phase`` is one of ``idle`` (nothing
-started yet), ``running``, ``done`` (it finished well), ``failed`` (its lifecycle failed or was replaced,
-it finished badly, or a block of it failed); the rule :func:`phase_of` is the one the web UI's store applies
-to events.
+started yet, or the run ended -- ``run.finished`` -- before it finished: stopped, aborted), ``running``,
+``done`` (it finished well), ``failed`` (its lifecycle failed or was replaced, it finished badly, or a block
+of it failed); the rule :func:`phase_of` is the one the web UI's store applies to events (js/store.js).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from plush.controller.catalogue import RUN_FINISHED, RUN_STARTED
 from plush.controller.lifecycle import FAILED, REPLACED
 
 if TYPE_CHECKING:
@@ -30,22 +31,32 @@ __all__ = ["PHASES", "phase_of", "run_states"]
 PHASES = ("idle", "running", "done", "failed")
 
 
-def phase_of(state: str, ok: bool | None, blocks: Mapping[str, str]) -> str:
-    """A host's phase from its lifecycle ``state``, whether it finished ``ok``, and its blocks' states."""
+def phase_of(state: str, ok: bool | None, blocks: Mapping[str, str], over: bool = False) -> str:
+    """A host's phase from its lifecycle ``state``, whether it finished ``ok``, its blocks' states, and whether
+    its run is ``over`` (``run.finished`` was published)."""
     if state in (FAILED, REPLACED) or ok is False or "failed" in blocks.values():
         return "failed"
     if ok:
         return "done"
-    return "running" if blocks else "idle"
+    return "running" if blocks and not over else "idle"
 
 
 def run_states(engine: RunEngine | None, history: Iterable[Event]) -> dict[str, Any]:
-    """``{"event": SEQ, "hosts": {host: {"phase", "blocks": {path: state}}}}`` of the run in progress or the
-    last one (no host before the first run); ``history``: the bus's journaled events (SEQ: the latest)."""
-    latest = max((event.seq for event in history), default=0)
+    """``{"event": SEQ, "finished": bool, "hosts": {host: {"phase", "blocks": {path: state}, "ok"}}}`` of the
+    run in progress or the last one (no host before the first run; ``finished``: its ``run.finished`` is out;
+    ``ok``: how the host finished, null until it did); ``history``: the bus's journaled events (SEQ: the
+    latest)."""
+    latest, marker, over = 0, None, False
+    for event in history:
+        latest = event.seq
+        if event.name in (RUN_STARTED, RUN_FINISHED):
+            marker = event.name
     hosts: dict[str, Any] = {}
     if engine is not None:
+        # the run is over once run.finished is out (engine.finished comes earlier: the agents still stop then)
+        over = marker == RUN_FINISHED if marker is not None else engine.finished
         for slot in engine.hosts.values():
             blocks = dict(slot.blocks)
-            hosts[slot.name] = {"phase": phase_of(slot.state, slot.ok, blocks), "blocks": blocks}
-    return {"event": latest, "hosts": hosts}
+            phase = phase_of(slot.state, slot.ok, blocks, over)
+            hosts[slot.name] = {"phase": phase, "blocks": blocks, "ok": slot.ok}
+    return {"event": latest, "finished": engine is not None and over, "hosts": hosts}

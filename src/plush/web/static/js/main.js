@@ -72,17 +72,26 @@ function count(map, key) {
   return out;
 }
 
+// "idle", "running RUN", "last run ok|stopped", "last run failed: REASON"
+export function runState(run) {
+  if (run && run.running) return `running ${run.run || ""}`.trim();
+  const last = run && run.last;
+  if (!last) return "idle";
+  if (last.ok) return "last run ok";
+  if (last.stopped) return "last run stopped";
+  return `last run failed${last.reason ? ": " + last.reason : ""}`;
+}
+
 function drawStatus(s) {
   const connection = document.getElementById("status-connection");
   connection.textContent = s.connected ? "connected" : "disconnected";
   connection.className = `pill ${s.connected ? "pill-on" : "pill-off"}`;
-  const app = s.app && s.app.loaded ? s.app.name || s.app.application || "application" : "no application";
+  const app = s.app && s.app.loaded ? s.app.name : "no application";
   document.getElementById("status-app").textContent = app;
-  const run = s.run;
-  let runText = "idle";
-  if (run && run.running) runText = `running ${run.run || ""}`.trim();
-  else if (run && run.last) runText = `last run ${run.last.outcome || (run.last.ok ? "ok" : "failed")}`;
-  document.getElementById("status-run").textContent = runText;
+  // data (names, reasons) only ever as text
+  const strip = document.getElementById("status-run");
+  strip.textContent = runState(s.run);
+  strip.title = strip.textContent;
   const phases = count(s.hosts, "phase");
   const parts = [`${s.hosts.size} hosts`];
   for (const phase of ["running", "done", "failed"]) if (phases.get(phase)) parts.push(`${phases.get(phase)} ${phase}`);

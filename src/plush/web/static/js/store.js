@@ -40,12 +40,12 @@ const BLOCK_STATES = {
   "block.started": "started", "block.completed": "completed", "block.failed": "failed", "block.skipped": "skipped",
 };
 
-function phaseOf(host) {
-  // plush.controller.runstates.phase_of
+function phaseOf(host, over) {
+  // plush.controller.runstates.phase_of (over: run.finished came)
   if (host.state === "failed" || host.state === "replaced" || host.ok === false) return "failed";
   for (const state of host.blocks.values()) if (state === "failed") return "failed";
   if (host.ok === true) return "done";
-  return host.blocks.size ? "running" : "idle";
+  return host.blocks.size && !over ? "running" : "idle";
 }
 
 class Store {
@@ -66,6 +66,7 @@ class Store {
     this._retry = 500;
     this._hostsTimer = 0;
     this._hostsAt = 0;
+    this._over = false; // the run of the hosts' phases has ended (run.finished)
   }
 
   subscribe(fn) {
@@ -149,7 +150,7 @@ class Store {
       host.state = node.state;
       host.provider = node.provider;
       host.agent_pid = node.agent_pid;
-      host.phase = phaseOf(host);
+      if (host.state === "failed" || host.state === "replaced") host.phase = "failed";
     }
     for (const name of [...this.hosts.keys()]) if (!seen.has(name)) this.hosts.delete(name);
   }
@@ -158,9 +159,10 @@ class Store {
     for (const [name, each] of Object.entries(states.hosts)) {
       const host = this._host(name);
       host.blocks = new Map(Object.entries(each.blocks));
-      host.ok = each.phase === "done" ? true : each.phase === "failed" && host.ok === false ? false : host.ok;
+      host.ok = each.ok;
       host.phase = each.phase;
     }
+    this._over = states.finished;
     if (!this._source) this.seq = Math.max(this.seq, states.event); // the stream resumes after it
   }
 
@@ -242,6 +244,7 @@ class Store {
     const data = event.data || {};
     const host = event.host ? this._host(event.host) : null;
     if (name === "run.started") {
+      this._over = false;
       for (const each of this.hosts.values()) {
         each.blocks = new Map();
         each.ok = null;
@@ -251,6 +254,10 @@ class Store {
       this.refresh("barriers");
       this._hostsLater();
       return;
+    }
+    if (name === "run.finished") {
+      this._over = true;
+      for (const each of this.hosts.values()) each.phase = phaseOf(each, true);
     }
     if (name === "run.finished" || name === "app.aborted" || name === "app.stopped") {
       this.refresh("run");
@@ -308,7 +315,7 @@ class Store {
     } else if (name === "host.reconnected" || name === "host.installed" || name === "host.prepared") {
       this._hostsLater();
     }
-    host.phase = phaseOf(host);
+    host.phase = phaseOf(host, this._over);
   }
 }
 
