@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -107,4 +108,12 @@ def test_wheel_builds_without_warnings_from_our_configuration(tmp_path: Path) ->
     assert proc.returncode == 0, out
     warnings = [line for line in out.splitlines() if re.search(r"warning|deprecat", line, re.IGNORECASE)]
     assert not warnings, "\n".join(warnings)
-    assert list((tmp_path / "w").glob("plush-*.whl"))
+    wheels = list((tmp_path / "w").glob("plush-*.whl"))
+    assert wheels
+    # the web UI's static files are package data: they ship in the wheel
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        shipped = set(wheel.namelist())
+    static = ROOT / "src" / "plush" / "web" / "static"
+    wanted = {f"plush/web/static/{p.relative_to(static).as_posix()}" for p in static.rglob("*") if p.is_file()}
+    assert {"plush/web/static/index.html", "plush/web/static/js/main.js"} <= wanted
+    assert wanted <= shipped, sorted(wanted - shipped)
