@@ -179,6 +179,7 @@ def bad_inputs(tmp_path: Path, read_only: Path | None) -> dict[str, list[tuple[l
         "save": [([], {}), (["x.xml", "--no-such-option"], {})],
         "abort": [(["now"], {})],
         "quit": [(["now"], {})],
+        "web": [(["now"], {}), (["--no-such-option"], {})],
         # the distributed shell: usage errors before any agent starts
         "exec": [
             ([], {}),
