@@ -42,9 +42,10 @@ def _playwright() -> Any:
     return sync_playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def playwright_driver() -> Iterator[Any]:
-    """One Playwright driver for the session (the browsers are per test)."""
+    """A Playwright driver for one test. Not for the session: while a sync driver is open its event loop counts
+    as running in this thread, and every asyncio test after it would fail ("another loop is running")."""
     sync_playwright = _playwright()
     with sync_playwright() as driver:
         yield driver
