@@ -1,0 +1,95 @@
+"""The application view in a real browser against a real ``plush serve --http``: a refused spec shows the API's
+problems by line; a spec loaded by path draws its DAG; Run lights each block by the states of its hosts (counts,
+not one node per host); a barrier that waits for a host that never arrives is released from the UI and the run
+goes on; Stop ends it. Screenshots: application.png (mid-run), application-errors.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+from web_support import WAIT, sign_in, web_served
+
+#: 3 racers: the one of index 2 never reaches the barrier `gate` (it sleeps); the others wait there for it
+GATE = """<plush>
+  <project name="gate">
+    <component name="racers"><rspec><num_hosts>3</num_hosts></rspec></component>
+    <application_block name="gate">
+      <execution>
+        <component_block name="racers">
+          <component name="racers"/>
+          <process_block name="work">
+            <process name="work">
+              <path>sh</path>
+              <cmdline>
+                <arg>-c</arg><arg>[ "$PLUSH_HOST_INDEX" = 2 ] &amp;&amp; exec sleep 600; echo worked</arg>
+              </cmdline>
+            </process>
+          </process_block>
+          <barrier_block name="gate"><predecessor name="work"/></barrier_block>
+          <process_block name="report">
+            <predecessor name="gate"/>
+            <process name="report"><path>echo</path><cmdline><arg>passed the gate</arg></cmdline></process>
+          </process_block>
+        </component_block>
+      </execution>
+    </application_block>
+  </project>
+</plush>
+"""
+
+
+def block(page: Any, path: str) -> Any:
+    return page.locator(f'.pl-block[data-block="{path}"]')
+
+
+def test_load_run_release_a_barrier_and_stop_from_the_application_view(
+    page: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    spec = tmp_path / "gate.xml"
+    spec.write_text(GATE)
+    with web_served(tmp_path, hosts=3) as web:
+        sign_in(page, web)
+        page.goto(web.url + "#/application")
+        # nothing loaded: the load panel is open; a spec with errors is refused with the API's words, by line
+        expect(page.get_by_test_id("load-panel")).to_be_visible(timeout=WAIT)
+        expect(page.get_by_test_id("run")).to_be_disabled()
+        page.get_by_test_id("spec-text").fill("<plush>\n  <bad/>\n</plush>")
+        page.get_by_test_id("load-text").click()
+        errors = page.get_by_test_id("spec-errors")
+        expect(errors).to_contain_text("unknown element <bad>", timeout=WAIT)
+        expect(errors).to_contain_text("line 2")
+        page.screenshot(path=screenshots / "application-errors.png")
+
+        page.get_by_test_id("spec-path").fill(str(spec))
+        page.get_by_test_id("load-path").click()
+        expect(page.locator(".pl-app-title")).to_have_text("gate", timeout=WAIT)
+        expect(page.get_by_test_id("load-panel")).to_be_hidden()
+        for path in ("/gate/racers/work", "/gate/racers/gate", "/gate/racers/report"):
+            expect(block(page, path)).to_be_visible()
+        expect(page.locator('.pl-barrier[data-barrier="gate"]')).to_contain_text("all hosts")
+
+        page.get_by_test_id("run").click()
+        expect(page.get_by_test_id("run-state")).to_contain_text("running", timeout=WAIT)
+        # two racers done with their work and waiting at the gate, the third still running its work
+        expect(block(page, "/gate/racers/work").locator(".pl-counts")).to_have_text("1 running · 2 done", timeout=WAIT)
+        expect(block(page, "/gate/racers/gate").locator(".pl-counts")).to_have_text("1 idle · 2 waiting", timeout=WAIT)
+        barrier = page.locator('.pl-barrier[data-barrier="gate"]')
+        expect(barrier.get_by_test_id("arrived")).to_have_text("2/3 arrived", timeout=WAIT)
+        # the block's hosts, by state
+        block(page, "/gate/racers/gate").click()
+        expect(page.get_by_test_id("block-detail")).to_contain_text("2 waiting")
+        page.screenshot(path=screenshots / "application.png")
+
+        # released from the UI: the two waiting racers go on through `report` and are done
+        barrier.get_by_test_id("release-gate").click()
+        expect(barrier.get_by_test_id("barrier-status")).to_contain_text("released", timeout=WAIT)
+        expect(block(page, "/gate/racers/report").locator(".pl-counts")).to_have_text("1 idle · 2 done", timeout=WAIT)
+        page.screenshot(path=screenshots / "application-released.png")
+        assert web.api("GET", "/v1/runs/current")["running"]
+
+        page.get_by_test_id("stop").click()
+        expect(page.get_by_test_id("run-state")).to_contain_text("stopped", timeout=WAIT)
+        expect(page.get_by_test_id("run")).to_be_enabled()
+        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
