@@ -13,8 +13,9 @@ Natural Earth's 1:110m "land" vector data, version 4.1.0, which Natural Earth pu
 
 The output: ``{"source", "license", "rings": [[lon, lat, lon, lat, ...], ...]}``, one flat list per polygon
 ring (outer rings and holes alike: the UI fills them with the even-odd rule), degrees rounded to 0.1 and
-simplified (Douglas-Peucker, tolerance ``--tolerance`` degrees), tiny rings dropped, so that the file stays
-well under 60 KB. Equirectangular: x = lon, y = lat. Stdlib only.
+simplified (Douglas-Peucker, tolerance ``--tolerance`` degrees), tiny rings and Antarctica dropped, a ring across
+the antimeridian given on both sides (``unwrap``), so that the file stays well under 60 KB. Equirectangular:
+x = lon, y = lat. Stdlib only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SOURCE = "Natural Earth 1:110m land 4.1.0, via the npm package world-atlas 2.0.2
 LICENSE = "Natural Earth: public domain; world-atlas: ISC, Copyright 2013-2019 Michael Bostock"
 
 Point = tuple[float, float]
+#: rings wholly south of this latitude (Antarctica) are left out: the map stops at 58 S
+ANTARCTIC = -60.0
 
 
 def decode_arcs(topology: dict) -> list[list[Point]]:
@@ -95,9 +98,29 @@ def outline(topology: dict, tolerance: float, min_area: float) -> list[list[floa
                     p = (round(x, 1), round(y, 1))
                     if not rounded or rounded[-1] != p:
                         rounded.append(p)
-                if len(rounded) >= 4 and area(rounded) >= min_area:
-                    rings.append([c for p in rounded for c in p])
+                if len(rounded) < 4 or area(rounded) < min_area or max(y for _, y in rounded) < ANTARCTIC:
+                    continue
+                for piece in unwrap(rounded):
+                    rings.append([c for p in piece for c in p])
     return rings
+
+
+def unwrap(points: list[Point]) -> list[list[Point]]:
+    """A ring that crosses the antimeridian (a step of more than 180 degrees of longitude) made continuous, then
+    drawn twice, shifted by 360 degrees: the map clips each copy to its frame (no stroke across the world)."""
+    out = [points[0]]
+    for x, y in points[1:]:
+        px = out[-1][0]
+        while x - px > 180:
+            x -= 360
+        while px - x > 180:
+            x += 360
+        out.append((round(x, 1), y))
+    low, high = min(x for x, _ in out), max(x for x, _ in out)
+    if low >= -180 and high <= 180:
+        return [out]
+    shift = 360 if low < -180 else -360
+    return [out, [(round(x + shift, 1), y) for x, y in out]]
 
 
 def main() -> None:

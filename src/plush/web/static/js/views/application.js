@@ -356,11 +356,14 @@ class ApplicationView {
     return box;
   }
 
-  /** Host names of a component in the current (or last) run: the run's matching, and the live hosts. */
+  /** Host names of a component in the current (or last) run: the run's matching, and the hosts the store has
+   *  in that component (a replaced host leaves it: its replacement is in the matching). */
   membersOf(component) {
     const run = this.store.app && this.store.app.run;
     const names = new Set((run && run.hosts && run.hosts[component]) || []);
-    for (const host of this.store.hosts.values()) if (host.component === component) names.add(host.name);
+    for (const host of this.store.hosts.values()) {
+      if (host.component === component && host.state !== "replaced" && host.state !== "gone") names.add(host.name);
+    }
     return names;
   }
 

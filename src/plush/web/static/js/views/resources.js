@@ -87,9 +87,13 @@ class ResourceView {
       components.get(component).hosts.add(name);
     };
     for (const [component, names] of Object.entries((run && run.hosts) || {})) for (const name of names) add(component, name);
-    for (const host of hosts) if (host.component) add(host.component, host.name);
-    const matched = new Set([...components.values()].flatMap((c) => [...c.hosts]));
     const replacedNames = new Set(this.history.rematched.map((r) => r.host));
+    // a host the store has in a component and the run's matching has not yet (it joins as the events come)
+    for (const host of hosts) {
+      if (host.component && !replacedNames.has(host.name) && !DEAD.has(host.state)) add(host.component, host.name);
+    }
+    for (const component of components.values()) for (const name of replacedNames) component.hosts.delete(name);
+    const matched = new Set([...components.values()].flatMap((c) => [...c.hosts]));
     const failed = hosts.filter((host) => host.state === "failed" || (host.phase === "failed" && !replacedNames.has(host.name)) || this.history.failed.has(host.name));
     const failedNames = new Set(failed.map((host) => host.name));
     const spares = hosts.filter((host) => !matched.has(host.name) && !failedNames.has(host.name) && !DEAD.has(host.state));
@@ -166,8 +170,13 @@ class ResourceView {
 
     const spares = section("Spares", m.spares.length, "pooled, not matched to a component", m.spares.length ? hostList(m.spares.map((host) => host.name), phaseOf, CAP) : empty("No spare hosts."), "spares");
     const failedList = h("ul", { class: "pl-reasons" });
+    const replacedBy = new Map(this.history.rematched.map((r) => [r.host, r.replacement]));
+    const failedText = (host) => {
+      const reason = this.history.failed.get(host.name) || host.state;
+      return replacedBy.has(host.name) ? `${reason} · replaced by ${replacedBy.get(host.name)}` : reason;
+    };
     for (const host of [...m.failed].sort((a, b) => byName(a.name, b.name)).slice(0, CAP)) {
-      failedList.append(h("li", {}, h("span", { class: "pl-dot pl-failed" }), h("a", { href: `#/hosts/${encodeURIComponent(host.name)}`, text: host.name }), h("span", { class: "pl-muted", text: this.history.failed.get(host.name) || host.state })));
+      failedList.append(h("li", {}, h("span", { class: "pl-dot pl-failed" }), h("a", { href: `#/hosts/${encodeURIComponent(host.name)}`, text: host.name }), h("span", { class: "pl-muted", text: failedText(host) })));
     }
     if (m.failed.length > CAP) failedList.append(h("li", { class: "pl-more", text: `and ${m.failed.length - CAP} more` }));
     const failed = section("Failed", m.failed.length, "", m.failed.length ? failedList : empty("No host failed."), "failed");

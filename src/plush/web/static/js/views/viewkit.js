@@ -16,7 +16,7 @@ export function h(tag, attrs, ...children) {
     else if (key === "style") Object.assign(el.style, value); // CSSOM: allowed under a CSP without inline styles
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }

@@ -114,6 +114,10 @@ class WorldView {
       g.lineTo(f.x0 + 360 * f.scale, y);
     }
     g.stroke();
+    g.save();
+    g.beginPath();
+    g.rect(f.x0, f.y0, 360 * f.scale, (LAT_TOP - LAT_BOTTOM) * f.scale);
+    g.clip(); // a ring across the antimeridian is given twice, shifted by 360 degrees: each copy clipped here
     g.beginPath();
     for (const ring of (outline && outline.rings) || []) {
       for (let k = 0; k < ring.length; k += 2) {
@@ -128,6 +132,7 @@ class WorldView {
     g.strokeStyle = "#c3ccd6";
     g.lineWidth = 0.7;
     g.stroke();
+    g.restore();
     return land;
   }
 
