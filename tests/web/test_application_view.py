@@ -1,7 +1,8 @@
 """The application view in a real browser against a real ``plush serve --http``: a refused spec shows the API's
 problems by line; a spec loaded by path draws its DAG; Run lights each block by the states of its hosts (counts,
 not one node per host); a barrier that waits for a host that never arrives is released from the UI and the run
-goes on; Stop ends it. Screenshots: application.png (mid-run), application-errors.png."""
+goes on; Stop ends it; a workflow's queue counts its items done and left. Screenshots: application.png
+(mid-run), application-errors.png, application-released.png, application-workflow.png."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 from web_support import WAIT, sign_in, web_served
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 #: 3 racers: the one of index 2 never reaches the barrier `gate` (it sleeps); the others wait there for it
 GATE = """<plush>
@@ -92,4 +95,17 @@ def test_load_run_release_a_barrier_and_stop_from_the_application_view(
         page.get_by_test_id("stop").click()
         expect(page.get_by_test_id("run-state")).to_contain_text("stopped", timeout=WAIT)
         expect(page.get_by_test_id("run")).to_be_enabled()
+
+        # a workflow's work queue: its items done and left, from the work.* events
+        page.get_by_test_id("load-toggle").click()
+        page.get_by_test_id("spec-path").fill(str(EXAMPLES / "workflow.xml"))
+        page.get_by_test_id("load-path").click()
+        expect(page.locator(".pl-app-title")).to_have_text("workflow", timeout=WAIT)
+        queue = page.locator('.pl-queue-row[data-queue="/workflow/workers/checksums"]')
+        expect(queue).to_contain_text("0/4 done · 4 left")
+        page.get_by_test_id("run").click()
+        expect(queue).to_contain_text("4/4 done · 0 left", timeout=WAIT)
+        expect(page.get_by_test_id("run-state")).to_contain_text("last run ok", timeout=WAIT)
+        expect(block(page, "/workflow/workers/count").locator(".pl-counts")).to_have_text("2 done")
+        page.screenshot(path=screenshots / "application-workflow.png")
         assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines

@@ -3,14 +3,14 @@
 // work queues (workflow blocks) with done/left, and the controls: load a spec (a path on the controller's
 // machine or the text of an editor), run, stop, abort.
 //
-// Invariants: the DOM of the DAG is built once per tree and then only updated (bar widths, count texts), at
-// most once per animation frame (the store's subscribe); a block's hosts are drawn only when it is selected,
-// capped; every name from the controller goes in as text.
+// Invariants: the DAG (appdag.js) is built once per tree and then only updated, at most once per animation
+// frame (the store's subscribe); a block's hosts are drawn only when it is selected, capped; every name from
+// the controller goes in as text.
 
 import { api } from "../api.js";
-import { byName, countsText, emptyCounts, errorText, foldHosts, h, hostList, replayRun, setBar, stateBar } from "./viewkit.js";
+import { Dag } from "./appdag.js";
+import { byName, errorText, foldHosts, h, hostList, replayRun } from "./viewkit.js";
 
-const BLOCK_PHASE = { started: "running", completed: "done", failed: "failed", skipped: "skipped" };
 const HOST_CAP = 40;
 const SPEC_EXAMPLE = `<plush>
   <project name="hello">
@@ -37,8 +37,7 @@ class ApplicationView {
   constructor(el, store) {
     this.el = el;
     this.store = store;
-    this.tree = undefined; // the tree the DAG was built for
-    this.blocks = new Map(); // path -> {box, bar, counts text, block}
+    this.dagView = new Dag(store, (path) => this.select(path));
     this.selected = null;
     this.work = new Map(); // workflow path -> {done: Set, inflight: Map item -> host, failed: n}
     this.busy = false;
@@ -79,7 +78,7 @@ class ApplicationView {
     this.loadToggle = h("button", { class: "pl-btn", "data-testid": "load-toggle", onclick: () => this.toggleLoad() }, "Load spec…");
     this.notice = h("div", { class: "pl-notice", hidden: true, role: "status" });
     this.loadPanel = this.buildLoadPanel();
-    this.dag = h("div", { class: "pl-dag", "data-testid": "dag" });
+    this.dag = this.dagView.el;
     this.barrierBox = h("div", { "data-testid": "barriers" });
     this.workBox = h("div", { "data-testid": "work-queues" });
     this.detail = h("div", { class: "pl-detail", "data-testid": "block-detail" });
@@ -256,9 +255,8 @@ class ApplicationView {
   draw() {
     const { store } = this;
     const tree = store.tree;
-    if (tree !== this.tree) this.buildDag(tree);
     this.drawControls(tree, store.run);
-    if (tree) this.drawCounts(tree);
+    this.dagView.draw(tree, this.selected);
     this.drawBarriers(tree, store.barriers || []);
     this.drawWork(tree);
     this.drawDetail();
@@ -286,141 +284,9 @@ class ApplicationView {
     this.runButton.disabled = this.busy || running || !tree;
     this.stopButton.disabled = this.busy || !running;
     this.abortButton.disabled = this.busy || !running;
-    if (!tree && this.tree === null && this.loadPanel.hidden && !this.openedOnce) {
+    if (!tree && this.dagView.tree === null && this.loadPanel.hidden && !this.openedOnce) {
       this.openedOnce = true;
       this.toggleLoad(true);
-    }
-  }
-
-  buildDag(tree) {
-    this.tree = tree;
-    this.blocks.clear();
-    if (!tree) {
-      this.dag.replaceChildren(h("div", { class: "pl-empty-state", text: "No application is loaded. Use “Load spec…” above." }));
-      return;
-    }
-    const byPath = new Map(tree.blocks.map((b) => [b.path, b]));
-    const children = new Map();
-    for (const b of tree.blocks) {
-      if (!children.has(b.parent)) children.set(b.parent, []);
-      children.get(b.parent).push(b);
-    }
-    const cards = [];
-    for (const cb of tree.blocks.filter((b) => b.kind === "component")) {
-      const component = tree.components.find((c) => c.name === cb.component) || { name: cb.component, min: "?", max: "?" };
-      const levels = (tree.order && tree.order[cb.path]) || (children.get(cb.path) || []).map((b) => [b.path]);
-      const bar = stateBar("pl-bar-lg");
-      const counts = h("span", { class: "pl-counts" });
-      const hosts = h("span", { class: "pl-muted" });
-      const head = h(
-        "div",
-        { class: "pl-card-head pl-block-select", onclick: () => this.select(cb.path) },
-        h("span", { class: "pl-card-title", text: cb.name }),
-        h("span", { class: "pl-tag", text: `component ${component.name}` }),
-        hosts,
-        h("div", { class: "pl-spacer" }),
-        counts,
-      );
-      this.blocks.set(cb.path, { block: cb, bar, counts, hosts, component, box: head });
-      const row = h("div", { class: "pl-levels" });
-      levels.forEach((level, index) => {
-        if (index) row.append(h("div", { class: "pl-arrow", "aria-hidden": "true", text: "→" }));
-        row.append(h("div", { class: "pl-level" }, level.map((path) => this.blockBox(byPath.get(path) || { path, name: path, kind: "?" }, children, levels[index - 1]))));
-      });
-      cards.push(h("div", { class: "pl-card", "data-block": cb.path }, head, bar, row));
-    }
-    this.dag.replaceChildren(...cards);
-  }
-
-  blockBox(block, children, previous) {
-    const bar = stateBar();
-    const counts = h("div", { class: "pl-counts" });
-    const box = h(
-      "div",
-      { class: `pl-block pl-kind-${block.kind}`, "data-block": block.path, tabindex: "0", onclick: (e) => (e.stopPropagation(), this.select(block.path)) },
-      h("div", { class: "pl-block-head" }, h("span", { class: "pl-block-name", text: block.name }), h("span", { class: "pl-tag", text: block.kind })),
-    );
-    box.addEventListener("keydown", (e) => e.key === "Enter" && this.select(block.path));
-    const after = (block.predecessors || []).filter((p) => !(previous || []).some((path) => path.endsWith(`/${p}`)));
-    if (after.length) box.append(h("div", { class: "pl-muted pl-small", text: `after ${after.join(", ")}` }));
-    if (block.kind === "process" && block.processes && block.processes.length > 1) box.append(h("div", { class: "pl-muted pl-small", text: `${block.processes.length} processes` }));
-    box.append(bar, counts);
-    const entry = { block, bar, counts, box };
-    if (block.kind === "workflow") {
-      entry.queue = h("div", { class: "pl-small pl-queue" });
-      box.append(entry.queue);
-    }
-    const inner = children.get(block.path) || [];
-    if (inner.length) box.append(h("div", { class: "pl-inner" }, inner.map((b) => this.blockBox(b, children, null))));
-    this.blocks.set(block.path, entry);
-    return box;
-  }
-
-  /** Host names of a component in the current (or last) run: the run's matching, and the hosts the store has
-   *  in that component (a replaced host leaves it: its replacement is in the matching). */
-  membersOf(component) {
-    const run = this.store.app && this.store.app.run;
-    const names = new Set((run && run.hosts && run.hosts[component]) || []);
-    for (const host of this.store.hosts.values()) {
-      if (host.component === component && host.state !== "replaced" && host.state !== "gone") names.add(host.name);
-    }
-    return names;
-  }
-
-  /** Per block path: host name -> its phase there, for every block of the tree. */
-  phases(tree) {
-    const out = new Map();
-    const byParent = new Map();
-    for (const b of tree.blocks) {
-      if (!byParent.has(b.parent)) byParent.set(b.parent, []);
-      byParent.get(b.parent).push(b);
-    }
-    for (const cb of tree.blocks.filter((b) => b.kind === "component")) {
-      const names = this.membersOf(cb.component);
-      const descendants = [];
-      const walk = (path) => (byParent.get(path) || []).forEach((b) => (descendants.push(b), walk(b.path)));
-      walk(cb.path);
-      for (const b of [cb, ...descendants]) out.set(b.path, new Map());
-      const direct = byParent.get(cb.path) || [];
-      for (const name of names) {
-        const host = this.store.hosts.get(name);
-        const states = (host && host.blocks) || new Map();
-        for (const b of descendants) {
-          let phase = BLOCK_PHASE[states.get(b.path)] || "idle";
-          if (phase === "running" && b.kind === "barrier") phase = "waiting";
-          out.get(b.path).set(name, phase);
-        }
-        let own = BLOCK_PHASE[states.get(cb.path)];
-        if (!own) {
-          const mine = direct.map((b) => out.get(b.path).get(name));
-          if (mine.includes("failed") || (host && host.phase === "failed")) own = "failed";
-          else if (mine.length && mine.every((p) => p === "done" || p === "skipped")) own = "done";
-          else if (mine.some((p) => p !== "idle")) own = "running";
-          else own = "idle";
-        }
-        out.get(cb.path).set(name, own);
-      }
-    }
-    return out;
-  }
-
-  drawCounts(tree) {
-    this.lastPhases = this.phases(tree);
-    for (const [path, entry] of this.blocks) {
-      const hosts = this.lastPhases.get(path) || new Map();
-      const counts = emptyCounts();
-      counts.waiting = 0;
-      for (const phase of hosts.values()) counts[phase] += 1;
-      setBar(entry.bar, counts);
-      entry.counts.textContent = countsText(counts);
-      const state = counts.failed ? "failed" : counts.running || counts.waiting ? "running" : hosts.size && counts.done + counts.skipped === hosts.size ? "done" : "idle";
-      entry.box.dataset.state = state;
-      entry.box.classList.toggle("pl-selected", path === this.selected);
-      if (entry.hosts) {
-        const c = entry.component;
-        const wanted = c.min === c.max ? `${c.min}` : `${c.min}–${c.max}`;
-        entry.hosts.textContent = hosts.size ? `${hosts.size} hosts` : `wants ${wanted} hosts`;
-      }
     }
   }
 
@@ -430,7 +296,7 @@ class ApplicationView {
   }
 
   drawDetail() {
-    const entry = this.selected && this.blocks.get(this.selected);
+    const entry = this.selected && this.dagView.blocks.get(this.selected);
     const run = this.store.app && this.store.app.run;
     const key = entry ? `${this.selected}|${this.store.seq}|${run && run.id}|${this.store.hosts.size}` : "";
     if (key === this.detailKey) return;
@@ -440,7 +306,7 @@ class ApplicationView {
       return;
     }
     const { block } = entry;
-    const hosts = (this.lastPhases && this.lastPhases.get(block.path)) || new Map();
+    const hosts = this.dagView.phases.get(block.path) || new Map();
     const groups = new Map();
     for (const [name, phase] of hosts) {
       if (!groups.has(phase)) groups.set(phase, []);
@@ -528,7 +394,7 @@ class ApplicationView {
       const total = (b.data_files || []).length;
       const done = q.done.size;
       const text = `${done}/${total} done · ${Math.max(0, total - done)} left${q.inflight.size ? ` · ${q.inflight.size} in progress` : ""}${q.failed ? ` · ${q.failed} failed attempts` : ""}`;
-      const entry = this.blocks.get(b.path);
+      const entry = this.dagView.blocks.get(b.path);
       if (entry && entry.queue) entry.queue.textContent = text;
       return h(
         "div",
