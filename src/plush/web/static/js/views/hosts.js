@@ -1,11 +1,430 @@
-// The hosts view (a stub: its helper replaces it). mount(el, store, params) -> {unmount()}.
+// The host view (#/hosts) and a host's page (#/hosts/<host>).
+//
+// #/hosts: every host of store.hosts in a virtualised table (js/vtable.js): sortable, filtered by the filter
+// box (host sets, words, state:X, component:X: hostFilter in js/hostsets.js) and by state and component;
+// multi-select; a command box runs a shell command on the selection (POST /v1/exec, shell true) and shows the
+// answer folded by host set (js/execfold.js), failures, timeouts and unreachable hosts marked.
+// #/hosts/<host>: the host's properties, state and blocks (live from the store), "Mark failed" (POST
+// /v1/hosts/{name}/fail, after an inline confirmation), and the logs of every process instance of the current
+// or last run (or another run chosen), streamed into a viewer (js/logview.js).
+//
+// Invariants: host names, outputs and logs reach the DOM as text (h(), textContent); the table is redrawn at
+// most once per animation frame whatever the rate of store changes; the filter, the selection and the last
+// command's output survive leaving the view and coming back (module state, per page).
 
-export function mount(el, store, params) {
-  const title = document.createElement("h1");
-  title.textContent = "Hosts";
-  const body = document.createElement("p");
-  body.className = "muted";
-  body.textContent = "loading";
-  el.append(title, body);
-  return { unmount() {} };
+import { api } from "../api.js";
+import { createTable } from "../vtable.js";
+import { fold, foldCount, hostFilter } from "../hostsets.js";
+import { foldExec, tally } from "../execfold.js";
+import { createLogViewer, processLogs } from "../logview.js";
+import { badge, formatBytes, formatDuration, h, messageOf, routeParts } from "../widgets.js";
+
+// what the list keeps while the page lives
+const kept = { filter: "", state: "", component: "", selection: [], command: "", timeout: "60", output: null };
+
+export function mount(el, store) {
+  let current = null;
+  let shown = "";
+  const root = h("div", { class: "hosts-view" });
+  el.append(root);
+  function show() {
+    const [, name] = routeParts();
+    const id = name || "";
+    if (current && id === shown) return;
+    if (current) current.unmount();
+    root.replaceChildren();
+    shown = id;
+    current = name ? hostPage(root, store, name) : hostList(root, store);
+  }
+  window.addEventListener("hashchange", show);
+  show();
+  return {
+    unmount() {
+      window.removeEventListener("hashchange", show);
+      if (current) current.unmount();
+      root.remove();
+    },
+  };
+}
+
+// --- the list -----------------------------------------------------------------------------------------------
+
+function blockCounts(host) {
+  const counts = {};
+  for (const state of host.blocks ? host.blocks.values() : []) counts[state] = (counts[state] || 0) + 1;
+  return counts;
+}
+
+const COLUMNS = [
+  {
+    id: "name",
+    title: "Host",
+    width: "minmax(140px, 1.3fr)",
+    value: (host) => host.name,
+    render: (cell, host) => cell.append(h("a", { href: `#/hosts/${encodeURIComponent(host.name)}`, class: "host-link" }, host.name)),
+  },
+  {
+    id: "state",
+    title: "State",
+    width: "130px",
+    value: (host) => host.state,
+    render: (cell, host) => cell.append(badge(host.phase || host.state, host.state)),
+  },
+  { id: "component", title: "Component", width: "minmax(100px, 1fr)", text: (host) => host.component || "" },
+  { id: "group", title: "Group", width: "minmax(80px, 0.8fr)", text: (host) => host.group || "" },
+  { id: "address", title: "Address", width: "minmax(110px, 1fr)", text: (host) => host.address || "" },
+  {
+    id: "blocks",
+    title: "Blocks",
+    width: "minmax(160px, 1.4fr)",
+    value: (host) => blockCounts(host).completed || 0,
+    text: (host) => {
+      const counts = blockCounts(host);
+      return ["completed", "started", "failed", "skipped"].filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(" · ");
+    },
+  },
+];
+
+function options(select, values, all) {
+  const want = ["", ...values];
+  const have = [...select.options].map((o) => o.value);
+  if (want.length === have.length && want.every((v, i) => v === have[i])) return;
+  const chosen = select.value;
+  select.replaceChildren(...want.map((v) => h("option", { value: v }, v || all)));
+  select.value = want.includes(chosen) ? chosen : "";
+}
+
+function hostList(root, store) {
+  const filterBox = h("input", {
+    type: "search",
+    class: "filter",
+    placeholder: "Filter: local-[1-20],web1 · words · state:running · component:web",
+    value: kept.filter,
+    "aria-label": "filter hosts",
+  });
+  const stateSelect = h("select", { class: "pick", "aria-label": "state" });
+  const componentSelect = h("select", { class: "pick", "aria-label": "component" });
+  const filterError = h("div", { class: "filter-error", hidden: true });
+  const counts = h("span", { class: "counts muted" });
+  const selectAll = h("button", { class: "btn", type: "button" }, "Select all shown");
+  const clear = h("button", { class: "btn", type: "button" }, "Clear");
+  const tableBox = h("div", { class: "table-box" });
+  const selectionText = h("span", { class: "selection mono" });
+  const command = h("input", { type: "text", class: "command mono", placeholder: "command, run by sh -c on each selected host", value: kept.command, "aria-label": "command" });
+  const timeout = h("input", { type: "number", class: "timeout", min: "1", step: "1", value: kept.timeout, "aria-label": "timeout in seconds", title: "timeout (s)" });
+  const runButton = h("button", { class: "btn primary", type: "submit" }, "Run");
+  const output = h("div", { class: "exec-output" });
+  const form = h(
+    "form",
+    { class: "command-bar" },
+    h("span", { class: "prompt mono" }, "$"),
+    command,
+    h("label", { class: "muted timeout-label" }, "timeout ", timeout, " s"),
+    runButton,
+  );
+  root.append(
+    h("div", { class: "toolbar" }, filterBox, stateSelect, componentSelect, selectAll, clear, counts),
+    filterError,
+    tableBox,
+    h("section", { class: "panel exec" }, h("div", { class: "exec-head" }, h("h2", {}, "Run a command"), h("span", { class: "muted" }, "on "), selectionText), form, output),
+  );
+
+  const table = createTable(tableBox, {
+    columns: COLUMNS,
+    key: (host) => host.name,
+    rowHeight: 30,
+    fitRows: 14,
+    sort: { id: "name", dir: 1 },
+    emptyText: "No host in the pool yet.",
+    noMatch: "No host matches the filter.",
+    onSelect: () => {
+      kept.selection = table.selected();
+      drawSelection();
+    },
+  });
+
+  function drawSelection() {
+    const chosen = table.selected();
+    selectionText.textContent = chosen.length ? foldCount(chosen) : "no host selected: click rows (shift: a range, ctrl/⌘: one more)";
+    selectionText.classList.toggle("muted", !chosen.length);
+    runButton.disabled = !chosen.length || running;
+    runButton.textContent = chosen.length ? `Run on ${chosen.length} host${chosen.length === 1 ? "" : "s"}` : "Run";
+    counts.textContent = `${table.rowCount()} hosts · ${table.shown().length} shown · ${chosen.length} selected`;
+  }
+
+  function applyFilter() {
+    kept.filter = filterBox.value;
+    kept.state = stateSelect.value;
+    kept.component = componentSelect.value;
+    const { test, error } = hostFilter(filterBox.value);
+    filterError.hidden = !error;
+    filterError.textContent = error ? error.message : "";
+    filterBox.classList.toggle("bad", Boolean(error));
+    const state = stateSelect.value;
+    const component = componentSelect.value;
+    table.setFilter((host) => (!state || host.state === state) && (!component || host.component === component) && test(host));
+    drawSelection();
+  }
+
+  function draw() {
+    const hosts = [...store.hosts.values()];
+    options(stateSelect, [...new Set(hosts.map((x) => x.state))].sort(), "every state");
+    options(componentSelect, [...new Set(hosts.map((x) => x.component).filter(Boolean))].sort(), "every component");
+    if (kept.state && stateSelect.value !== kept.state && [...stateSelect.options].some((o) => o.value === kept.state)) stateSelect.value = kept.state;
+    if (kept.component && componentSelect.value !== kept.component && [...componentSelect.options].some((o) => o.value === kept.component)) {
+      componentSelect.value = kept.component;
+    }
+    table.setRows(hosts);
+    drawSelection();
+  }
+
+  let running = false;
+  async function run(event) {
+    event.preventDefault();
+    const chosen = table.selected();
+    const text = command.value.trim();
+    if (!chosen.length || !text) return;
+    kept.command = command.value;
+    kept.timeout = timeout.value;
+    running = true;
+    drawSelection();
+    const hostset = fold(chosen);
+    output.replaceChildren(h("div", { class: "exec-summary muted", dataset: { state: "running" } }, `running \`${text}\` on ${foldCount(chosen)}…`));
+    try {
+      const answer = await api("POST", "/v1/exec", { cmd: text, hosts: hostset, shell: true, timeout: Number(timeout.value) || 60 });
+      kept.output = { text, hostset, count: chosen.length, answer };
+    } catch (error) {
+      kept.output = { text, hostset, count: chosen.length, error: messageOf(error) };
+    }
+    running = false;
+    drawSelection();
+    drawOutput();
+  }
+
+  function drawOutput() {
+    const last = kept.output;
+    if (!last) {
+      output.replaceChildren();
+      return;
+    }
+    if (last.error) {
+      output.replaceChildren(h("div", { class: "exec-summary bad", dataset: { state: "error" } }, h("code", {}, last.text), ` on ${last.hostset}: ${last.error}`));
+      return;
+    }
+    const addresses = new Map([...store.hosts.values()].map((x) => [x.name, x.address]));
+    const groups = foldExec(last.answer, addresses);
+    const t = tally(groups);
+    const parts = [`${t.ok} ok`];
+    if (t.failed) parts.push(`${t.failed} failed`);
+    if (t.timeout) parts.push(`${t.timeout} timed out`);
+    if (t.unreachable) parts.push(`${t.unreachable} unreachable`);
+    output.replaceChildren(
+      h(
+        "div",
+        { class: "exec-summary", dataset: { state: "done", status: String(last.answer.status) } },
+        h("code", {}, last.text),
+        h("span", {}, ` on ${last.hostset} (${last.count}) `),
+        badge(last.answer.status ? "failed" : "done", `status ${last.answer.status}`),
+        h("span", { class: "muted" }, ` ${parts.join(" · ")} · ${formatDuration(last.answer.duration)}`),
+      ),
+      ...groups.map((group) =>
+        h(
+          "div",
+          { class: `exec-group kind-${group.kind}`, dataset: { hosts: group.hostset } },
+          h(
+            "div",
+            { class: "exec-group-head" },
+            h("span", { class: "hostset mono" }, group.hostset),
+            h("span", { class: "muted" }, ` (${group.hosts.length} host${group.hosts.length === 1 ? "" : "s"})`),
+            badge(group.kind === "ok" ? "done" : group.kind === "timeout" ? "waiting" : "failed", group.text),
+            group.marks.length ? h("span", { class: "varies muted" }, `varies: ${group.marks.map((m) => `{${m}}`).join(" ")}`) : null,
+            group.truncated ? h("span", { class: "varies muted" }, "output truncated") : null,
+          ),
+          group.stdout ? h("pre", { class: "out" }, group.stdout) : null,
+          group.stderr ? h("pre", { class: "out err" }, group.stderr) : null,
+          !group.stdout && !group.stderr && group.kind !== "unreachable" ? h("div", { class: "muted no-output" }, "(no output)") : null,
+        ),
+      ),
+    );
+  }
+
+  filterBox.addEventListener("input", applyFilter);
+  stateSelect.addEventListener("change", applyFilter);
+  componentSelect.addEventListener("change", applyFilter);
+  selectAll.addEventListener("click", () => table.selectAllFiltered(true));
+  clear.addEventListener("click", () => table.clearSelection());
+  form.addEventListener("submit", run);
+
+  draw();
+  table.select(kept.selection.filter((name) => store.hosts.has(name)));
+  applyFilter();
+  drawOutput();
+  const off = store.subscribe(draw);
+  return {
+    unmount() {
+      off();
+      table.destroy();
+    },
+  };
+}
+
+// --- one host -----------------------------------------------------------------------------------------------
+
+function hostPage(root, store, name) {
+  const title = h("h1", {}, name);
+  const stateBadge = h("span");
+  const failButton = h("button", { class: "btn danger", type: "button" }, "Mark failed");
+  const confirmBox = h("div", { class: "confirm", hidden: true });
+  const notice = h("div", { class: "notice", hidden: true });
+  const facts = h("dl", { class: "facts" });
+  const blocks = h("div", { class: "blocks" });
+  const runPick = h("select", { class: "pick", "aria-label": "run", hidden: true });
+  const runLabel = h("span", { class: "muted", hidden: true }, "of run");
+  const logsBox = h("div", { class: "logs" });
+  const viewerBox = h("div");
+  root.append(
+    h("nav", { class: "crumbs" }, h("a", { href: "#/hosts" }, "Hosts"), " › ", name),
+    h("div", { class: "page-head" }, title, stateBadge, h("span", { class: "grow" }), failButton),
+    confirmBox,
+    notice,
+    h("div", { class: "columns" }, h("section", { class: "panel" }, h("h2", {}, "Properties"), facts), h("section", { class: "panel" }, h("h2", {}, "Blocks"), blocks)),
+    h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Logs"), runLabel, runPick), logsBox, viewerBox),
+  );
+  const viewer = createLogViewer(viewerBox);
+
+  function say(text, bad) {
+    notice.hidden = false;
+    notice.className = `notice ${bad ? "error" : "ok"}`;
+    notice.textContent = text;
+  }
+
+  function draw() {
+    const host = store.hosts.get(name);
+    stateBadge.replaceChildren(host ? badge(host.phase || host.state, host.state) : badge("idle", "not in the pool"));
+    if (!host) {
+      facts.replaceChildren(h("dd", { class: "muted" }, `No host named ${name} in the pool.`));
+      blocks.replaceChildren();
+      return;
+    }
+    const rows = [
+      ["name", host.name],
+      ["address", host.address || "—"],
+      ["group", host.group || "—"],
+      ["component", host.component || "—"],
+      ["state", host.state],
+      ["phase", host.phase || "—"],
+      ["provider", host.provider || "—"],
+      ["agent pid", host.agent_pid ?? "—"],
+      ...Object.entries(host.properties || {}).sort().map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+    ];
+    facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, v)]));
+    const entries = host.blocks ? [...host.blocks.entries()] : [];
+    blocks.replaceChildren(
+      entries.length
+        ? h("table", { class: "mini" }, h("tbody", {}, entries.map(([path, state]) => h("tr", {}, h("td", { class: "mono" }, path), h("td", {}, badge(state))))))
+        : h("div", { class: "muted" }, "No block has run on this host in this run."),
+    );
+  }
+
+  failButton.addEventListener("click", () => {
+    confirmBox.hidden = false;
+    const yes = h("button", { class: "btn danger", type: "button" }, `Mark ${name} failed`);
+    const no = h("button", { class: "btn", type: "button" }, "Cancel");
+    confirmBox.replaceChildren(
+      h("span", {}, `Mark ${name} failed? The run in progress loses it; its failure policy decides what follows (replace, restart, abort).`),
+      yes,
+      no,
+    );
+    no.addEventListener("click", () => {
+      confirmBox.hidden = true;
+    });
+    yes.addEventListener("click", async () => {
+      confirmBox.hidden = true;
+      try {
+        await api("POST", `/v1/hosts/${encodeURIComponent(name)}/fail`);
+        say(`${name} marked failed.`, false);
+        if (store.refresh) store.refresh("hosts");
+      } catch (error) {
+        say(`Could not mark ${name} failed: ${messageOf(error)}`, true);
+      }
+    });
+  });
+
+  let runs = [];
+  let chosenRun = null;
+  async function loadRuns() {
+    try {
+      runs = (await api("GET", "/v1/runs")).map((r) => r.run).reverse();
+    } catch (error) {
+      logsBox.replaceChildren(h("div", { class: "muted" }, `The runs cannot be listed: ${messageOf(error)}`));
+      return;
+    }
+    const current = (store.run && (store.run.run || (store.run.last && store.run.last.run))) || runs[0] || null;
+    if (current && !runs.includes(current)) runs.unshift(current);
+    runPick.replaceChildren(...runs.map((r) => h("option", { value: r }, r)));
+    runLabel.hidden = runPick.hidden = !runs.length;
+    if (!chosenRun || !runs.includes(chosenRun)) chosenRun = current;
+    if (chosenRun) runPick.value = chosenRun;
+    await loadLogs();
+  }
+
+  async function loadLogs() {
+    viewer.close();
+    if (!chosenRun) {
+      logsBox.replaceChildren(h("div", { class: "muted" }, "No run yet: the logs of the processes of a run appear here."));
+      return;
+    }
+    const run = chosenRun;
+    let files;
+    try {
+      files = (await api("GET", `/v1/runs/${encodeURIComponent(run)}/files`)).filter((f) => f.host === name);
+    } catch (error) {
+      logsBox.replaceChildren(h("div", { class: "muted" }, `The files of run ${run} cannot be listed: ${messageOf(error)}`));
+      return;
+    }
+    if (run !== chosenRun) return;
+    const { instances, other } = processLogs(files);
+    const open = (file) => () => viewer.open({ run, ...file });
+    const fileButton = (file, label) =>
+      file ? h("button", { class: "btn small btn-link", type: "button", onclick: open(file), dataset: { path: file.path } }, `${label} · ${formatBytes(file.size)}`) : h("span", { class: "muted" }, "—");
+    logsBox.replaceChildren(
+      instances.length || other.length
+        ? h(
+            "table",
+            { class: "mini logs-table" },
+            h("thead", {}, h("tr", {}, h("th", {}, "process"), h("th", {}, "instance"), h("th", {}, "stdout"), h("th", {}, "stderr"))),
+            h(
+              "tbody",
+              {},
+              instances.map((i) => h("tr", {}, h("td", { class: "mono" }, i.process), h("td", {}, `#${i.instance}`), h("td", {}, fileButton(i.stdout, "stdout")), h("td", {}, fileButton(i.stderr, "stderr")))),
+              other.map((f) => h("tr", {}, h("td", { class: "mono", colspan: "2" }, f.path.split("/").slice(2).join("/")), h("td", { colspan: "2" }, fileButton(f, f.kind)))),
+            ),
+          )
+        : h("div", { class: "muted" }, `${name} has no logs in run ${run}.`),
+    );
+  }
+
+  runPick.addEventListener("change", () => {
+    chosenRun = runPick.value;
+    loadLogs();
+  });
+  const offFinished = store.on ? store.on("run.finished", () => loadRuns()) : () => {};
+  const offStarted = store.on
+    ? store.on("run.started", (event) => {
+        chosenRun = (event.data && event.data.run) || null;
+        loadRuns();
+      })
+    : () => {};
+
+  draw();
+  loadRuns();
+  const off = store.subscribe(draw);
+  return {
+    unmount() {
+      off();
+      offFinished();
+      offStarted();
+      viewer.close();
+    },
+  };
 }
