@@ -11,17 +11,15 @@ says why).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from static_page import open_static
 
 from plush.resources.hostset import HostSetError, expand, fold, natural_key
 
-STATIC = Path(__file__).resolve().parents[2] / "src" / "plush" / "web" / "static"
-ORIGIN = "http://plush.test"
 _CASES = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # the module's answers, as plain data
@@ -37,21 +35,9 @@ FOLD = """async (names) => {
 }"""
 
 
-def _serve_static(route: Any) -> None:
-    path = route.request.url.removeprefix(ORIGIN)
-    if path.startswith("/static/"):
-        file = STATIC / path.removeprefix("/static/")
-        route.fulfill(status=200, body=file.read_bytes(), headers={"Content-Type": "text/javascript"})
-    else:
-        route.fulfill(status=200, body="<!doctype html><title>host sets</title>", headers={"Content-Type": "text/html"})
-
-
 @pytest.fixture
 def js(page: Any) -> Any:
-    """A page of a fake origin that serves the static files (no server: Playwright answers the requests)."""
-    page.route(f"{ORIGIN}/**", _serve_static)
-    page.goto(f"{ORIGIN}/")
-    return page
+    return open_static(page)
 
 
 def python_expand(text: str) -> dict[str, Any]:
