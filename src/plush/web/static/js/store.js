@@ -8,6 +8,9 @@
 // store.on(name, fn) -> off: raw events ({seq, name, at, host, block, instance, data}; name "*": every one);
 // store.start(): loads the snapshots, then opens /v1/events resumed after the snapshot's event id;
 // store.refresh(part): re-fetches one of hosts|tree|run|barriers|states|app.
+// store.stats: what the page's speed is measured by (bench/web_ui.py, tests/web/test_web_timing.py): ready (ms
+//   from the navigation to the first draw of the loaded snapshots), draws, lags (seconds from an event's
+//   making in the controller, its `at`, to the end of the draw that showed it: the oldest event of each draw).
 //
 // A page opened mid-run shows the truth: GET /v1/application/states is read first (each host's phase and
 // blocks as of event SEQ), the stream resumes after SEQ (nothing missed, nothing twice). Process output is not
@@ -35,6 +38,8 @@ const KINDS = "run,host,agent,file,barrier,block,process.started,process.livenes
 // host events after which the hosts' API states are read again (at most every HOSTS_EVERY ms)
 const HOSTS_EVERY = 1000;
 const RECONNECT_MAX = 10000;
+// the draws' lags kept in store.stats (the latest)
+const LAGS_KEPT = 10000;
 
 const BLOCK_STATES = {
   "block.started": "started", "block.completed": "completed", "block.failed": "failed", "block.skipped": "skipped",
@@ -67,6 +72,9 @@ class Store {
     this._hostsTimer = 0;
     this._hostsAt = 0;
     this._over = false; // the run of the hosts' phases has ended (run.finished)
+    this._loaded = false; // the snapshots of start() are in
+    this._oldest = 0; // the `at` of the oldest event not drawn yet
+    this.stats = { ready: null, draws: 0, lags: [] };
   }
 
   subscribe(fn) {
@@ -92,9 +100,21 @@ class Store {
           console.error("a view failed to draw", err);
         }
       }
+      this._drawn();
     };
     // a hidden tab gets no animation frame: a timer keeps the store's subscribers current anyway
     this._frame = document.hidden ? setTimeout(draw, 250) : requestAnimationFrame(draw);
+  }
+
+  _drawn() {
+    const stats = this.stats;
+    stats.draws += 1;
+    if (this._oldest) {
+      stats.lags.push(Date.now() / 1000 - this._oldest);
+      if (stats.lags.length > LAGS_KEPT) stats.lags.splice(0, stats.lags.length - LAGS_KEPT);
+      this._oldest = 0;
+    }
+    if (stats.ready === null && this._loaded) stats.ready = performance.now();
   }
 
   async start() {
@@ -102,6 +122,8 @@ class Store {
     this._started = true;
     await Promise.all([this.refresh("states"), this.refresh("hosts"), this.refresh("app"), this.refresh("tree"),
       this.refresh("run"), this.refresh("barriers")]);
+    this._loaded = true;
+    this.changed();
     this._open();
   }
 
@@ -220,6 +242,7 @@ class Store {
       if (event.seq <= this.seq) return;
       this.seq = event.seq;
     }
+    if (!this._oldest && typeof event.at === "number") this._oldest = event.at;
     this._apply(event);
     this._emit(event);
     this.changed();

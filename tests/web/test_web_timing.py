@@ -1,0 +1,137 @@
+"""How fast the web UI follows a run: its first paint and how far its updates are behind the events.
+
+The issue's figures are for 500 local hosts: ``bench/web_ui.py`` runs this test with
+``PLUSH_WEB_TIMING_HOSTS=500`` and ``PLUSH_WEB_TIMING_OUT=FILE`` and reports the numbers in bench/README.md. In
+the suite it runs on a few hosts and asserts no time: only that the page measured what it must (a first paint of
+the loaded snapshots, opened idle and in the middle of a run, and a lag for the draws that showed the run's
+events) and that the page ends with every host done, as the controller says.
+
+Measured by the page's store (``store.stats``, js/store.js): ``ready`` is the time from the navigation to the
+end of the first draw of the loaded snapshots; a lag is the time from an event's making in the controller (its
+``at``, the same clock on this machine) to the end of the draw that showed it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from integration_support import RUN_TIMEOUT, wait_until
+from web_support import WAIT, sign_in, web_served
+
+HOSTS = int(os.environ.get("PLUSH_WEB_TIMING_HOSTS", "4"))
+OUT = os.environ.get("PLUSH_WEB_TIMING_OUT")
+#: first paints measured with a run in progress
+MIDRUN_LOADS = int(os.environ.get("PLUSH_WEB_TIMING_LOADS", "2"))
+
+SPEC = """\
+project: timing
+components:
+  c:
+    hosts: {hosts}
+application:
+  execution:
+    c:
+      blocks:
+        - process: work
+          run: [sh, -c, 'for i in 1 2 3 4 5; do echo "step $i"; sleep 0.2; done']
+        - process: hold
+          after: [work]
+          run: [sh, -c, 'while [ ! -e {hold} ]; do sleep 0.1; done']
+"""
+
+STATS = """async () => {
+    const { store } = await import('/static/js/store.js');
+    let done = 0;
+    for (const host of store.hosts.values()) if (host.phase === 'done') done += 1;
+    return {ready: store.stats.ready, draws: store.stats.draws, lags: store.stats.lags.slice(), done,
+            hosts: store.hosts.size};
+}"""
+
+
+#: the page's store within reach of synchronous predicates (wait_for_function does not await a promise)
+HOLD_STORE = "async () => { window.plushStore = (await import('/static/js/store.js')).store; }"
+
+
+def _stats(page: Any) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(STATS)
+    return result
+
+
+def _at_the_hold(states: dict[str, Any]) -> bool:
+    hosts = states["hosts"].values()
+    return len(hosts) == HOSTS and all(
+        any(path.endswith("/hold") and state == "started" for path, state in h["blocks"].items()) for h in hosts
+    )
+
+
+def _ready(page: Any) -> float:
+    page.evaluate(HOLD_STORE)
+    page.wait_for_function("() => window.plushStore.stats.ready !== null", timeout=WAIT)
+    return float(_stats(page)["ready"])
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "n": len(ordered),
+        "median": statistics.median(ordered),
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+def test_the_page_measures_its_first_paint_and_how_far_behind_the_events_it_draws(
+    page: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    hold = tmp_path / "hold"
+    spec = tmp_path / "timing.yaml"
+    spec.write_text(SPEC.format(hosts=HOSTS, hold=hold))
+    with web_served(tmp_path, hosts=HOSTS) as web:
+        web.api("PUT", "/v1/application", {"path": str(spec)})
+        sign_in(page, web)
+        page.goto(f"{web.url}#/application")
+        idle_ready = _ready(page)
+
+        # a run in progress: the first paint of a page opened then
+        web.api("POST", "/v1/runs", {})
+        wait_until(lambda: _at_the_hold(web.api("GET", "/v1/application/states")), RUN_TIMEOUT, "the hold")
+        midrun = []
+        for _ in range(MIDRUN_LOADS):
+            page.reload()
+            midrun.append(_ready(page))
+        page.screenshot(path=screenshots / "timing-midrun.png")
+        before = len(_stats(page)["lags"])
+
+        # the end of the run, followed by the page that was open: every host done, each draw's lag measured
+        hold.touch()
+        page.wait_for_function(
+            "n => { let done = 0; for (const h of window.plushStore.hosts.values()) if (h.phase === 'done') done++;"
+            " return done === n; }",
+            arg=HOSTS,
+            timeout=RUN_TIMEOUT * 1000,
+        )
+        stats = _stats(page)
+        states = web.api("GET", "/v1/application/states")
+        assert {h["phase"] for h in states["hosts"].values()} == {"done"}, states
+        assert stats["done"] == HOSTS == len(states["hosts"])
+        lags = stats["lags"][before:]
+        assert lags, "no draw showed the run's end"
+        assert idle_ready > 0 and all(ready > 0 for ready in midrun)
+
+    if OUT:
+        Path(OUT).write_text(
+            json.dumps(
+                {
+                    "hosts": HOSTS,
+                    "first_paint_idle_ms": idle_ready,
+                    "first_paint_midrun_ms": midrun,
+                    "lag_s": _summary(lags),
+                    "draws": stats["draws"],
+                },
+                indent=2,
+            )
+        )
