@@ -32,6 +32,7 @@ PURE_MODULES = (
     "plush.controller.lifecycle_commands",
     "plush.controller.relayplan",
     "plush.controller.timeline",
+    "plush.controller.hostspans",
     "plush.cluster.plan",
 )
 #: what a pure module must not import: the event loop, processes, files and sockets, clocks, threads
