@@ -103,3 +103,43 @@ def test_a_run_whose_journal_ends_early_says_how_it_ended(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["report", str(root)])
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output and "disk is full" in result.output
+
+
+def _page_data(path: Path) -> dict[str, object]:
+    text = path.read_text()
+    start = text.index('<script type="application/json" id="plush-timeline-data">')
+    body = text[text.index(">", start) + 1 : text.index("</script>", start)]
+    data: dict[str, object] = json.loads(body)
+    return data
+
+
+def test_html_writes_the_page_of_a_finished_running_or_dead_run_and_prints_its_path(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    failed = make_run(runs, "20260102-000000-bbbb", failed_run("20260102-000000-bbbb"))
+    result = CliRunner().invoke(cli, ["report", "--html", "--runs-dir", str(runs)])
+    assert result.exit_code == 1, result.output  # the exit status says how the run went, as plush report's
+    assert result.stdout.splitlines() == [str((failed / "report.html").resolve())]
+    assert _page_data(failed / "report.html")["finished"] is True
+    assert "Root cause" in (failed / "report.html").read_text()
+
+    running = make_run(runs, "20260103-000000-cccc", unfinished_run("20260103-000000-cccc"))
+    status = RunStatus.create(running, "20260103-000000-cccc")
+    try:
+        result = CliRunner().invoke(cli, ["report", "--html", str(running)])
+        assert result.exit_code == 3, result.output
+        data = _page_data(running / "report.html")
+        assert data["finished"] is False and isinstance(data["duration"], float) and data["duration"] > 0.5
+    finally:
+        status.close()
+    result = CliRunner().invoke(cli, ["report", "--html", str(running)])  # its controller is gone: dead
+    assert result.exit_code == 4 and _page_data(running / "report.html")["duration"] == 0.5
+
+
+def test_html_into_a_directory_it_cannot_write_is_one_line(tmp_path: Path) -> None:
+    root = make_run(tmp_path, "20260101-000000-aaaa", failed_run("20260101-000000-aaaa"))
+    (root / "report.html").mkdir()  # the page cannot replace it
+    result = CliRunner().invoke(cli, ["report", "--html", str(root)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("plush: error: ") and "report.html" in lines[0]
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".report.html")]  # no temporary file left

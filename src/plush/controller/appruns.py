@@ -4,8 +4,8 @@ Role: :func:`record_run` is what :meth:`plush.controller.api.Controller.run` doe
 :meth:`~plush.controller.engine.RunEngine.run`: it saves the spec in the run directory, journals every event
 of the run (a failed journal write stops the run: ``storage_failed``), tells the status file how the run
 ended (``completed``, ``stopped``, ``failed``; ``failed`` with the reason when it could not start or was
-interrupted) and writes the failure report (from the journal, or from the events in memory when the journal
-is unreadable; no half report when the disk is full). :class:`RunResult` is what a run returns.
+interrupted) and writes the failure report and ``report.html`` (from the journal, or from the events in memory
+when the journal is unreadable; no half report when the disk is full). :class:`RunResult` is what a run returns.
 
 Invariants: the journal is a sink of the bus exactly while the run runs; the status never stays
 ``running`` after :func:`record_run` returns or raises; the status file is closed in every case.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from plush.controller.engine import RunEngine, RunOutcome
 from plush.controller.events import RUN_STARTED, Event, EventBus
 from plush.controller.journal import Journal, JournalError
-from plush.controller.report import FailureReport, build_report, load_report, write_report
+from plush.controller.report import FailureReport, build_report, load_report, read_run, write_report
+from plush.controller.reportpage import PAGE, page_of, write_page
 from plush.controller.rundir import RunDir
 from plush.controller.runstatus import RunStatus
 from plush.errors import PlushError, StorageError
@@ -94,9 +95,11 @@ async def _record(
         outcome = RunOutcome(False, str(error), timings=outcome.timings)
     status.update("completed" if outcome.ok else "stopped" if outcome.stopped else "failed", outcome.reason)
     try:
-        report = load_report(rundir.journal)
+        run = read_run(rundir.journal)
+        events, report = run[0], load_report(rundir.journal, run)
     except JournalError:  # the journal is unreadable (its writes failed): report from the events in memory
-        report = build_report(_this_run(list(bus.history()), rundir.run_id), rundir_root=rundir.root)
+        events = _this_run(list(bus.history()), rundir.run_id)
+        report = build_report(events, rundir_root=rundir.root)
     try:
         write_report(rundir.root, report, mode=rundir.mode)
     except OSError as exc:  # the disk is full (the error that stopped the run says so): no half report
@@ -104,6 +107,10 @@ async def _record(
         for name in ("report.txt", "report.json"):
             with contextlib.suppress(OSError):
                 (rundir.root / name).unlink()
+    try:  # written whole or not at all
+        await asyncio.to_thread(lambda: write_page(rundir.root, page_of(events, report), mode=rundir.mode))
+    except OSError as exc:
+        log.info("cannot write %s: %s", PAGE, exc)
     return RunResult(outcome, rundir, report, error)
 
 

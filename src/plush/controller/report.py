@@ -64,11 +64,20 @@ from plush.controller.catalogue import (
 from plush.controller.events import Event
 from plush.controller.journal import read_events
 from plush.controller.rundir import RunDir
-from plush.controller.runstatus import read_status
+from plush.controller.runstatus import RunState, read_status
 from plush.processes.policy import STOPPED, SUCCESS, UNHANDLED
 from plush.resources.hostset import HostSet
 
-__all__ = ["EXIT_STATUS", "READS", "FailureEntry", "FailureReport", "build_report", "load_report", "write_report"]
+__all__ = [
+    "EXIT_STATUS",
+    "READS",
+    "FailureEntry",
+    "FailureReport",
+    "build_report",
+    "load_report",
+    "read_run",
+    "write_report",
+]
 
 #: how many lines of a process's stderr an entry keeps
 STDERR_LINES = 10
@@ -756,20 +765,27 @@ def write_report(rundir_root: Path, report: FailureReport, *, mode: str = "priva
     return text_path, json_path
 
 
-def load_report(journal_path: Path) -> FailureReport:
-    """The report of the run whose journal is ``journal_path`` (log paths under the journal's directory).
-
-    The run's status file completes the journal: a run whose journal ends early (its last writes failed)
-    but whose status says how it ended is finished; one that did not finish is ``running`` while its
-    controller holds the status file's lock and ``dead`` once nobody does."""
-    root = journal_path.parent
+def read_run(journal_path: Path) -> tuple[list[Event], RunState]:
+    """The events of the run whose journal is ``journal_path``, completed by its status file: a run whose
+    journal ends early (its last writes failed) but whose status says how it ended gets that end as a
+    ``run.finished`` event; and that status. Raises :class:`~plush.controller.journal.JournalError`."""
     events = read_events(journal_path)
-    status = read_status(root)
+    status = read_status(journal_path.parent)
     if status.state in _ENDED and not any(e.name == RUN_FINISHED for e in events):
         at = status.at if status.at is not None else (events[-1].at if events else 0.0)
         ok, stopped = status.state == "completed", status.state == "stopped"
         events.append(Event(name=RUN_FINISHED, at=at, data={"ok": ok, "stopped": stopped, "reason": status.reason}))
-    report = build_report(events, rundir_root=root)
+    return events, status
+
+
+def load_report(journal_path: Path, run: tuple[list[Event], RunState] | None = None) -> FailureReport:
+    """The report of the run whose journal is ``journal_path`` (log paths under the journal's directory), from
+    :func:`read_run` (or what it gave: ``run``).
+
+    A run that did not finish is ``running`` while its controller holds the status file's lock and ``dead``
+    once nobody does."""
+    events, status = run if run is not None else read_run(journal_path)
+    report = build_report(events, rundir_root=journal_path.parent)
     if report.finished:
         return report
     return replace(report, live=status.held is True, pid=status.pid)

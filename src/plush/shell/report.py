@@ -3,7 +3,8 @@
 RUN is a run directory's path or a run id under the runs directory (default: the newest run there). The
 report is rebuilt from the run's journal (an event is in it within about a second), completed by the run's
 status file (``status.json``: how the run ended, and whether its controller still holds it). ``--json``
-prints the JSON form.
+prints the JSON form; ``--html`` writes (again) the run's ``report.html`` (its failure report and timeline in one
+page, :mod:`plush.controller.reportpage`) and prints its path.
 
 Exit status (docs/commands.md): 0 the run completed (or was stopped on request); 1 it failed; 3 it is still
 running; 4 it is dead (its controller is gone and it never finished); 2 no such run, or its journal cannot be
@@ -52,7 +53,8 @@ def find_run(run: str | None, runs_dir: str) -> Path:
 @click.argument("run", required=False)
 @click.option("--runs-dir", default=None, help="Where runs are (default: ./plush-runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None:
+@click.option("--html", "as_html", is_flag=True, help="Write the run's report.html; print its path.")
+def report_command(run: str | None, runs_dir: str | None, as_json: bool, as_html: bool) -> None:
     """Print the failure report of RUN (default: the newest run).
 
     Exit status: 0 completed or stopped on request, 1 failed, 3 still running, 4 dead (controller gone),
@@ -63,6 +65,12 @@ def report_command(run: str | None, runs_dir: str | None, as_json: bool) -> None
     for line in clean_up_dead_runs():
         click.echo(line, err=True)
     rundir = find_run(run, settings.runs_dir)
+    if as_html:
+        from plush.controller.reportpage import write_run_page
+
+        path, report = write_run_page(rundir)
+        click.echo(str(path.resolve()))
+        sys.exit(report.exit_status)
     report = load_report(rundir / "journal.sqlite")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
