@@ -116,3 +116,30 @@ def test_the_files_of_a_run_are_its_regular_logs_and_outputs_no_link_followed(ru
     listed = results.runs()
     assert [r["run"] for r in listed] == [RUN]
     assert listed[0]["state"] == "unknown"  # no status file
+
+
+def test_a_run_s_timeline_is_built_from_its_journal_and_a_held_run_reaches_now(tmp_path: Path) -> None:
+    from plush.controller.events import Event
+    from plush.controller.journal import Journal
+    from plush.controller.runstatus import RunStatus
+
+    root = tmp_path / RUN
+    root.mkdir()
+    journal = Journal(root / "journal.sqlite")
+    journal(Event(name="run.started", at=100.0, data={"run": RUN, "hosts": 1}))
+    journal(Event(name="host.joined", at=100.5, host="h1", data={"component": "c"}))
+    journal(Event(name="process.started", at=101.0, host="h1", block="/a/c/p/p", instance=1, data={"pid": 1}))
+    journal.close()
+    results = RunResults(tmp_path)
+    status = RunStatus.create(root, RUN)  # a controller holds the run: it goes on until now
+    try:
+        held = results.timeline(RUN)
+    finally:
+        status.close()
+    assert held["finished"] is False and held["duration"] > 1000  # now, not the last event
+    [process] = held["groups"][0]["rows"][0]["spans"]
+    assert process[:4] == ["process", 1.0, held["duration"], "open"]
+    dead = results.timeline(RUN)  # nobody holds it: it ends at its last event
+    assert dead["duration"] == 1.0 and dead["groups"][0]["component"] == "c"
+    with pytest.raises(NoSuchResult):
+        results.timeline("20260101-120000-0009")

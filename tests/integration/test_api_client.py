@@ -133,6 +133,10 @@ async def test_the_application_tree_and_a_runs_results_over_http(tmp_path: Path)
             assert (status["outcome"], status["hosts"], status["failures"]) == ("ok", ["local-1", "local-2"], 0)
             report = await plush.report(run)
             assert report["outcome"] == "ok" and report["entries"] == [] and report["run"] == run
+            timeline = await plush.timeline(run)
+            assert (timeline["run"], timeline["finished"], timeline["hosts"]) == (run, True, 2)
+            waits = [s for g in timeline["groups"] for r in g["rows"] for s in r["spans"] if s[0] == "wait"]
+            assert {s[4] for s in waits} == {"made"}
             files = {f["path"]: f for f in await plush.files(run)}
             mine = "hosts/local-1/outputs/out/mine.txt"
             assert files[mine]["kind"] == "output" and files[mine]["size"] == len("local-1\n")
@@ -154,5 +158,8 @@ async def test_the_application_tree_and_a_runs_results_over_http(tmp_path: Path)
             with pytest.raises(ApiError) as refused:
                 await plush.report("nothing-like-a-run")
             assert refused.value.status == 404
+            with pytest.raises(ApiError) as refused:
+                await plush.timeline(run[:-1] + "9")
+            assert (refused.value.status, refused.value.code) == (404, "not_found")
             await plush.quit()
         assert serve.process.wait(timeout=RUN_TIMEOUT) == 0

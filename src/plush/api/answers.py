@@ -38,8 +38,12 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "RunStatusAnswer",
+    "RunTimeline",
     "Runs",
     "States",
+    "TimelineFields",
+    "TimelineGroup",
+    "TimelineRow",
     "TreeAnswer",
     "TreeBarrier",
     "TreeBlock",
@@ -258,6 +262,50 @@ class RunStatus(_Answer):
     reason: str | None
     hosts: list[str]
     failures: int
+
+
+class TimelineRow(_Answer):
+    """A timeline's row: one host, or hosts of one shape folded (``hosts``: their host set, ``count``)."""
+
+    hosts: str
+    count: int
+    cpus: int | None
+    #: ``[kind, start, end, outcome, name, info]`` (``fields.span``)
+    spans: list[list[Any]]
+    #: ``[kind, at, label]`` (``fields.mark``)
+    marks: list[list[Any]]
+    #: ``[at, load, mem]`` (``fields.sample``; a value may be null)
+    samples: list[list[Any]]
+    omitted: int
+
+
+class TimelineGroup(_Answer):
+    component: str | None
+    hosts: int
+    rows: list[TimelineRow]
+
+
+class TimelineFields(_Answer):
+    span: list[str]
+    mark: list[str]
+    sample: list[str]
+
+
+class RunTimeline(_Answer):
+    """A run's timeline (plush.controller.timeline.Timeline.to_dict; docs/api.md, The timeline of a run)."""
+
+    version: int
+    run: str | None
+    started_at: float | None
+    duration: float
+    finished: bool
+    ok: bool | None
+    hosts: int
+    rows: int
+    tolerance: float
+    fields: TimelineFields
+    marks: list[list[Any]]
+    groups: list[TimelineGroup]
 
 
 class ResultFile(_Answer):

@@ -1,5 +1,5 @@
-"""The HTTP API's resources on the runs of the runs directory: list, one run's status and failure report, its
-logs and outputs (list, and one file streamed). Thin over ``Controller.results``
+"""The HTTP API's resources on the runs of the runs directory: list, one run's status, failure report and
+timeline, its logs and outputs (list, and one file streamed). Thin over ``Controller.results``
 (:class:`plush.controller.results.RunResults`), registered in :data:`plush.api.routes.OPERATIONS` when
 :mod:`plush.api.http` is imported.
 
@@ -56,6 +56,18 @@ async def run_status(api: Served, request: web.Request, body: None) -> Any:
 async def run_report(api: Served, request: web.Request, body: None) -> Any:
     report = await asyncio.to_thread(api.controller.results.report, request.match_info["run"])
     return report.to_dict()
+
+
+@operation(
+    "GET",
+    "/v1/runs/{run}/timeline",
+    "One run's timeline: per host rows (grouped by component, folded) of spans and marks (report.html's)",
+    answer=A.RunTimeline,
+    errors=_LOOKUP,
+    patterns=_RUN,
+)
+async def run_timeline(api: Served, request: web.Request, body: None) -> Any:
+    return await asyncio.to_thread(api.controller.results.timeline, request.match_info["run"])
 
 
 @operation(

@@ -148,6 +148,10 @@ class AsyncClient:
         """One run's failure report (``plush report --json``)."""
         return await self.request("GET", f"/v1/runs/{quote(run, safe='')}/report")  # type: ignore[no-any-return]
 
+    async def timeline(self, run: str) -> dict[str, Any]:
+        """One run's timeline: per host rows of spans and marks, as report.html draws it (docs/api.md)."""
+        return await self.request("GET", f"/v1/runs/{quote(run, safe='')}/timeline")  # type: ignore[no-any-return]
+
     async def files(self, run: str) -> list[dict[str, Any]]:
         """One run's logs and collected outputs: ``path``, ``host``, ``kind`` (``log``/``output``), ``size``."""
         return await self.request("GET", f"/v1/runs/{quote(run, safe='')}/files")  # type: ignore[no-any-return]

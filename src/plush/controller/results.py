@@ -1,8 +1,9 @@
 """The runs of a runs directory and their results, for a controller's faces: ``Controller.results``.
 
 Role: the facet the HTTP API's ``/v1/runs/{run}...`` resources read (docs/api.md): the runs there (each with
-the state of its status file), one run's status and failure report (rebuilt from its journal, as ``plush
-report`` does), its per-host logs and collected outputs (list), and one of those files, opened for reading.
+the state of its status file), one run's status, failure report (rebuilt from its journal, as ``plush
+report`` does) and timeline (:mod:`plush.controller.timeline`, as report.html draws it), its per-host logs and
+collected outputs (list), and one of those files, opened for reading.
 
 The boundary: a file is named by a path the client sends, relative to the run directory, and must be a
 regular file under ``hosts/HOST/logs/`` or ``hosts/HOST/outputs/``. :func:`result_path` refuses, before any
@@ -20,11 +21,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from plush.controller.report import FailureReport, load_report
+from plush.controller.catalogue import RUN_FINISHED
+from plush.controller.report import FailureReport, load_report, read_run
 from plush.controller.runstatus import read_status
+from plush.controller.timeline import build_timeline
 from plush.errors import PlushError
 
 __all__ = ["RUN_ID", "BadResultPath", "NoSuchResult", "RunResults", "result_path"]
@@ -111,6 +115,13 @@ class RunResults:
     def report(self, run: str) -> FailureReport:
         """The run's failure report, rebuilt from its journal and status file (as ``plush report``)."""
         return load_report(self.root(run) / "journal.sqlite")
+
+    def timeline(self, run: str) -> dict[str, Any]:
+        """The run's timeline (``Timeline.to_dict()``, the JSON report.html holds); a run its controller still
+        holds reaches now."""
+        events, status = read_run(self.root(run) / "journal.sqlite")
+        ended = any(e.name == RUN_FINISHED for e in events)
+        return build_timeline(events, now=time.time() if not ended and status.held else None).to_dict()
 
     def status(self, run: str) -> dict[str, Any]:
         """The run's report without its entries (``outcome``, ``ok``, ``reason``, times), its ``results``

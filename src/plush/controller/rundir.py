@@ -10,6 +10,7 @@ Layout (documented in docs/operations.md)::
     hosts/<host>/logs/<block>.<process>.<instance>.stdout|stderr
     hosts/<host>/outputs/...    output files collected back from the host
     report.txt, report.json     the failure report (when the run ends)
+    report.html                 the report and the timeline in one page (when the run ends)
 
 Run ids are ``YYYYmmdd-HHMMSS-NNNN``: the local time the run started and a counter. Invariants:
 
