@@ -5,20 +5,27 @@
   construction, for a file that a released host writes) passes through as ``barrier.late``;
 - a barrier with a ``timeout`` releases the hosts that arrived when the timeout fires (the other host is
   still busy and is stopped when the test aborts the run);
-- a semaphore never admits more than ``capacity`` hosts between it and its ``until`` block.
+- a semaphore never admits more than ``capacity`` hosts between it and its ``until`` block;
+- examples/partial.xml's report.html holds its timeline: each released host's wait up to the release, and the
+  late hosts' waits and late passes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from integration_support import events, first, run_in_process, write_spec
 
 from plush.controller.api import Controller
+from plush.controller.results import RunResults
 
 PY = sys.executable
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SHARED = """\
 project: phases
@@ -229,3 +236,41 @@ async def test_semaphore_never_admits_more_than_its_capacity(tmp_path: Path) -> 
     for adm in admitted:
         work = first(evs, "process.started", host=adm.host, block="/sem/workers/work/work")
         assert work.seq > adm.seq
+
+
+def page_timeline(page: Path) -> dict[str, Any]:
+    """The timeline JSON a report.html holds."""
+    text = page.read_text()
+    start = text.index(">", text.index('<script type="application/json" id="plush-timeline-data"')) + 1
+    data: dict[str, Any] = json.loads(text[start : text.index("</script>", start)])
+    return data
+
+
+async def test_the_partial_example_s_report_html_shows_the_waits_and_the_late_passes(tmp_path: Path) -> None:
+    result = await run_in_process(EXAMPLES / "partial.xml", tmp_path / "runs")
+    assert result.ok, result.outcome.reason
+    root = result.rundir.root
+    evs = events(root)
+    t0 = first(evs, "run.started").at
+    released = first(evs, "barrier.released", barrier="quorum")
+    late = {e.host: round(e.at - t0, 3) for e in evs if e.name == "barrier.late"}
+    assert len(late) == 2 and len(released.data["hosts"]) == 3
+
+    page = root / "report.html"
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600  # the results' mode (private)
+    data = page_timeline(page)
+    assert data == RunResults(tmp_path / "runs").timeline(root.name)  # what GET /v1/runs/{run}/timeline answers
+    span, mark = data["fields"]["span"], data["fields"]["mark"]
+    [group] = data["groups"]
+    rows = {row["hosts"]: row for row in group["rows"]}
+    assert group["component"] == "racers" and sorted(rows) == [f"local-{n}" for n in range(1, 6)]
+    for host, row in rows.items():
+        waits = [dict(zip(span, s, strict=True)) for s in row["spans"] if s[0] == "wait"]
+        processes = [dict(zip(span, s, strict=True)) for s in row["spans"] if s[0] == "process"]
+        assert [p["outcome"] for p in processes] == ["ok", "ok"] and len(waits) == 1, row
+        if host in late:
+            assert (waits[0]["outcome"], waits[0]["end"]) == ("late", late[host])
+            assert [dict(zip(mark, m, strict=True))["kind"] for m in row["marks"]] == ["late"]
+        else:
+            assert (waits[0]["outcome"], waits[0]["end"]) == ("released", round(released.at - t0, 3))
+    assert ["release", round(released.at - t0, 3)] in [m[:2] for m in data["marks"]]

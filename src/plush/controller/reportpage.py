@@ -48,7 +48,7 @@ _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
 
 _BOOT = """(function () {
   var data = JSON.parse(document.getElementById("plush-timeline-data").textContent);
-  window.PlushTimeline.render(document.getElementById("timeline"), data);
+  window.plushTimeline = window.PlushTimeline.render(document.getElementById("timeline"), data);
 })();"""
 
 _STYLE = """

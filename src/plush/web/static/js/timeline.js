@@ -44,6 +44,7 @@
   var SPARK_W = 64;
   var PAD = 14;
   var MAX_HEIGHT = 640;
+  var LATE_W = 6;
 
   //: how each mark kind looks: [shape, colour, what the legend says]
   var MARKS = {
@@ -155,10 +156,12 @@
     list(data && data.groups).forEach(function (group) {
       var rows = list(group && group.rows);
       var component = group && group.component !== null && group.component !== undefined ? str(group.component) : "";
-      entries.push({
+      var header = {
         type: "group", y: y, h: HEAD,
         title: component || "(no component)", hosts: num(group && group.hosts, 0), rows: rows.length,
-      });
+      };
+      header.index = entries.length;
+      entries.push(header);
       y += HEAD;
       rows.forEach(function (row) {
         var samples = list(row && row.samples).map(function (s) {
@@ -169,7 +172,7 @@
           type: "row", y: y, h: ROW,
           hosts: str(row && row.hosts), count: num(row && row.count, 1), cpus: num(row && row.cpus, null),
           spans: list(row && row.spans).map(span), marks: list(row && row.marks).map(mark),
-          samples: samples, omitted: num(row && row.omitted, 0), component: component,
+          samples: samples, omitted: num(row && row.omitted, 0), component: component, header: header,
         });
         y += ROW;
       });
@@ -343,7 +346,7 @@
 
     var tip = make("div", { position: "absolute", display: "none", pointerEvents: "none", zIndex: "10",
       background: "#1f2933", color: "#ffffff", padding: "6px 8px", borderRadius: "4px", fontSize: "12px",
-      lineHeight: "1.45", whiteSpace: "pre", maxWidth: "520px", overflow: "hidden",
+      lineHeight: "1.45", whiteSpace: "pre-wrap", maxWidth: "460px", overflowWrap: "anywhere",
       boxShadow: "0 2px 8px rgba(0,0,0,0.25)" });
     tip.setAttribute("data-role", "tooltip");
     root.appendChild(tip);
@@ -388,6 +391,7 @@
       ctx.font = FONT;
       ctx.fillStyle = COLOURS.muted;
       ctx.textBaseline = "middle";
+      ctx.textAlign = "left";
       ctx.fillText("hosts", PAD, AXIS / 2);
       ctx.fillText("load", LABEL_W + 10, AXIS / 2);
       ctx.fillText("memory", LABEL_W + SPARK_W + 20, AXIS / 2);
@@ -476,9 +480,11 @@
       sparkline(ctx, entry.samples, "mem", LABEL_W + SPARK_W + 20, y + 4, SPARK_W, entry.h - 8, 100, COLOURS.mem);
 
       var lates = [];
-      entry.spans.forEach(function (span) {
+      var ordered = entry.spans.filter(function (sp) { return sp.kind !== "wait"; })
+        .concat(entry.spans.filter(function (sp) { return sp.kind === "wait"; }));  // waits on top
+      ordered.forEach(function (span) {
         var x = xOf(span.start);
-        var w = Math.max(xOf(span.end) - x, span.kind === "wait" && span.outcome === "late" ? 4 : 2);
+        var w = Math.max(xOf(span.end) - x, span.kind === "wait" && span.outcome === "late" ? LATE_W : 2);
         var colour = spanColour(span);
         var inside = "";
         var ink = "#ffffff";
@@ -576,10 +582,23 @@
       });
       ctx.restore();
       for (i = first; i < last; i++) drawRow(ctx, m.entries[i], top);
+      // the component of the rows at the top stays in view
+      var head = m.entries[first] && m.entries[first].header;
+      if (head && head.y < top) {
+        var next = m.entries[head.index + head.rows + 1];
+        var pinned = Object.assign({}, head, { y: top });
+        if (next && next.y - HEAD < top) pinned.y = next.y - HEAD;
+        drawRow(ctx, pinned, top);
+        ctx.strokeStyle = COLOURS.grid;
+        ctx.beginPath();
+        ctx.moveTo(0, pinned.y - top + HEAD - 0.5);
+        ctx.lineTo(layout.width, pinned.y - top + HEAD - 0.5);
+        ctx.stroke();
+      }
     }
 
     function within(x, t0, t1, slack) {
-      return x >= xOf(t0) - slack && x <= Math.max(xOf(t1), xOf(t0) + 4) + slack;
+      return x >= xOf(t0) - slack && x <= Math.max(xOf(t1), xOf(t0) + LATE_W) + slack;
     }
 
     function describeRow(entry) {
@@ -589,6 +608,9 @@
     function hit(px, py) {
       var y = py + scroller.scrollTop;
       var entry = m.entries[firstVisible(m.entries, y)];
+      var atTop = m.entries[firstVisible(m.entries, scroller.scrollTop)];
+      if (py < HEAD && atTop && atTop.header && atTop.header.y < scroller.scrollTop) entry = atTop.header;
+      if (entry && entry.type === "group") return [entry.title, entry.hosts + " hosts, " + entry.rows + " rows"];
       if (!entry || y < entry.y || y >= entry.y + entry.h) return null;
       var runMark = m.marks.filter(function (mk) { return Math.abs(xOf(mk.at) - px) <= 3; })[0];
       if (entry.type === "group") {
@@ -625,12 +647,18 @@
       }
       var spans = entry.spans.filter(function (s) { return within(px, s.start, s.end, 1); });
       if (spans.length) {
-        var s = spans[spans.length - 1];
+        // the most specific: a wait (drawn on top), then the shortest
+        spans.sort(function (a, b) {
+          return (a.kind === "wait" ? 0 : 1) - (b.kind === "wait" ? 0 : 1) || (a.end - a.start) - (b.end - b.start);
+        });
+        var s = spans[0];
         var what = s.kind === "process" ? "process " + s.name : s.kind === "wait" ? "barrier " + s.name : "install";
-        var outcome = s.kind === "wait"
-          ? (s.outcome === "late" ? "late: the barrier was released before it arrived" : "waited: " + s.outcome)
-          : s.outcome;
-        return [what, describeRow(entry), outcome + (s.info ? " · " + s.info : ""),
+        var outcome = s.outcome + (s.info ? " · " + s.info : "");
+        if (s.kind === "wait") {
+          outcome = s.outcome === "late" ? "late: the barrier was released before it arrived; it passed at once"
+            : "waited: " + s.outcome + (s.info ? " (" + s.info + ")" : "");
+        }
+        return [what, describeRow(entry), outcome,
           fmtTime(s.start) + " → " + fmtTime(s.end) + " (" + fmtSpan(s.end - s.start) + ")"];
       }
       if (runMark) return [runMark.label, "at " + fmtTime(runMark.at)];
