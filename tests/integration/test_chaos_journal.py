@@ -156,6 +156,9 @@ def test_a_full_disk_stops_the_run_cleanly_and_says_why(tmp_path: Path, full_dis
         report = _report(root)
         assert report.returncode == 1, report.stdout + report.stderr
         assert "FAILED" in report.stdout and ("No space left" in report.stdout or "disk is full" in report.stdout)
+        page = root / "report.html"  # whole, or not there at all
+        assert not page.exists() or page.read_text().endswith("</html>\n")
+        assert not list(root.glob(".report.html.*"))
         assert run_processes(root.name, root) == []
     finally:
         _kill_run(root.name, root)
