@@ -134,6 +134,19 @@ def test_a_failed_host_loses_its_open_spans_and_its_replacement_and_restarts_are
     assert [(m.kind, m.at) for m in timeline.marks] == [("restart", 4.7)]
 
 
+def test_hosts_that_joined_before_the_run_are_grouped_by_their_component_block() -> None:
+    """A run of plush serve on connected hosts: its journal has no host.joined (and no component)."""
+    run = Run().process(0.5, 1, "local-2").process(0.5, 1, "local-1")
+    run.process(0.5, 1, "local-3", block="/partial/others/p/p")
+    run.add(0.7, "host.sample", host="local-4", data={"load1": 1.0})
+    timeline = build_timeline(run.finish(2).events)
+    assert [(g.component, [r.label for r in g.rows]) for g in timeline.groups] == [
+        ("others", ["local-3"]),
+        ("racers", ["local-[1-2]"]),
+        (None, ["local-4"]),
+    ]
+
+
 def test_events_outside_the_run_are_clamped_into_it() -> None:
     run = Run().join(0, "h")
     run.add(-5, "host.disconnected", host="h", data={"reason": "early"})

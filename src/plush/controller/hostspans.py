@@ -6,18 +6,12 @@ marks of the whole run; :mod:`plush.controller.timeline` folds them into rows. P
 
 Pairing, in journal order (times are seconds from the run's start, clamped to ``[0, duration]``):
 
-========== ============================================= ============================================
-kind       from                                          to (outcome)
-========== ============================================= ============================================
-process    ``process.started`` (host, block, instance)   ``process.exited``: ``ok`` (success),
-                                                         ``killed`` (a signal, or stopped by Plush),
-                                                         ``failed`` (any other exit)
-wait       ``barrier.arrived`` / ``barrier.waiting``     ``barrier.released`` naming the host
-                                                         (``released``), ``barrier.admitted``
-                                                         (``admitted``), ``barrier.late`` (``late``)
-install    ``host.prepared`` (else ``host.joined``)      ``host.installed`` (``ok``),
-                                                         ``host.install_failed`` (``failed``)
-========== ============================================= ============================================
+- ``process``: ``process.started`` (host, block, instance) -> ``process.exited``: ``ok`` (success), ``killed``
+  (a signal, or stopped by Plush), ``failed`` (any other exit);
+- ``wait``: ``barrier.arrived`` / ``barrier.waiting`` -> ``barrier.released`` naming the host (``released``),
+  ``barrier.admitted`` (``admitted``), ``barrier.late`` (``late``);
+- ``install``: ``host.prepared`` (else ``host.joined``) -> ``host.installed`` (``ok``), ``host.install_failed``
+  (``failed``).
 
 A span still open when its host fails or leaves ends there as ``lost``; one open at the end of the journal
 ends with the run as ``open`` (:meth:`SpanBuilder.finish`). An end without its start is a span of no length.
@@ -189,6 +183,9 @@ class HostSpans:
 
     name: str
     component: str | None = None
+    #: the component block of its first block event (``/app/CB/...``): its group when no event names a component
+    #: (a run of ``plush serve`` on hosts that joined before it)
+    block_component: str | None = None
     spans: list[Span] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     samples: list[tuple[float, float | None, float | None]] = field(default_factory=list)
@@ -252,6 +249,8 @@ class SpanBuilder:
         component = data.get("component")
         if host.component is None and isinstance(component, str) and component:
             host.component = component
+        if host.block_component is None and isinstance(ev.block, str) and ev.block.count("/") >= 2:
+            host.block_component = text(ev.block.split("/")[2]) or None
         handler = _HANDLERS.get(name)
         if handler is not None:
             handler(self, host, ev, at, data)
@@ -361,8 +360,7 @@ def _sample(b: SpanBuilder, host: HostSpans, ev: EventLike, at: float, data: Map
         host.samples.append((at, load, used))
 
 
-_Handler = Any
-_HANDLERS: dict[str, _Handler] = {
+_HANDLERS: dict[str, Any] = {
     PROCESS_STARTED: _process_started,
     PROCESS_EXITED: _process_exited,
     BARRIER_ARRIVED: _arrived,

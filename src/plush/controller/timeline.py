@@ -19,8 +19,9 @@ Theory of operation:
 3. **Samples.** ``host.sample`` (plush.hostmon.sample.HostSample: ``load1``, ``mem_total_mb``,
    ``mem_available_mb``, ``cpus``) become ``(at, load, memory used %)`` at the controller's time of the event,
    reduced to at most :data:`SAMPLES` per row (the worst of each time bucket: highest load, most memory used).
-4. **Rows.** Hosts are grouped by component (``host.joined``'s, else any event's ``component``); within a
-   component, hosts whose spans and marks are the same (kinds, outcomes, names, labels) at times no further
+4. **Rows.** Hosts are grouped by component (``host.joined``'s, else any event's ``component``, else the
+   component block of the host's first block event: the journal of a run on hosts that joined before it);
+   within a component, hosts whose spans and marks are the same (kinds, outcomes, names, labels) at times no further
    apart than the tolerance (:data:`TOLERANCE` of the run's duration, at least :data:`MIN_TOLERANCE` s) fold
    into one row labelled with their folded host set (``plush.resources.hostset.fold``); its spans cover the
    folded hosts' (earliest start, latest end). At most :data:`MAX_SPANS` spans and :data:`MAX_MARKS` marks a
@@ -265,7 +266,7 @@ def build_timeline(
 
     components: dict[str | None, list[HostSpans]] = {}
     for host in builder.hosts.values():
-        components.setdefault(host.component, []).append(host)
+        components.setdefault(host.component or host.block_component, []).append(host)
     order = sorted(components, key=lambda c: (c is None, natural_key(c) if c else ()))
     groups = tuple(Group(c, tuple(_fold(components[c], tol, duration))) for c in order)
 
