@@ -269,6 +269,7 @@
     var m = model(data || {});
     var ratio = window.devicePixelRatio || 1;
     var disposed = false;
+    var shown = false;
     var frame = 0;
     var layout = { width: 0, viewH: 0, x0: 0, x1: 0 };
 
@@ -359,6 +360,11 @@
     }
 
     function resize() {
+      if (!root.isConnected) {  // the view that showed it is gone (it need not call destroy)
+        if (shown) handle.destroy();
+        return;
+      }
+      shown = true;
       var width = Math.max(480, scroller.clientWidth || el.clientWidth || 960);
       var viewH = Math.min(Math.max(m.height, 1), MAX_HEIGHT);
       scroller.style.height = (m.entries.length ? viewH : 0) + "px";
@@ -706,9 +712,7 @@
     window.addEventListener("resize", resize);
     var observer = typeof ResizeObserver === "function" ? new ResizeObserver(resize) : null;
     if (observer) observer.observe(el);
-    resize();
-
-    return {
+    var handle = {
       /* Redraws now (after the element changed size, for one). */
       redraw: resize,
       /* What was drawn, for tests and the run view: the rows' host sets in order. */
@@ -728,9 +732,11 @@
         if (frame) window.cancelAnimationFrame(frame);
         if (observer) observer.disconnect();
         window.removeEventListener("resize", resize);
-        el.replaceChildren();
+        if (root.parentNode === el) el.replaceChildren();
       },
     };
+    resize();
+    return handle;
   }
 
   window.PlushTimeline = { render: render };
