@@ -8,7 +8,8 @@ Chromium under Playwright) with ``PLUSH_WEB_TIMING_HOSTS=N``: the page is opened
 open follows the run's end (every host turns done). The page measures itself (js/store.js ``store.stats``):
 a first paint is the time from the navigation to the end of the first draw of the loaded snapshots; a lag is
 the time from an event's making in the controller (its ``at``) to the end of the draw that showed it (the
-oldest event of each draw), for every draw of the run's start (the page open before it) and of its end. Printed: per round, the first paints and the lags' median, p95 and max; at the end
+oldest event of each draw), for every draw of the run's start (the page open before it) and of its end.
+Printed: per round, the first paints and the lags' median, p95 and max; at the end
 the medians over the rounds, the 1-minute load average seen. Never run by the test suite.
 """
 
