@@ -26,11 +26,14 @@ __all__ = [
     "HostAnswer",
     "HostStates",
     "Hosts",
+    "InFlight",
     "Loaded",
     "Nothing",
+    "QueueState",
     "Quit",
     "Released",
     "Removed",
+    "Replaced",
     "ResultFile",
     "ResultFiles",
     "RunEntry",
@@ -161,13 +164,42 @@ class HostStates(_Answer):
     ok: bool | None
 
 
+class Replaced(_Answer):
+    """A replacement of the run: ``replacement`` took failed ``host``'s place in ``component``."""
+
+    host: str
+    replacement: str
+    component: str
+    reason: str
+
+
+class InFlight(_Answer):
+    item: Any
+    host: str
+
+
+class QueueState(_Answer):
+    """A work queue of the run: items ``done``, ``failed`` attempts, the items ``in_flight`` and their hosts."""
+
+    done: int
+    failed: int
+    in_flight: list[InFlight]
+
+
 class States(_Answer):
     """Each host of the run in progress (or the last), as of the event ``event`` (resume the stream after it);
-    ``finished``: that run's ``run.finished`` is out."""
+    ``finished``: that run's ``run.finished`` is out; what the run did to its hosts (``replaced``, each failed
+    host's reason in ``failures``, ``dropped`` ones', ``restarts`` per host) and its work queues (``work``, by
+    the workflow block's path)."""
 
     event: int
     finished: bool
     hosts: dict[str, HostStates]
+    replaced: list[Replaced]
+    failures: dict[str, str]
+    dropped: dict[str, str]
+    restarts: dict[str, int]
+    work: dict[str, QueueState]
 
 
 class RunStarted(_Answer):

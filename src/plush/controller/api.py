@@ -66,6 +66,7 @@ from plush.controller.resourcing import CreatedResources, Resources, wants_netns
 from plush.controller.restarts import Restarted
 from plush.controller.results import RunResults
 from plush.controller.rundir import RESULTS_MODES, RunDir
+from plush.controller.runledger import RunLedger
 from plush.controller.runstatus import RunStatus
 from plush.controller.transfers import DEFAULT_TRANSFER_TIMEOUT
 from plush.errors import PlushError
@@ -109,6 +110,9 @@ class Controller:
         #: the latest host monitor sample of each host whose agent runs (``host.sample`` events)
         self.samples: dict[str, LiveSample] = {}
         self.bus.add_sink(self._on_event)
+        #: what the run in progress (or the last) did to its hosts and work queues (``states()``)
+        self.ledger = RunLedger()
+        self.bus.add_sink(self.ledger)
         self._idle = asyncio.Event()
         self._idle.set()
         #: hosts made for this controller (``create_resources``, ``<resource type="netns">``): leases
@@ -137,11 +141,12 @@ class Controller:
         return block_tree(self._loaded(None))
 
     def states(self) -> dict[str, Any]:
-        """Each host of the run in progress (or the last) with its phase and its blocks' states, and the id of
-        the latest event included (:func:`plush.controller.runstates.run_states`)."""
+        """Each host of the run in progress (or the last) with its phase and its blocks' states, its failures,
+        replacements and work queues, and the id of the latest event included
+        (:func:`plush.controller.runstates.run_states`)."""
         from plush.controller.runstates import run_states
 
-        return run_states(self.engine, self.bus.history())
+        return run_states(self.engine, self.bus.history(), self.ledger)
 
     @property
     def results(self) -> RunResults:

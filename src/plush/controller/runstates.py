@@ -11,7 +11,9 @@ event loop this runs on, so the snapshot holds exactly the events up to ``event`
 and a stream resumed after it neither misses nor repeats one. A host's ``phase`` is one of ``idle`` (nothing
 started yet, or the run ended -- ``run.finished`` -- before it finished: stopped, aborted), ``running``,
 ``done`` (it finished well), ``failed`` (its lifecycle failed or was replaced, it finished badly, or a block
-of it failed); the rule :func:`phase_of` is the one the web UI's store applies to events (js/store.js).
+of it failed); the rule :func:`phase_of` is the one the web UI's store applies to events (js/store.js). What
+the run did to its hosts and work queues (failures' reasons, replacements, queues' progress) comes from the
+Controller's :class:`~plush.controller.runledger.RunLedger`, a sink of the same bus: it holds the same events.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from plush.controller.lifecycle import FAILED, REPLACED
 if TYPE_CHECKING:
     from plush.controller.engine import RunEngine
     from plush.controller.events import Event
+    from plush.controller.runledger import RunLedger
 
 __all__ = ["PHASES", "phase_of", "run_states"]
 
@@ -41,11 +44,12 @@ def phase_of(state: str, ok: bool | None, blocks: Mapping[str, str], over: bool 
     return "running" if blocks and not over else "idle"
 
 
-def run_states(engine: RunEngine | None, history: Iterable[Event]) -> dict[str, Any]:
-    """``{"event": SEQ, "finished": bool, "hosts": {host: {"phase", "blocks": {path: state}, "ok"}}}`` of the
-    run in progress or the last one (no host before the first run; ``finished``: its ``run.finished`` is out;
-    ``ok``: how the host finished, null until it did); ``history``: the bus's journaled events (SEQ: the
-    latest)."""
+def run_states(engine: RunEngine | None, history: Iterable[Event], ledger: RunLedger | None = None) -> dict[str, Any]:
+    """``{"event": SEQ, "finished": bool, "hosts": {host: {"phase", "blocks": {path: state}, "ok"}}, ...}`` of
+    the run in progress or the last one (no host before the first run; ``finished``: its ``run.finished`` is
+    out; ``ok``: how the host finished, null until it did), with ``ledger``'s fields (``replaced``,
+    ``failures``, ``dropped``, ``restarts``, ``work``: :meth:`RunLedger.to_dict`, empty without it);
+    ``history``: the bus's journaled events (SEQ: the latest)."""
     latest, marker, over = 0, None, False
     for event in history:
         latest = event.seq
@@ -59,4 +63,8 @@ def run_states(engine: RunEngine | None, history: Iterable[Event]) -> dict[str, 
             blocks = dict(slot.blocks)
             phase = phase_of(slot.state, slot.ok, blocks, over)
             hosts[slot.name] = {"phase": phase, "blocks": blocks, "ok": slot.ok}
-    return {"event": latest, "finished": engine is not None and over, "hosts": hosts}
+    if ledger is None:
+        from plush.controller.runledger import RunLedger
+
+        ledger = RunLedger()
+    return {"event": latest, "finished": engine is not None and over, "hosts": hosts, **ledger.to_dict()}

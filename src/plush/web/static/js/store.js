@@ -3,7 +3,11 @@
 // store.hosts: Map name -> {name, address, group, component, properties, state, phase, blocks: Map path -> state}
 //   (state: the API's node state; phase: idle|running|done|failed, the rule of plush.controller.runstates);
 // store.tree (GET /v1/application/tree, null without an application), store.run (GET /v1/runs/current),
-// store.barriers (GET /v1/barriers), store.app (GET /v1/application), store.connected, store.seq.
+// store.barriers (GET /v1/barriers), store.app (GET /v1/application), store.connected, store.seq;
+// what the run did to its hosts and work queues (GET /v1/application/states, then the events, by the rules of
+// plush.controller.runledger): store.replaced [{host, replacement, component, reason}], store.failures and
+// store.dropped (Map host -> reason), store.restarts (Map host -> count), store.work (Map block path ->
+// {done, failed, inFlight: Map item's JSON -> host}).
 // store.subscribe(fn) -> unsubscribe: fn(store) at most once per animation frame after changes;
 // store.on(name, fn) -> off: raw events ({seq, name, at, host, block, instance, data}; name "*": every one);
 // store.start(): loads the snapshots, then opens /v1/events resumed after the snapshot's event id;
@@ -13,8 +17,10 @@
 //   making in the controller, its `at`, to the end of the draw that showed it: the oldest event of each draw).
 //
 // A page opened mid-run shows the truth: GET /v1/application/states is read first (each host's phase and
-// blocks as of event SEQ), the stream resumes after SEQ (nothing missed, nothing twice). Process output is not
-// streamed here (a run's logs are files of the runs API).
+// blocks, the run's failures, replacements and work queues as of event SEQ), the stream resumes after SEQ
+// (nothing missed, nothing twice). States read again later (an application loaded) are taken only if they are
+// at least as new as the stream (SEQ >= store.seq; the stream then skips the events up to SEQ), else dropped:
+// the stream is newer. Process output is not streamed here (a run's logs are files of the runs API).
 
 import { api, ApiError, signedOut } from "./api.js";
 
@@ -60,6 +66,7 @@ class Store {
     this.run = null;
     this.barriers = [];
     this.app = null;
+    this._ledger({ replaced: [], failures: {}, dropped: {}, restarts: {}, work: {} });
     this.connected = false;
     this.seq = 0;
     this.error = null;
@@ -178,6 +185,8 @@ class Store {
   }
 
   _setStates(states) {
+    if (states.event < this.seq) return; // the stream went further while these were read: they are older
+    this.seq = states.event; // the stream skips the events they hold
     for (const [name, each] of Object.entries(states.hosts)) {
       const host = this._host(name);
       host.blocks = new Map(Object.entries(each.blocks));
@@ -185,7 +194,45 @@ class Store {
       host.phase = each.phase;
     }
     this._over = states.finished;
-    if (!this._source) this.seq = Math.max(this.seq, states.event); // the stream resumes after it
+    this._ledger(states);
+  }
+
+  _ledger(states) {
+    this.replaced = (states.replaced || []).map((r) => ({ ...r }));
+    this.failures = new Map(Object.entries(states.failures || {}));
+    this.dropped = new Map(Object.entries(states.dropped || {}));
+    this.restarts = new Map(Object.entries(states.restarts || {}));
+    this.work = new Map();
+    for (const [path, q] of Object.entries(states.work || {})) {
+      this.work.set(path, { done: q.done, failed: q.failed, inFlight: new Map(q.in_flight.map((f) => [JSON.stringify(f.item), f.host])) });
+    }
+  }
+
+  // plush.controller.runledger's rules, for the events after the snapshot
+  _ledgerApply(event) {
+    const name = event.name;
+    const data = event.data || {};
+    if (name === "run.started") this._ledger({});
+    else if (name === "app.restarted") this.work = new Map();
+    else if (!event.host) return;
+    else if (name === "host.failed") {
+      this.failures.set(event.host, String(data.reason ?? ""));
+      for (const q of this.work.values()) for (const [item, host] of [...q.inFlight]) if (host === event.host) q.inFlight.delete(item);
+    } else if (name === "host.rematched") {
+      this.replaced.push({ host: event.host, replacement: String(data.replacement ?? ""), component: String(data.component ?? ""), reason: String(data.reason ?? "") });
+    } else if (name === "host.dropped") this.dropped.set(event.host, String(data.reason ?? ""));
+    else if (name === "host.restarted") this.restarts.set(event.host, (this.restarts.get(event.host) || 0) + 1);
+    else if ((name === "work.taken" || name === "work.done" || name === "work.failed") && event.block) {
+      let q = this.work.get(event.block);
+      if (!q) this.work.set(event.block, (q = { done: 0, failed: 0, inFlight: new Map() }));
+      const item = JSON.stringify(data.item === undefined ? null : data.item);
+      if (name === "work.taken") q.inFlight.set(item, event.host);
+      else if (data.accepted !== false) {
+        q.inFlight.delete(item);
+        if (name === "work.done") q.done += 1;
+        else q.failed += 1;
+      }
+    }
   }
 
   _hostsLater() {
@@ -263,6 +310,7 @@ class Store {
   }
 
   _apply(event) {
+    this._ledgerApply(event);
     const name = event.name;
     const data = event.data || {};
     const host = event.host ? this._host(event.host) : null;

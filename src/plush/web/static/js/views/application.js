@@ -9,7 +9,7 @@
 
 import { api } from "../api.js";
 import { Dag } from "./appdag.js";
-import { byName, errorText, foldHosts, h, hostList, replayRun } from "./viewkit.js";
+import { byName, errorText, foldHosts, h, hostList } from "./viewkit.js";
 
 const HOST_CAP = 40;
 const SPEC_EXAMPLE = `<plush>
@@ -39,7 +39,6 @@ class ApplicationView {
     this.store = store;
     this.dagView = new Dag(store, (path) => this.select(path));
     this.selected = null;
-    this.work = new Map(); // workflow path -> {done: Set, inflight: Map item -> host, failed: n}
     this.busy = false;
     this.build();
     this.offs = [
@@ -48,21 +47,12 @@ class ApplicationView {
       store.on("run.finished", () => this.loadApplication()),
       store.on("host.rematched", () => this.loadApplication()),
     ];
-    this.closeReplay = replayRun(
-      ["work.taken", "work.done", "work.failed"],
-      (event) => this.onWork(event),
-      () => {
-        this.work.clear();
-        this.scheduleDraw();
-      },
-    );
     this.loadApplication();
     this.draw();
   }
 
   close() {
     for (const off of this.offs) off();
-    this.closeReplay();
     this.el.replaceChildren();
   }
 
@@ -229,19 +219,6 @@ class ApplicationView {
     this.scheduleDraw();
   }
 
-  onWork(event) {
-    let queue = this.work.get(event.block);
-    if (!queue) this.work.set(event.block, (queue = { done: new Set(), inflight: new Map(), failed: 0 }));
-    const item = JSON.stringify(event.data && event.data.item);
-    if (event.name === "work.taken") queue.inflight.set(item, event.host);
-    else {
-      queue.inflight.delete(item);
-      if (event.name === "work.done" && event.data.accepted !== false) queue.done.add(item);
-      if (event.name === "work.failed") queue.failed += 1;
-    }
-    this.scheduleDraw();
-  }
-
   scheduleDraw() {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
@@ -382,7 +359,8 @@ class ApplicationView {
 
   drawWork(tree) {
     const flows = ((tree && tree.blocks) || []).filter((b) => b.kind === "workflow");
-    const key = JSON.stringify(flows.map((b) => b.path).concat([...this.work].map(([p, q]) => [p, q.done.size, q.inflight.size, q.failed])));
+    const work = this.store.work;
+    const key = JSON.stringify(flows.map((b) => b.path).concat([...work].map(([p, q]) => [p, q.done, q.inFlight.size, q.failed])));
     if (key === this.workKey) return;
     this.workKey = key;
     if (!flows.length) {
@@ -390,10 +368,10 @@ class ApplicationView {
       return;
     }
     const rows = flows.map((b) => {
-      const q = this.work.get(b.path) || { done: new Set(), inflight: new Map(), failed: 0 };
+      const q = work.get(b.path) || { done: 0, inFlight: new Map(), failed: 0 };
       const total = (b.data_files || []).length;
-      const done = q.done.size;
-      const text = `${done}/${total} done · ${Math.max(0, total - done)} left${q.inflight.size ? ` · ${q.inflight.size} in progress` : ""}${q.failed ? ` · ${q.failed} failed attempts` : ""}`;
+      const done = q.done;
+      const text = `${done}/${total} done · ${Math.max(0, total - done)} left${q.inFlight.size ? ` · ${q.inFlight.size} in progress` : ""}${q.failed ? ` · ${q.failed} failed attempts` : ""}`;
       const entry = this.dagView.blocks.get(b.path);
       if (entry && entry.queue) entry.queue.textContent = text;
       return h(

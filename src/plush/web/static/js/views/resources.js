@@ -3,12 +3,13 @@
 // hosts with their reasons and the replacements (host.rematched: who took whose place).
 //
 // Sources: store.hosts (every host of the pool and the mesh, its lifecycle state and phase), store.app
-// (GET /v1/application: the run's matching: component -> hosts, and the components' min/max), and the current
-// run's host.failed / host.rematched / host.dropped / host.restarted events replayed from the controller's
-// memory (a page opened mid-run still shows them). Invariants: lists are capped; names go in as text; the
-// DOM is rebuilt only when what it shows changed, at most once per animation frame.
+// (GET /v1/application: the run's matching: component -> hosts, and the components' min/max), and what the
+// current run did to its hosts: store.failures, store.replaced, store.dropped, store.restarts (the snapshot
+// of GET /v1/application/states and the events after it: a page opened mid-run shows them too). Invariants:
+// lists are capped; names go in as text; the DOM is rebuilt only when what it shows changed, at most once per
+// animation frame.
 
-import { PHASES, byName, countsText, emptyCounts, foldHosts, h, hostList, replayRun, setBar, stateBar } from "./viewkit.js";
+import { PHASES, byName, countsText, emptyCounts, foldHosts, h, hostList, setBar, stateBar } from "./viewkit.js";
 
 /** Lifecycle states of a host whose agent is connected (docs/howitworks.md, the host lifecycle). */
 const LIVE = new Set(["joined", "preparing", "installing", "ready", "running", "resetting", "done", "stopping"]);
@@ -24,7 +25,6 @@ class ResourceView {
   constructor(el, store) {
     this.el = el;
     this.store = store;
-    this.history = { failed: new Map(), rematched: [], dropped: new Map(), restarted: new Map() };
     this.open = new Set(); // components whose host list is unfolded
     this.body = h("div", { class: "pl-res-body" });
     el.replaceChildren(h("div", { class: "pl-resview" }, h("div", { class: "pl-toolbar" }, h("h2", { text: "Resources" }), h("div", { class: "pl-spacer" }), (this.caption = h("span", { class: "pl-muted" }))), this.body));
@@ -34,36 +34,18 @@ class ResourceView {
       store.on("run.finished", () => this.loadApplication()),
       store.on("host.rematched", () => this.loadApplication()),
     ];
-    this.closeReplay = replayRun(
-      ["host.failed", "host.rematched", "host.dropped", "host.restarted"],
-      (event) => this.onHostEvent(event),
-      () => {
-        this.history = { failed: new Map(), rematched: [], dropped: new Map(), restarted: new Map() };
-        this.schedule();
-      },
-    );
     this.loadApplication();
     this.draw();
   }
 
   close() {
     for (const off of this.offs) off();
-    this.closeReplay();
     this.el.replaceChildren();
   }
 
   /** The run's matching (component -> hosts) is in GET /v1/application, which the store reads on demand. */
   async loadApplication() {
     await this.store.refresh("app");
-    this.schedule();
-  }
-
-  onHostEvent(event) {
-    const data = event.data || {};
-    if (event.name === "host.failed") this.history.failed.set(event.host, data.reason || "");
-    else if (event.name === "host.rematched") this.history.rematched.push({ host: event.host, replacement: data.replacement, component: data.component, reason: data.reason || "" });
-    else if (event.name === "host.dropped") this.history.dropped.set(event.host, data.reason || "");
-    else if (event.name === "host.restarted") this.history.restarted.set(event.host, (this.history.restarted.get(event.host) || 0) + 1);
     this.schedule();
   }
 
@@ -87,14 +69,14 @@ class ResourceView {
       components.get(component).hosts.add(name);
     };
     for (const [component, names] of Object.entries((run && run.hosts) || {})) for (const name of names) add(component, name);
-    const replacedNames = new Set(this.history.rematched.map((r) => r.host));
+    const replacedNames = new Set(this.store.replaced.map((r) => r.host));
     // a host the store has in a component and the run's matching has not yet (it joins as the events come)
     for (const host of hosts) {
       if (host.component && !replacedNames.has(host.name) && !DEAD.has(host.state)) add(host.component, host.name);
     }
     for (const component of components.values()) for (const name of replacedNames) component.hosts.delete(name);
     const matched = new Set([...components.values()].flatMap((c) => [...c.hosts]));
-    const failed = hosts.filter((host) => host.state === "failed" || (host.phase === "failed" && !replacedNames.has(host.name)) || this.history.failed.has(host.name));
+    const failed = hosts.filter((host) => host.state === "failed" || (host.phase === "failed" && !replacedNames.has(host.name)) || this.store.failures.has(host.name));
     const failedNames = new Set(failed.map((host) => host.name));
     const spares = hosts.filter((host) => !matched.has(host.name) && !failedNames.has(host.name) && !DEAD.has(host.state));
     const live = hosts.filter((host) => LIVE.has(host.state));
@@ -112,10 +94,10 @@ class ResourceView {
       m.components.map((c) => [c.name, c.min, c.max, [...c.hosts]]),
       m.run && m.run.id,
       [...this.open],
-      this.history.rematched,
-      [...this.history.failed],
-      [...this.history.dropped],
-      [...this.history.restarted],
+      this.store.replaced,
+      [...this.store.failures],
+      [...this.store.dropped],
+      [...this.store.restarts],
     ]);
     if (key === this.key) return;
     this.key = key;
@@ -130,7 +112,7 @@ class ResourceView {
       tile("Matched", m.matched.size, "pl-t-done", "matched"),
       tile("Spares", m.spares.length, "pl-t-idle", "spares"),
       tile("Failed", m.failed.length, "pl-t-failed", "failed"),
-      tile("Replaced", this.history.rematched.length, "pl-t-waiting", "replaced"),
+      tile("Replaced", this.store.replaced.length, "pl-t-waiting", "replaced"),
     );
     const poolLine = h(
       "div",
@@ -170,9 +152,9 @@ class ResourceView {
 
     const spares = section("Spares", m.spares.length, "pooled, not matched to a component", m.spares.length ? hostList(m.spares.map((host) => host.name), phaseOf, CAP) : empty("No spare hosts."), "spares");
     const failedList = h("ul", { class: "pl-reasons" });
-    const replacedBy = new Map(this.history.rematched.map((r) => [r.host, r.replacement]));
+    const replacedBy = new Map(this.store.replaced.map((r) => [r.host, r.replacement]));
     const failedText = (host) => {
-      const reason = this.history.failed.get(host.name) || host.state;
+      const reason = this.store.failures.get(host.name) || host.state;
       return replacedBy.has(host.name) ? `${reason} · replaced by ${replacedBy.get(host.name)}` : reason;
     };
     for (const host of [...m.failed].sort((a, b) => byName(a.name, b.name)).slice(0, CAP)) {
@@ -182,14 +164,14 @@ class ResourceView {
     const failed = section("Failed", m.failed.length, "", m.failed.length ? failedList : empty("No host failed."), "failed");
     const replacements = h("table", { class: "pl-table pl-compact" }, h("thead", {}, h("tr", {}, ["Failed host", "", "Replaced by", "Component", "Reason"].map((t) => h("th", { text: t })))));
     const body = h("tbody", {});
-    for (const r of this.history.rematched.slice(-CAP)) {
+    for (const r of this.store.replaced.slice(-CAP)) {
       body.append(h("tr", {}, h("td", { class: "pl-mono", text: r.host }), h("td", { class: "pl-muted", text: "→" }), h("td", { class: "pl-mono", text: r.replacement }), h("td", { text: r.component }), h("td", { class: "pl-muted", text: r.reason })));
     }
     replacements.append(body);
-    const replaced = section("Replaced", this.history.rematched.length, "a spare took a failed host's place", this.history.rematched.length ? replacements : empty("No host was replaced in this run."), "replaced");
+    const replaced = section("Replaced", this.store.replaced.length, "a spare took a failed host's place", this.store.replaced.length ? replacements : empty("No host was replaced in this run."), "replaced");
     const extra = [];
-    if (this.history.dropped.size) extra.push(h("div", { class: "pl-small pl-muted", text: `dropped (no spare left): ${foldHosts([...this.history.dropped.keys()])}` }));
-    if (this.history.restarted.size) extra.push(h("div", { class: "pl-small pl-muted", text: `restarted in place: ${foldHosts([...this.history.restarted.keys()])}` }));
+    if (this.store.dropped.size) extra.push(h("div", { class: "pl-small pl-muted", text: `dropped (no spare left): ${foldHosts([...this.store.dropped.keys()])}` }));
+    if (this.store.restarts.size) extra.push(h("div", { class: "pl-small pl-muted", text: `restarted in place: ${foldHosts([...this.store.restarts.keys()])}` }));
 
     this.body.replaceChildren(tiles, poolLine, h("h3", { text: "Matching" }), table, h("div", { class: "pl-res-cols" }, spares, failed, h("div", {}, replaced, ...extra)));
   }

@@ -1,7 +1,6 @@
 // Small helpers shared by the application, world and resource views: DOM building (text only: data never
 // goes through innerHTML), state bars, host-set folding (ClusterShell style: node[1-3,7]), capped host
-// lists, and a replay of the current run's events of some kinds from the controller's memory (what a page
-// opened mid-run did not see: rematches, work items).
+// lists. (What a run did to its hosts and work queues is the store's: store.replaced, store.work, ...)
 
 export const PHASES = ["idle", "running", "done", "failed"];
 
@@ -115,29 +114,6 @@ export function hostList(names, phaseOf, cap = 60) {
   }
   if (sorted.length > cap) list.append(h("li", { class: "pl-more", text: `and ${sorted.length - cap} more` }));
   return list;
-}
-
-/**
- * Replays the events of `kinds` since the current run started (from the controller's memory of journaled
- * events), then follows them live: onEvent(event) for each, onReset() at every run.started (the counts of
- * the last run are dropped). Returns close(). The controller remembers its last 10 000 journaled events: a
- * run longer than that is replayed from where its memory starts.
- */
-export function replayRun(kinds, onEvent, onReset) {
-  const url = `/v1/events?kind=${encodeURIComponent(["run.started", ...kinds].join(","))}&last_event_id=0`;
-  const source = new EventSource(url);
-  const handle = (message) => {
-    let event;
-    try {
-      event = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    if (event.name === "run.started") onReset();
-    else onEvent(event);
-  };
-  for (const kind of ["run.started", ...kinds]) source.addEventListener(kind, handle);
-  return () => source.close();
 }
 
 /** The message of an error the api() helper threw (the API's own words), or its text. */
