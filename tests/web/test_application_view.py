@@ -109,3 +109,24 @@ def test_load_run_release_a_barrier_and_stop_from_the_application_view(
         expect(block(page, "/workflow/workers/count").locator(".pl-counts")).to_have_text("2 done")
         page.screenshot(path=screenshots / "application-workflow.png")
         assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
+
+
+def test_an_application_loaded_by_another_client_shows_in_the_open_page(page: Any, tmp_path: Path) -> None:
+    """app.loaded: the page's status strip and application view follow a load made over the API (not by them)."""
+    spec = tmp_path / "gate.xml"
+    spec.write_text(GATE)
+    with web_served(tmp_path, hosts=3) as web:
+        sign_in(page, web)
+        page.goto(web.url + "#/application")
+        expect(page.locator("#status-app")).to_have_text("no application", timeout=WAIT)
+        web.api("PUT", "/v1/application", {"path": str(spec)})
+        expect(page.locator("#status-app")).to_have_text("gate", timeout=WAIT)
+        expect(page.locator(".pl-app-title")).to_have_text("gate", timeout=WAIT)
+        expect(block(page, "/gate/racers/report")).to_be_visible()
+        expect(page.get_by_test_id("run")).to_be_enabled()
+        web.api("PUT", "/v1/application", {"path": str(EXAMPLES / "workflow.xml")})
+        expect(page.locator("#status-app")).to_have_text("workflow", timeout=WAIT)
+        expect(page.locator(".pl-app-title")).to_have_text("workflow", timeout=WAIT)
+        expect(block(page, "/workflow/workers/count")).to_be_visible()
+        expect(block(page, "/gate/racers/report")).to_have_count(0)
+        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines

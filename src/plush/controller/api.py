@@ -52,7 +52,7 @@ from typing import Any
 
 from plush.config import Settings, load_settings
 from plush.controller.appruns import RunResult, record_run
-from plush.controller.catalogue import HOST_SAMPLE
+from plush.controller.catalogue import APP_LOADED, HOST_SAMPLE
 from plush.controller.copyresult import TransferResult
 from plush.controller.engine import OutputCallback, RunEngine
 from plush.controller.events import Event, EventBus, Subscription
@@ -127,11 +127,12 @@ class Controller:
     # --- the application ----------------------------------------------------------------------------------
 
     def load(self, path: str | Path) -> Project:
-        """Read and validate a spec (Plush XML or YAML), which becomes the loaded application; raises
-        SpecError listing every problem."""
+        """Read and validate a spec (Plush XML or YAML), which becomes the loaded application (``app.loaded``
+        tells every subscriber, whichever face loaded it); raises SpecError listing every problem."""
         from plush.spec.load import load_spec
 
         self.project = load_spec(Path(path))
+        self.bus.emit(APP_LOADED, data={"application": self.project.name, "spec": self.project.source or str(path)})
         return self.project
 
     def tree(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Literal
 __all__ = [
     "AGENT_LOG",
     "APP_ABORTED",
+    "APP_LOADED",
     "APP_RESTARTED",
     "APP_STOPPED",
     "BARRIER_ADMITTED",
@@ -145,6 +146,7 @@ OUTPUT_WRITE_FAILED = "output.write_failed"
 WORK_TAKEN = "work.taken"
 WORK_DONE = "work.done"
 WORK_FAILED = "work.failed"
+APP_LOADED = "app.loaded"
 APP_RESTARTED = "app.restarted"
 APP_ABORTED = "app.aborted"
 APP_STOPPED = "app.stopped"
@@ -213,6 +215,7 @@ CATALOGUE: MappingProxyType[str, EventKind] = MappingProxyType(
             _kind(WORK_TAKEN, "host,block", {"item": "any"}),
             _kind(WORK_DONE, "host,block", _WORK),
             _kind(WORK_FAILED, "host,block", _WORK),
+            _kind(APP_LOADED, "", {"application": "str", "spec": "str"}),
             _kind(APP_RESTARTED, "host,block", {"count": "int", "reason": "str"}),
             _kind(APP_ABORTED, "host,block", {"reason": "str", "host": "str|null", "block": "str|null"}),
             _kind(APP_STOPPED, "", {"reason": "str"}),

@@ -37,7 +37,7 @@ export const EVENT_NAMES = [
   "process.started", "process.liveness_failed", "process.exited",
   "output.collected", "output.write_failed",
   "work.taken", "work.done", "work.failed",
-  "app.restarted", "app.aborted", "app.stopped", "pool.refreshed",
+  "app.loaded", "app.restarted", "app.aborted", "app.stopped", "pool.refreshed",
 ];
 const KINDS = "run,host,agent,file,barrier,block,process.started,process.liveness_failed,process.exited," +
   "output,work,app,pool";
@@ -314,6 +314,13 @@ class Store {
     const name = event.name;
     const data = event.data || {};
     const host = event.host ? this._host(event.host) : null;
+    if (name === "app.loaded") {
+      // whoever loaded it (the API, another page, the terminal): the application, its tree, the run's states
+      this.refresh("app");
+      this.refresh("tree");
+      this.refresh("states");
+      return;
+    }
     if (name === "run.started") {
       this._over = false;
       for (const each of this.hosts.values()) {
