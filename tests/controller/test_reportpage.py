@@ -163,3 +163,16 @@ def test_a_run_page_is_rewritten_from_the_journal(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     data = json.loads(Page(text).scripts[0][1])
     assert data["groups"][0]["rows"][0]["hosts"] == "local-1"
+
+
+def test_the_served_policy_allows_the_page_s_own_scripts_and_style_in_a_sandbox() -> None:
+    from plush.controller.reportpage import _BOOT, _STYLE, _sha, served_policy
+
+    page = render_page(build_timeline([]).to_dict(), build_report([]), script="/* timeline.js */")
+    policy = served_policy(page)
+    assert f"script-src {_sha('/* timeline.js */')} {_sha(_BOOT)};" in policy
+    assert f"style-src {_sha(_STYLE)};" in policy
+    assert policy.endswith("; frame-ancestors 'none'; sandbox allow-scripts")
+    assert "unsafe" not in policy and "allow-same-origin" not in policy
+    # a page without scripts allows none
+    assert "script-src 'none';" in served_policy("<!DOCTYPE html><p>no script</p>")

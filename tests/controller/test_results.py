@@ -143,3 +143,19 @@ def test_a_run_s_timeline_is_built_from_its_journal_and_a_held_run_reaches_now(t
     assert dead["duration"] == 1.0 and dead["groups"][0]["component"] == "c"
     with pytest.raises(NoSuchResult):
         results.timeline("20260101-120000-0009")
+
+
+def test_a_run_s_report_html_is_read_without_following_a_link_and_its_absence_says_why(runs: Path) -> None:
+    results = RunResults(runs)
+    with pytest.raises(NoSuchResult, match=r"has no report\.html .*plush report --html"):
+        results.page(RUN)
+    (runs / RUN / "report.html").symlink_to(runs.parent / "secret")
+    with pytest.raises(NoSuchResult):
+        results.page(RUN)
+    (runs / RUN / "report.html").unlink()
+    (runs / RUN / "report.html").write_bytes(b"<!DOCTYPE html><p>the page</p>")
+    assert results.page(RUN) == b"<!DOCTYPE html><p>the page</p>"
+    with pytest.raises(NoSuchResult):
+        results.page(LINKED_RUN)  # a run directory that is a link is no run
+    with pytest.raises(NoSuchResult, match="no run"):
+        results.page("20260101-120000-0009")

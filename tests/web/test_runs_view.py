@@ -1,19 +1,21 @@
 """The run view and a host's logs in a real browser against a real ``plush serve --http``, after a run that
 failed: the runs listed newest first with their outcome; a run's page with its status, its failure report
-(root cause first, its stderr tail), the timeline (or, without js/timeline.js, "timeline not available"), its
-files, a process's log opened from them, a large log capped with "Load all"; and the same run's logs of every
-process instance on a host's page."""
+(root cause first, its stderr tail), the timeline drawn (the failed host's row and its failed process), its
+report.html opened in a new page from the link (its timeline drawn there, served sandboxed), its files, a
+process's log opened from them, a large log capped with "Load all"; and the same run's logs of every process
+instance on a host's page."""
 
 from __future__ import annotations
 
+import html
+import re
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from integration_support import RUN_TIMEOUT, wait_until
 from playwright.sync_api import expect
 from web_support import WAIT, WebServed, sign_in, web_served
-
-from plush.web.assets import STATIC
 
 SPEC = """
 project: webruns
@@ -49,6 +51,27 @@ def run_to_end(web: WebServed) -> str:
     return run
 
 
+def failed_process_of(web: WebServed, run: str, host: str) -> list[Any]:
+    """The failed process span of ``host``'s row in the run's timeline (GET /v1/runs/{run}/timeline)."""
+    timeline = web.api("GET", f"/v1/runs/{run}/timeline")
+    rows = [row for group in timeline["groups"] for row in group["rows"] if row["hosts"] == host]
+    assert len(rows) == 1, timeline
+    spans = [s for s in rows[0]["spans"] if s[0] == "process" and s[3] == "failed"]
+    assert len(spans) == 1, rows[0]
+    return list(spans[0])
+
+
+def assert_drawn(page: Any, handle: str, host: str, span: list[Any]) -> None:
+    """The timeline ``handle`` (a JS expression) drew ``host``'s row and, at its ``span``, tells that span."""
+    assert host in page.evaluate(f"{handle}.rows()")
+    tip = page.evaluate(
+        f"([host, t]) => {{ const tl = {handle}; return tl.at(tl.xOf(t), tl.yOf(host)); }}",
+        [host, (span[1] + span[2]) / 2],
+    )
+    assert tip is not None and tip[0] == f"process {span[4]}" and tip[1] == host, tip
+    assert tip[2].startswith("failed"), tip
+
+
 def test_a_failed_run_s_page_shows_its_report_root_cause_first_its_files_and_a_process_s_log(
     page: Any, tmp_path: Path, screenshots: Path
 ) -> None:
@@ -77,11 +100,41 @@ def test_a_failed_run_s_page_shows_its_report_root_cause_first_its_files_and_a_p
         expect(root).to_contain_text("exit 3")
         expect(root.locator("pre.out.err")).to_have_text("local-2 is not ready")
         assert page.locator(".report h3").first.inner_text() == "Root cause"
-        if (STATIC / "js" / "timeline.js").exists():
-            expect(page.locator(".timeline-box")).not_to_be_empty(timeout=WAIT)
-        else:  # TODO(lead): once js/timeline.js is merged, this branch goes and the timeline is checked
-            expect(page.locator(".timeline-missing")).to_have_text("timeline not available")
-        expect(page.locator(".html-note")).to_contain_text("report.html")
+        # the timeline: the failed host has a row of its own, its check process drawn failed there
+        failed_span = failed_process_of(web, run, "local-2")
+        page.wait_for_function("document.querySelector('.timeline-box').timeline !== undefined", timeout=WAIT)
+        assert_drawn(page, "document.querySelector('.timeline-box').timeline", "local-2", failed_span)
+
+        # report.html: the link opens it in a new page, its timeline drawn there
+        link = page.locator(".html-note a.report-link")
+        expect(link).to_have_attribute("target", "_blank", timeout=WAIT)
+        expect(link).to_have_attribute("rel", "noopener")
+        with page.context.expect_page() as opened:
+            link.click()
+        report = opened.value
+        report.wait_for_function("window.plushTimeline !== undefined", timeout=WAIT)
+        assert report.url == f"{web.url}v1/runs/{run}/report.html"
+        assert report.locator("h1").text_content() == f"Plush run {run}"
+        assert_drawn(report, "window.plushTimeline", "local-2", failed_span)
+        assert report.evaluate("window.origin") == "null"  # sandboxed: nothing of the API's origin is its
+        report.close()
+        answer = urllib.request.urlopen(
+            urllib.request.Request(
+                f"{web.url}v1/runs/{run}/report.html", headers={"Authorization": f"Bearer {web.token}"}
+            ),
+            timeout=30,
+        )
+        with answer:
+            headers, body = answer.headers, answer.read().decode()
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', body)
+        assert meta is not None
+        # the page's own scripts and style only (the hashes its meta holds), not framed, in a sandbox
+        assert headers["Content-Security-Policy"] == (
+            html.unescape(meta.group(1)) + "; frame-ancestors 'none'; sandbox allow-scripts"
+        )
 
         # its files: a filter by host set, a process's log opened
         files = page.locator(".files-table .vt-row:not([hidden])")

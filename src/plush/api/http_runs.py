@@ -1,5 +1,5 @@
 """The HTTP API's resources on the runs of the runs directory: list, one run's status, failure report and
-timeline, its logs and outputs (list, and one file streamed). Thin over ``Controller.results``
+timeline, its report.html, its logs and outputs (list, and one file streamed). Thin over ``Controller.results``
 (:class:`plush.controller.results.RunResults`), registered in :data:`plush.api.routes.OPERATIONS` when
 :mod:`plush.api.http` is imported.
 
@@ -7,6 +7,10 @@ Invariants: a run id in a path matches the run id pattern (else the route does n
 named by the ``path`` query parameter, checked and opened by :meth:`RunResults.open` (no ``..``, no absolute
 path, no link followed, a regular file under a host's ``logs/`` or ``outputs/``): a refused path is 400, a
 missing run or file 404; a file is streamed in chunks read off the event loop, never held whole in memory.
+A run's report.html (:meth:`RunResults.page`, opened the same way) is served as ``text/html`` with the
+Content-Security-Policy of :func:`plush.controller.reportpage.served_policy` (its own inline scripts and style
+only, in a sandbox: an opaque origin, so the page can do nothing on the API's origin), ``nosniff`` and no
+referrer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiohttp import web
 
 from plush.api import answers as A
 from plush.api.routes import Served, operation
+from plush.controller.reportpage import served_policy
 from plush.controller.results import RUN_ID
 
 __all__ = ["CHUNK"]
@@ -68,6 +73,26 @@ async def run_report(api: Served, request: web.Request, body: None) -> Any:
 )
 async def run_timeline(api: Served, request: web.Request, body: None) -> Any:
     return await asyncio.to_thread(api.controller.results.timeline, request.match_info["run"])
+
+
+@operation(
+    "GET",
+    "/v1/runs/{run}/report.html",
+    "One run's report.html (failure report and timeline in one page), sandboxed by its Content-Security-Policy",
+    errors=_LOOKUP,
+    patterns=_RUN,
+    media="text/html",
+)
+async def run_page(api: Served, request: web.Request, body: None) -> Any:
+    page = await asyncio.to_thread(api.controller.results.page, request.match_info["run"])
+    policy = served_policy(page.decode("utf-8", errors="replace"))
+    headers = {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+    return web.Response(body=page, content_type="text/html", charset="utf-8", headers=headers)
 
 
 @operation(

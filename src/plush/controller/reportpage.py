@@ -12,7 +12,10 @@ The boundary: host names, block names and reasons are data. In the page's HTML t
 :func:`script_json` with every ``<``, ``>`` and ``&`` (and U+2028/2029) as a ``\\u`` escape, so no data can
 end the element or open a comment in it; the renderer reads it with ``textContent`` and ``JSON.parse``. The
 page's Content-Security-Policy allows only its own two scripts and its style (by their sha256) and loads
-nothing from anywhere.
+nothing from anywhere. Served over HTTP (``GET /v1/runs/{run}/report.html``), the page gets the same policy
+as a header (:func:`served_policy`: the hashes of the scripts and style the served file holds, so a page an
+older Plush wrote still draws) plus ``sandbox allow-scripts``: the page runs in an opaque origin, so its
+scripts can reach nothing of the API's origin (no cookie, no storage, no same-origin request).
 
 Invariants: :func:`render_page` is pure; the file is written whole or not at all (a temporary file renamed
 into place; on a failed write nothing is left) with the run's results mode.
@@ -37,13 +40,25 @@ from plush.controller.report import FailureEntry, FailureReport, load_report, re
 from plush.controller.rundir import RunDir
 from plush.controller.timeline import build_timeline
 
-__all__ = ["PAGE", "page_of", "render_page", "script_json", "timeline_script", "write_page", "write_run_page"]
+__all__ = [
+    "PAGE",
+    "page_of",
+    "render_page",
+    "script_json",
+    "served_policy",
+    "timeline_script",
+    "write_page",
+    "write_run_page",
+]
 
 #: the page's file name in a results directory
 PAGE = "report.html"
 #: failures listed in the page's table (the rest: report.txt)
 LISTED = 50
 _UNSAFE = re.compile(r"</script|<!--", re.IGNORECASE)
+# the page's own inline scripts (bare <script>: the JSON's element has a type and runs nothing) and style
+_SCRIPTS = re.compile(r"<script>(.*?)</script", re.IGNORECASE | re.DOTALL)
+_STYLES = re.compile(r"<style>(.*?)</style", re.IGNORECASE | re.DOTALL)
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 _BOOT = """(function () {
@@ -89,6 +104,24 @@ def script_json(data: Any) -> str:
 
 def _sha(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _policy(scripts: list[str], styles: list[str]) -> str:
+    """The page's policy: nothing but ``scripts`` and ``styles`` (inline, by their sha256) and data: images."""
+    script_src = " ".join(_sha(s) for s in scripts) or "'none'"
+    style_src = " ".join(_sha(s) for s in styles) or "'none'"
+    return (
+        f"default-src 'none'; script-src {script_src}; style-src {style_src}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+
+
+def served_policy(page: str) -> str:
+    """The Content-Security-Policy header of ``page`` (a report.html) served from the API's origin: its own
+    inline scripts and style by their sha256 (as its meta element), no framing, and a sandbox that lets its
+    scripts run in an opaque origin only. Pure."""
+    scripts, styles = _SCRIPTS.findall(page), _STYLES.findall(page)
+    return f"{_policy(scripts, styles)}; frame-ancestors 'none'; sandbox allow-scripts"
 
 
 def _e(value: Any) -> str:
@@ -143,10 +176,7 @@ def render_page(timeline: dict[str, Any], report: FailureReport, *, script: str)
     inline. Pure. Raises ValueError for a script that could end its own element."""
     if _UNSAFE.search(script) or _UNSAFE.search(_STYLE):
         raise ValueError("the timeline script or the page's style holds '</script' or '<!--': it cannot be inlined")
-    csp = (
-        f"default-src 'none'; script-src {_sha(script)} {_sha(_BOOT)}; style-src {_sha(_STYLE)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
-    )
+    csp = _policy([script, _BOOT], [_STYLE])
     outcome = report.outcome
     duration = f"{report.duration:.1f} s" if report.duration is not None else ""
     started = (

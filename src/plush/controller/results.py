@@ -3,7 +3,8 @@
 Role: the facet the HTTP API's ``/v1/runs/{run}...`` resources read (docs/api.md): the runs there (each with
 the state of its status file), one run's status, failure report (rebuilt from its journal, as ``plush
 report`` does) and timeline (:mod:`plush.controller.timeline`, as report.html draws it), its per-host logs and
-collected outputs (list), and one of those files, opened for reading.
+collected outputs (list), and one of those files, opened for reading; and its ``report.html``
+(:meth:`RunResults.page`, opened the same way).
 
 The boundary: a file is named by a path the client sends, relative to the run directory, and must be a
 regular file under ``hosts/HOST/logs/`` or ``hosts/HOST/outputs/``. :func:`result_path` refuses, before any
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO
 
 from plush.controller.catalogue import RUN_FINISHED
 from plush.controller.report import FailureReport, load_report, read_run
+from plush.controller.reportpage import PAGE
 from plush.controller.runstatus import read_status
 from plush.controller.timeline import build_timeline
 from plush.errors import PlushError
@@ -155,7 +157,22 @@ class RunResults:
 
     def open(self, run: str, path: str) -> BinaryIO:
         """One result file of the run, open for reading (see the module: no link followed, a regular file)."""
-        parts = result_path(path)
+        return self._open(run, result_path(path), path)
+
+    def page(self, run: str) -> bytes:
+        """The run's ``report.html`` (written when the run ends, or by ``plush report --html``), read whole,
+        opened as :meth:`open` opens a file: no link followed, a regular file; NoSuchResult when there is none."""
+        try:
+            handle = self._open(run, (PAGE,), PAGE)
+        except NoSuchResult:
+            self.root(run)  # no such run: says so
+            raise NoSuchResult(
+                f"run {run} has no {PAGE} (it is written when the run ends; 'plush report --html {run}' writes it)"
+            ) from None
+        with handle:
+            return handle.read()
+
+    def _open(self, run: str, parts: tuple[str, ...], path: str) -> BinaryIO:
         if not _RUN_ID.fullmatch(run):
             raise NoSuchResult(f"no run {run!r} under {self.runs_dir}/")
         try:

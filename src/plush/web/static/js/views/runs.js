@@ -5,7 +5,8 @@
 // a few at a time, and kept. #/runs/<run>: its status; its failure report (GET /v1/runs/{run}/report) with
 // the root cause first, then every failure by time, as `plush report` words them; its timeline
 // (window.PlushTimeline.render over GET /v1/runs/{run}/timeline, when js/timeline.js is loaded); its logs and
-// outputs (GET /v1/runs/{run}/files: a filterable table, one opened into a viewer); where its report.html is.
+// outputs (GET /v1/runs/{run}/files: a filterable table, one opened into a viewer); a link to its report.html
+// (GET /v1/runs/{run}/report.html, opened in a new page).
 //
 // Invariants: data reach the DOM as text (h()); a run's page follows the run while it is in progress (its
 // status and report are fetched again when run.finished arrives); leaving the page aborts its streams.
@@ -290,7 +291,11 @@ function runPage(root, store, run) {
         ["results", s.results],
       ];
       facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: k === "results" ? "mono" : "" }, v)]));
-      htmlNote.textContent = `The self-contained report of this run, when written, is ${s.results}/report.html: open it from the results directory (the API serves only the hosts' logs and outputs).`;
+      htmlNote.replaceChildren(
+        ...(s.outcome === "running"
+          ? [`This run's report.html (its failure report and timeline in one page) is written in ${s.results} when it ends.`]
+          : [h("a", { class: "report-link", href: `/v1/runs/${encodeURIComponent(run)}/report.html`, target: "_blank", rel: "noopener" }, "Open report.html"), ` — this run's failure report and timeline in one page, also in ${s.results}.`]),
+      );
     } catch (error) {
       if (closed) return;
       outcome.replaceChildren(badge("failed", "not found"));
@@ -316,8 +321,9 @@ function runPage(root, store, run) {
     try {
       const data = await api("GET", `/v1/runs/${encodeURIComponent(run)}/timeline`);
       if (closed) return;
+      if (timelineBox.timeline) timelineBox.timeline.destroy();
       timelineBox.replaceChildren();
-      timeline.render(timelineBox, data);
+      timelineBox.timeline = timeline.render(timelineBox, data); // its handle: rows(), xOf(t), yOf(hosts), ...
     } catch (error) {
       if (!closed) timelineBox.replaceChildren(h("p", { class: "muted timeline-missing" }, `timeline not available: ${messageOf(error)}`));
     }
@@ -348,6 +354,7 @@ function runPage(root, store, run) {
     unmount() {
       closed = true;
       off();
+      if (timelineBox.timeline) timelineBox.timeline.destroy();
       viewer.close();
       files.destroy();
     },
