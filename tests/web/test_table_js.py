@@ -38,15 +38,30 @@ TABLE = """async (count) => {
   table.setRows(rows(count, "a"));
 }"""
 
-FRAME = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+SHOWN = """() => [...document.querySelectorAll('.vt-row:not([hidden])')]
+    .sort((a, b) => a.dataset.index - b.dataset.index).map((r) => r.dataset.key)"""
+#: a burst of 50 updates in one task, and the draws it made once two frames passed (the table settled first)
+BURST = """async () => {
+  const frames = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  await frames();
+  const before = t.draws();
+  for (let i = 0; i < 50; i += 1) t.table.setRows(t.rows(4000, String(i)));
+  await frames();
+  return t.draws() - before;
+}"""
 
 
 def shown(page: Any) -> list[str]:
     """The names of the rows in the DOM, top to bottom."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('.vt-row:not([hidden])')]
-            .sort((a, b) => a.dataset.index - b.dataset.index).map((r) => r.dataset.key)"""
-    )
+    return list(page.evaluate(SHOWN))
+
+
+def wait_shown(page: Any, condition: str, arg: Any = None) -> list[str]:
+    """Wait until the rows in the DOM (``names``, top to bottom) meet ``condition`` (a JS expression of
+    ``names`` and ``arg``): the table draws in an animation frame, after a scroll event, which need not come
+    within any given number of frames; the rows then."""
+    page.wait_for_function(f"([arg]) => {{ const names = ({SHOWN})(); return {condition}; }}", arg=[arg])
+    return shown(page)
 
 
 def selected(page: Any) -> list[str]:
@@ -60,23 +75,22 @@ def row(page: Any, name: str) -> Any:
 def test_the_table_draws_only_the_rows_in_view_sorts_and_selects_like_a_file_manager(page: Any) -> None:
     open_static(page)
     page.evaluate(TABLE, 5000)
-    page.evaluate(FRAME)
-    names = shown(page)
+    names = wait_shown(page, "names.length > 0")
     assert names[0] == "n1" and 20 <= len(names) <= 40
     assert page.locator(".vt-row").count() <= 40
 
     page.evaluate("() => { document.querySelector('.vt-body').scrollTop = 1e9; }")
-    page.evaluate(FRAME)
-    assert shown(page)[-1] == "n5000" and len(shown(page)) <= 40
+    names = wait_shown(page, "names.includes('n5000')")
+    assert names[-1] == "n5000" and len(names) <= 40
 
     page.evaluate("() => { document.querySelector('.vt-body').scrollTop = 0; }")
+    wait_shown(page, "names.includes('n1')")
     page.locator(".vt-th[data-col=load]").click()
-    page.evaluate(FRAME)
     loads = page.evaluate("() => t.table.shown().slice(0, 400).map((r) => r.load)")
     assert loads == sorted(loads) and loads[0] == 0
     page.locator(".vt-th[data-col=name]").click()  # by name: n1, n2, ..., n10 (natural order)
-    page.evaluate(FRAME)
-    assert shown(page)[:11] == [f"n{i}" for i in range(1, 12)]
+    first = [f"n{i}" for i in range(1, 12)]
+    assert wait_shown(page, "JSON.stringify(names.slice(0, 11)) === JSON.stringify(arg)", first)[:11] == first
 
     row(page, "n3").click()
     row(page, "n7").click(modifiers=["Shift"])
@@ -84,8 +98,7 @@ def test_the_table_draws_only_the_rows_in_view_sorts_and_selects_like_a_file_man
     row(page, "n5").click(modifiers=["Control"])
     row(page, "n10").click(modifiers=["Control"])
     assert selected(page) == ["n3", "n4", "n6", "n7", "n10"]
-    page.evaluate(FRAME)
-    assert page.locator(".vt-row.selected").count() == 5
+    page.wait_for_function("() => document.querySelectorAll('.vt-row.selected').length === 5")
     row(page, "n2").click()
     assert selected(page) == ["n2"]
 
@@ -98,10 +111,7 @@ def test_the_table_draws_only_the_rows_in_view_sorts_and_selects_like_a_file_man
     assert selected(page) == sorted({"n2", *(n for n in zero if int(n[1:]) <= 4000)}, key=lambda n: int(n[1:]))
 
     # a burst of updates in one frame is one draw
-    before = page.evaluate("() => t.draws()")
-    page.evaluate("() => { for (let i = 0; i < 50; i += 1) t.table.setRows(t.rows(4000, String(i))); }")
-    page.evaluate(FRAME)
-    assert page.evaluate("() => t.draws()") - before == 1
+    assert page.evaluate(BURST) == 1
     assert page.console_lines == []
 
 
