@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import WAIT, sign_in, web_served
+from web_support import WAIT, block, page_errors, sign_in, web_served
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -41,10 +41,6 @@ GATE = """<plush>
   </project>
 </plush>
 """
-
-
-def block(page: Any, path: str) -> Any:
-    return page.locator(f'.pl-block[data-block="{path}"]')
 
 
 def test_load_run_release_a_barrier_and_stop_from_the_application_view(
@@ -108,7 +104,7 @@ def test_load_run_release_a_barrier_and_stop_from_the_application_view(
         expect(page.get_by_test_id("run-state")).to_contain_text("last run ok", timeout=WAIT)
         expect(block(page, "/workflow/workers/count").locator(".pl-counts")).to_have_text("2 done")
         page.screenshot(path=screenshots / "application-workflow.png")
-        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
+        assert not page_errors(page), page.console_lines
 
 
 def test_an_application_loaded_by_another_client_shows_in_the_open_page(page: Any, tmp_path: Path) -> None:
@@ -129,4 +125,4 @@ def test_an_application_loaded_by_another_client_shows_in_the_open_page(page: An
         expect(page.locator(".pl-app-title")).to_have_text("workflow", timeout=WAIT)
         expect(block(page, "/workflow/workers/count")).to_be_visible()
         expect(block(page, "/gate/racers/report")).to_have_count(0)
-        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
+        assert not page_errors(page), page.console_lines

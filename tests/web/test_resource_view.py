@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import WAIT, sign_in, web_served
+from web_support import WAIT, page_errors, sign_in, web_served
 
 #: 2 workers that sleep until the run is stopped
 SLEEPERS = """<plush><project name="sleepers">
@@ -55,4 +55,4 @@ def test_the_resource_view_shows_the_matching_spares_and_a_replacement(
         expect(page.locator(".pl-comp-hosts")).to_contain_text(replacement)
         page.screenshot(path=screenshots / "resources.png")
         web.api("POST", "/v1/runs/current/stop", {})
-        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
+        assert not page_errors(page), page.console_lines

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
-from web_support import WAIT, sign_in, web_served
+from web_support import WAIT, page_errors, sign_in, web_served
 
 #: the pool: hosts of a directory file's fields (docs/pools.md), added over the API (``served`` connects
 #: ``--hosts`` sandbox hosts, and a serve takes -d or --hosts, not both): local-1 has no coordinates
@@ -68,4 +68,4 @@ def test_the_world_view_places_hosts_by_lat_lon_and_lists_the_others(
         expect(page.locator(".pl-tip")).to_contain_text("epfl", timeout=WAIT)
         expect(page.locator(".pl-tip")).to_contain_text("2 done")
         page.screenshot(path=screenshots / "world.png")
-        assert not [line for line in page.console_lines if line.startswith("pageerror")], page.console_lines
+        assert not page_errors(page), page.console_lines

@@ -5,6 +5,9 @@ tests/integration/serve_support.py, which tests/web/conftest.py puts on ``sys.pa
 cache in ``tmp_path``, and yields a :class:`WebServed`: ``url`` (the web UI, ``http://127.0.0.1:PORT/``),
 ``token``, ``api(method, path, body)`` (the HTTP API with the bearer token, from the test) and the serve itself
 (``served``: its process, ``err()``). ``sign_in(page, web)`` opens ``/?token=...`` and waits for the app shell.
+
+The views' locators and checks that more than one test uses: ``block(page, path)`` (a block's box in the
+application view's DAG), ``page_errors(page)`` (what the page threw, from the ``page`` fixture's console lines).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from serve_support import Served, served
 
-__all__ = ["WebServed", "sign_in", "web_served"]
+__all__ = ["WAIT", "WebServed", "block", "page_errors", "sign_in", "web_served"]
 
 #: Playwright's waits in the browser tests (ms): generous, the machine is shared
 WAIT = 30_000
@@ -66,6 +69,16 @@ def sign_in(page: Any, web: WebServed) -> None:
     """Open the web UI signed in by the token in the URL (once), and wait for the app shell's view."""
     page.goto(f"{web.url}?token={web.token}")
     page.wait_for_selector("main#view > section", timeout=WAIT)
+
+
+def block(page: Any, path: str) -> Any:
+    """A block's box in the application view's DAG (``.pl-block``); its ``.pl-counts`` say its hosts' states."""
+    return page.locator(f'.pl-block[data-block="{path}"]')
+
+
+def page_errors(page: Any) -> list[str]:
+    """The uncaught errors of the page so far (the ``page`` fixture keeps its console lines)."""
+    return [line for line in page.console_lines if line.startswith("pageerror")]
 
 
 def status_error(exc: urllib.error.HTTPError) -> dict[str, Any]:
