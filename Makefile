@@ -21,13 +21,13 @@ demo: $(STAMP)
 ## The whole test suite: lint, types, then every test (system packages set up by tests/setup-system.sh).
 test: $(STAMP)
 	bash tests/setup-system.sh
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 
 types: $(STAMP)
 	$(BIN)/mypy
