@@ -14,7 +14,9 @@
 // store.refresh(part): re-fetches one of hosts|tree|run|barriers|states|app.
 // store.stats: what the page's speed is measured by (bench/web_ui.py, tests/web/test_web_timing.py): ready (ms
 //   from the navigation to the first draw of the loaded snapshots), draws, lags (seconds from an event's
-//   making in the controller, its `at`, to the end of the draw that showed it: the oldest event of each draw).
+//   making in the controller, its `at`, to the end of the draw that showed it: the oldest event of each draw),
+//   inPage (the part of each lag spent in the page: from that event's arrival to the end of the draw); the
+//   page's own work: drawMs (all draws), drawMaxMs (the longest), eventMs (taking events in), events.
 //
 // A page opened mid-run shows the truth: GET /v1/application/states is read first (each host's phase and
 // blocks, the run's failures, replacements and work queues as of event SEQ), the stream resumes after SEQ
@@ -81,7 +83,9 @@ class Store {
     this._over = false; // the run of the hosts' phases has ended (run.finished)
     this._loaded = false; // the snapshots of start() are in
     this._oldest = 0; // the `at` of the oldest event not drawn yet
-    this.stats = { ready: null, draws: 0, lags: [] };
+    this._received = 0; // when the page received it
+    this._pending = new Map(); // part -> "running" | "again" (_later)
+    this.stats = { ready: null, draws: 0, lags: [], inPage: [], drawMs: 0, drawMaxMs: 0, eventMs: 0, events: 0 };
   }
 
   subscribe(fn) {
@@ -100,6 +104,7 @@ class Store {
     if (this._frame) return;
     const draw = () => {
       this._frame = 0;
+      const began = performance.now();
       for (const fn of [...this._subscribers]) {
         try {
           fn(this);
@@ -107,6 +112,9 @@ class Store {
           console.error("a view failed to draw", err);
         }
       }
+      const took = performance.now() - began;
+      this.stats.drawMs += took;
+      this.stats.drawMaxMs = Math.max(this.stats.drawMaxMs, took);
       this._drawn();
     };
     // a hidden tab gets no animation frame: a timer keeps the store's subscribers current anyway
@@ -117,8 +125,11 @@ class Store {
     const stats = this.stats;
     stats.draws += 1;
     if (this._oldest) {
-      stats.lags.push(Date.now() / 1000 - this._oldest);
-      if (stats.lags.length > LAGS_KEPT) stats.lags.splice(0, stats.lags.length - LAGS_KEPT);
+      const now = Date.now() / 1000;
+      for (const [list, since] of [[stats.lags, this._oldest], [stats.inPage, this._received]]) {
+        list.push(now - since);
+        if (list.length > LAGS_KEPT) list.splice(0, list.length - LAGS_KEPT);
+      }
       this._oldest = 0;
     }
     if (stats.ready === null && this._loaded) stats.ready = performance.now();
@@ -235,6 +246,22 @@ class Store {
     }
   }
 
+  // Re-fetch a part because of an event: at most one request of it in flight, and one more after it when events
+  // asked again meanwhile (500 barrier.arrived events make two GET /v1/barriers, not 500).
+  _later(part) {
+    const pending = this._pending.get(part);
+    if (pending) {
+      this._pending.set(part, "again");
+      return;
+    }
+    this._pending.set(part, "running");
+    this.refresh(part).finally(() => {
+      const again = this._pending.get(part) === "again";
+      this._pending.delete(part);
+      if (again) this._later(part);
+    });
+  }
+
   _hostsLater() {
     if (this._hostsTimer) return;
     const wait = Math.max(0, this._hostsAt + HOSTS_EVERY - Date.now());
@@ -255,7 +282,7 @@ class Store {
       if (!this.connected) {
         this.connected = true;
         this._emit({ name: "connection.open" });
-        if (reopened) this.refresh("run"), this.refresh("barriers"), this._hostsLater();
+        if (reopened) this._later("run"), this._later("barriers"), this._hostsLater();
         this.changed();
       }
     };
@@ -278,6 +305,13 @@ class Store {
   }
 
   _message(message) {
+    const began = performance.now();
+    this._take(message);
+    this.stats.eventMs += performance.now() - began;
+    this.stats.events += 1;
+  }
+
+  _take(message) {
     let event;
     try {
       event = JSON.parse(message.data);
@@ -289,7 +323,10 @@ class Store {
       if (event.seq <= this.seq) return;
       this.seq = event.seq;
     }
-    if (!this._oldest && typeof event.at === "number") this._oldest = event.at;
+    if (!this._oldest && typeof event.at === "number") {
+      this._oldest = event.at;
+      this._received = Date.now() / 1000;
+    }
     this._apply(event);
     this._emit(event);
     this.changed();
@@ -316,9 +353,9 @@ class Store {
     const host = event.host ? this._host(event.host) : null;
     if (name === "app.loaded") {
       // whoever loaded it (the API, another page, the terminal): the application, its tree, the run's states
-      this.refresh("app");
-      this.refresh("tree");
-      this.refresh("states");
+      this._later("app");
+      this._later("tree");
+      this._later("states");
       return;
     }
     if (name === "run.started") {
@@ -328,8 +365,8 @@ class Store {
         each.ok = null;
         each.phase = "idle";
       }
-      this.refresh("run");
-      this.refresh("barriers");
+      this._later("run");
+      this._later("barriers");
       this._hostsLater();
       return;
     }
@@ -338,11 +375,11 @@ class Store {
       for (const each of this.hosts.values()) each.phase = phaseOf(each, true);
     }
     if (name === "run.finished" || name === "app.aborted" || name === "app.stopped") {
-      this.refresh("run");
-      this.refresh("barriers");
+      this._later("run");
+      this._later("barriers");
       this._hostsLater();
     } else if (name.startsWith("barrier.")) {
-      this.refresh("barriers");
+      this._later("barriers");
     }
     if (name === "app.restarted") {
       for (const each of this.hosts.values()) {
