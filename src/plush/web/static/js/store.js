@@ -16,7 +16,8 @@
 //   from the navigation to the first draw of the loaded snapshots), draws, lags (seconds from an event's
 //   making in the controller, its `at`, to the end of the draw that showed it: the oldest event of each draw),
 //   inPage (the part of each lag spent in the page: from that event's arrival to the end of the draw); the
-//   page's own work: drawMs (all draws), drawMaxMs (the longest), eventMs (taking events in), events.
+//   page's own work: drawMs (all draws), drawMaxMs (the longest), eventMs (taking events in), events; worst:
+//   the draw of the longest lag ({lag, inPage, event: the name of its oldest event, at}).
 //
 // A page opened mid-run shows the truth: GET /v1/application/states is read first (each host's phase and
 // blocks, the run's failures, replacements and work queues as of event SEQ), the stream resumes after SEQ
@@ -126,6 +127,10 @@ class Store {
     stats.draws += 1;
     if (this._oldest) {
       const now = Date.now() / 1000;
+      if (!stats.worst || now - this._oldest > stats.worst.lag) {
+        stats.worst = { lag: now - this._oldest, inPage: now - this._received, event: this._oldestName,
+          at: this._oldest };
+      }
       for (const [list, since] of [[stats.lags, this._oldest], [stats.inPage, this._received]]) {
         list.push(now - since);
         if (list.length > LAGS_KEPT) list.splice(0, list.length - LAGS_KEPT);
@@ -326,6 +331,7 @@ class Store {
     if (!this._oldest && typeof event.at === "number") {
       this._oldest = event.at;
       this._received = Date.now() / 1000;
+      this._oldestName = event.name;
     }
     this._apply(event);
     this._emit(event);
