@@ -1,14 +1,17 @@
-// Small DOM helpers of the host and run views: h() builds elements (text always through text nodes, never
-// innerHTML), badges coloured by state, and the formats of sizes, times and durations.
+// Small DOM helpers of the views: h() builds elements (text always through text nodes, never innerHTML),
+// badges coloured by state, the formats of sizes, times and durations, a view of a list and its items' pages.
 //
 // Invariant: nothing here parses HTML; data given to h() as a child becomes a text node.
 
-/** h("div", {class: "x", onclick: fn, dataset: {k: v}}, "text", child, [more]) -> the element. */
+/** h("div", {class: "x", onclick: fn, dataset: {k: v}, text: "t", style: {color: "red"}}, "text", child, [more])
+ * -> the element (``style`` through the CSSOM: allowed under a CSP without inline styles). */
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "class") element.className = value;
+    else if (name === "text") element.textContent = value;
+    else if (name === "style" && typeof value === "object") Object.assign(element.style, value);
     else if (name === "dataset") Object.assign(element.dataset, value);
     else if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else if (name in element && typeof value !== "string") element[name] = value;
@@ -104,5 +107,31 @@ export function routeParts() {
 
 /** The message of an error to show a user: the API's words when it answered, else the error's. */
 export function messageOf(error) {
-  return (error && error.message) || String(error);
+  return (error && (error.message || error.code)) || String(error);
+}
+
+/** A view that is a list with a page per item (#/hosts and #/hosts/<host>, #/runs and #/runs/<run>): mounts
+ * list(root, store) or page(root, store, id) as the route says, the one shown unmounted on a change. */
+export function listAndPages(el, store, className, list, page) {
+  let current = null;
+  let shown = null;
+  const root = h("div", { class: className });
+  el.append(root);
+  function show() {
+    const [, id] = routeParts();
+    if (current && (id || "") === shown) return;
+    if (current) current.unmount();
+    root.replaceChildren();
+    shown = id || "";
+    current = id ? page(root, store, id) : list(root, store);
+  }
+  window.addEventListener("hashchange", show);
+  show();
+  return {
+    unmount() {
+      window.removeEventListener("hashchange", show);
+      if (current) current.unmount();
+      root.remove();
+    },
+  };
 }

@@ -14,35 +14,14 @@ import { api } from "../api.js";
 import { createTable } from "../vtable.js";
 import { fold, foldCount, hostFilter } from "../hostsets.js";
 import { foldExec, tally } from "../execfold.js";
-import { badge, formatDuration, h, messageOf, routeParts } from "../widgets.js";
+import { badge, formatDuration, h, listAndPages, messageOf } from "../widgets.js";
 import { hostPage } from "./hostpage.js";
 
 // what the list keeps while the page lives
 const kept = { filter: "", state: "", component: "", selection: [], command: "", timeout: "60", output: null };
 
 export function mount(el, store) {
-  let current = null;
-  let shown = "";
-  const root = h("div", { class: "hosts-view" });
-  el.append(root);
-  function show() {
-    const [, name] = routeParts();
-    const id = name || "";
-    if (current && id === shown) return;
-    if (current) current.unmount();
-    root.replaceChildren();
-    shown = id;
-    current = name ? hostPage(root, store, name) : hostList(root, store);
-  }
-  window.addEventListener("hashchange", show);
-  show();
-  return {
-    unmount() {
-      window.removeEventListener("hashchange", show);
-      if (current) current.unmount();
-      root.remove();
-    },
-  };
+  return listAndPages(el, store, "hosts-view", hostList, hostPage);
 }
 
 // --- the list -----------------------------------------------------------------------------------------------

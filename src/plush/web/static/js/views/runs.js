@@ -15,31 +15,10 @@ import { api } from "../api.js";
 import { createTable } from "../vtable.js";
 import { hostFilter } from "../hostsets.js";
 import { createLogViewer, logName } from "../logview.js";
-import { badge, formatBytes, formatDuration, formatTime, h, messageOf, routeParts } from "../widgets.js";
+import { badge, formatBytes, formatDuration, formatTime, h, listAndPages, messageOf } from "../widgets.js";
 
 export function mount(el, store) {
-  let current = null;
-  let shown = null;
-  const root = h("div", { class: "runs-view" });
-  el.append(root);
-  function show() {
-    const [, run] = routeParts();
-    const id = run || "";
-    if (current && id === shown) return;
-    if (current) current.unmount();
-    root.replaceChildren();
-    shown = id;
-    current = run ? runPage(root, store, run) : runList(root, store);
-  }
-  window.addEventListener("hashchange", show);
-  show();
-  return {
-    unmount() {
-      window.removeEventListener("hashchange", show);
-      if (current) current.unmount();
-      root.remove();
-    },
-  };
+  return listAndPages(el, store, "runs-view", runList, runPage);
 }
 
 // --- the list -----------------------------------------------------------------------------------------------

@@ -1,26 +1,13 @@
-// Small helpers shared by the application, world and resource views: DOM building (text only: data never
-// goes through innerHTML), state bars, host-set folding (ClusterShell style: node[1-3,7]), capped host
-// lists. (What a run did to its hosts and work queues is the store's: store.replaced, store.work, ...)
+// Small helpers shared by the application, world and resource views: state bars, host-set folding and
+// natural order (those of js/hostsets.js), capped host lists; h() and errorText() are js/widgets.js's. (What a run did to its hosts and work
+// queues is the store's: store.replaced, store.work, ...)
+
+import { fold, naturalCompare } from "../hostsets.js";
+import { h } from "../widgets.js";
+
+export { h, messageOf as errorText } from "../widgets.js";
 
 export const PHASES = ["idle", "running", "done", "failed"];
-
-/** An element: h("div", {class: "x", title: "y", onclick: fn}, child, "text", ...). */
-export function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key === "class") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else if (key === "style") Object.assign(el.style, value); // CSSOM: allowed under a CSP without inline styles
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 /** Zero counts for each phase (and skipped). */
 export function emptyCounts() {
@@ -58,49 +45,18 @@ export function countsText(counts, order) {
   return parts.join(" · ") || "no hosts";
 }
 
-const SPLIT = /^(.*?)(\d+)(\D*)$/;
-
-/** Host names folded into ranges: ["n1","n2","n3","n7","web"] -> "n[1-3,7],web". */
+/** Host names folded into host sets, by Plush's rules (js/hostsets.js): ["n1","n2","n3","n7","web"] ->
+ * "n[1-3,7],web"; names it cannot fold are listed as they are. */
 export function foldHosts(names) {
-  const groups = new Map();
-  const plain = [];
-  for (const name of names) {
-    const m = SPLIT.exec(name);
-    if (!m) {
-      plain.push(name);
-      continue;
-    }
-    const key = `${m[1]}\u0000${m[3]}`;
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(m[2]);
+  try {
+    return fold(names);
+  } catch (error) {
+    return [...names].join(",");
   }
-  const out = [];
-  for (const [key, digits] of groups) {
-    const [prefix, suffix] = key.split("\u0000");
-    if (digits.length === 1) {
-      out.push(prefix + digits[0] + suffix);
-      continue;
-    }
-    const sorted = [...new Set(digits)].sort((a, b) => Number(a) - Number(b) || a.length - b.length);
-    const ranges = [];
-    let start = sorted[0];
-    let prev = sorted[0];
-    const same = (a, b) => a.length === b.length || (a[0] !== "0" && b[0] !== "0");
-    for (const d of sorted.slice(1).concat([null])) {
-      if (d !== null && Number(d) === Number(prev) + 1 && same(d, prev)) {
-        prev = d;
-        continue;
-      }
-      ranges.push(start === prev ? start : `${start}-${prev}`);
-      start = prev = d;
-    }
-    out.push(`${prefix}[${ranges.join(",")}]${suffix}`);
-  }
-  return out.concat(plain).join(",");
 }
 
-/** Natural order of host names (node2 before node10). */
-export const byName = new Intl.Collator(undefined, { numeric: true }).compare;
+/** Natural order of host names (node2 before node10), as Plush sorts them. */
+export const byName = naturalCompare;
 
 /** A list of host names, at most `cap` shown, then "and N more"; each with its phase's dot. */
 export function hostList(names, phaseOf, cap = 60) {
@@ -116,7 +72,3 @@ export function hostList(names, phaseOf, cap = 60) {
   return list;
 }
 
-/** The message of an error the api() helper threw (the API's own words), or its text. */
-export function errorText(error) {
-  return (error && (error.message || error.code)) || String(error);
-}
