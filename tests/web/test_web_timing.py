@@ -158,7 +158,7 @@ def test_the_page_measures_its_first_paint_and_how_far_behind_the_events_it_draw
         # a run in progress: the first paint of a page opened then
         midrun = []
         for _ in range(MIDRUN_LOADS):
-            page.reload(wait_until="commit")  # ready is what is measured, not the load event
+            page.reload(wait_until="domcontentloaded")  # ready is what is measured, not the load event
             midrun.append(_ready(page))
         page.screenshot(path=screenshots / "timing-midrun.png")
         before = len(_stats(page)["lags"])
