@@ -53,6 +53,21 @@ def test_failures_replacements_drops_and_restarts_of_the_run_and_a_new_run_start
     assert fold(*events, Event(name=RUN_STARTED, data={"run": "r2", "hosts": 3})) == fold()
 
 
+def test_a_host_restarted_in_place_is_no_longer_failed_nor_dropped_and_fails_again_anew() -> None:
+    failed = Event(name=HOST_FAILED, host="h1", data={"reason": "its agent exited", "component": "c"})
+    restarted = Event(name=HOST_RESTARTED, host="h1", data={"reason": "restart", "component": "c"})
+    dropped = Event(name=HOST_DROPPED, host="h2", data={"reason": "no spare left", "component": "c"})
+    got = fold(failed, dropped, Event(name=HOST_FAILED, host="h2", data={"reason": "x"}), restarted)
+    assert got["failures"] == {"h2": "x"}
+    assert got["dropped"] == {"h2": "no spare left"}
+    assert got["restarts"] == {"h1": 1}
+    # the operator brings a dropped host back: in place again
+    revived = fold(dropped, Event(name=HOST_RESTARTED, host="h2", data={}))
+    assert (revived["dropped"], revived["failures"]) == ({}, {})
+    again = fold(failed, restarted, Event(name=HOST_FAILED, host="h1", data={"reason": "silent"}))
+    assert again["failures"] == {"h1": "silent"}
+
+
 def test_a_work_queue_counts_accepted_reports_only_and_an_application_restart_empties_it() -> None:
     events = [
         Event(name=WORK_TAKEN, host="h1", block=Q, data={"item": "a"}),

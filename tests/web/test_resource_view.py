@@ -1,12 +1,16 @@
 """The resource view in a real browser against a real ``plush serve --http``: the pool and the matching of a run
 in progress (hosts per component, spares, live), then a host failed by hand and the spare that took its place
-(host.rematched: who replaced whom). Screenshot: resources.png."""
+(host.rematched: who replaced whom), and a host restarted in place (``plush restart HOST``: host.failed then
+host.restarted) that is no longer listed as failed. Screenshot: resources.png."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+from integration_support import RUN_TIMEOUT, cli_env
 from playwright.sync_api import expect
 from web_support import WAIT, page_errors, sign_in, web_served
 
@@ -54,5 +58,27 @@ def test_the_resource_view_shows_the_matching_spares_and_a_replacement(
         row.click()  # unfolds the component's hosts
         expect(page.locator(".pl-comp-hosts")).to_contain_text(replacement)
         page.screenshot(path=screenshots / "resources.png")
+
+        # the operator restarts the other host in place: it fails, then is back (not failed any more)
+        back = matched[1]
+        restart = subprocess.run(
+            [sys.executable, "-m", "plush", "restart", back],
+            cwd=web.served.cwd,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        assert restart.returncode == 0, restart.stderr
+        expect(page.get_by_text(f"restarted in place: {back}")).to_be_visible(timeout=WAIT)
+        expect(page.get_by_test_id("section-failed")).not_to_contain_text(back)
+        expect(page.get_by_test_id("tile-failed")).to_contain_text("1")  # the replaced host only
+        expect(row).to_contain_text("2 running", timeout=WAIT)
+        page.reload()  # the snapshot says the same
+        expect(page.get_by_text(f"restarted in place: {back}")).to_be_visible(timeout=WAIT)
+        expect(page.get_by_test_id("section-failed")).to_contain_text(victim)
+        expect(page.get_by_test_id("section-failed")).not_to_contain_text(back)
+        page.screenshot(path=screenshots / "resources-restarted.png")
         web.api("POST", "/v1/runs/current/stop", {})
         assert not page_errors(page), page.console_lines

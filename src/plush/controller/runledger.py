@@ -10,7 +10,8 @@ events after the snapshot, so a page opened at any time ends where a page open s
 
 The rules (one per event): ``run.started`` empties it; ``host.failed`` keeps the host's reason (its latest) and
 takes back the work items it held (the work queue puts them back, :meth:`plush.barriers.WorkQueue.host_failed`);
-``host.rematched`` adds a replacement; ``host.dropped`` keeps its reason; ``host.restarted`` counts; a
+``host.rematched`` adds a replacement; ``host.dropped`` keeps its reason; ``host.restarted`` counts and brings
+the host back in place (it is no longer failed nor dropped: its failure and drop are forgotten); a
 ``work.taken`` item is in flight on its host until an accepted ``work.done`` (done) or ``work.failed`` (a
 failed attempt; the item goes back to the queue); a report not accepted changes nothing (the queue ignored
 it); ``app.restarted`` empties the work queues (the application starts over with fresh ones). Items are keyed
@@ -85,6 +86,8 @@ class RunLedger:
             self.dropped[host] = str(data.get("reason", ""))
         elif name == HOST_RESTARTED:
             self.restarts[host] = self.restarts.get(host, 0) + 1
+            self.failures.pop(host, None)  # back in place: no longer failed (nor dropped)
+            self.dropped.pop(host, None)
         elif name in (WORK_TAKEN, WORK_DONE, WORK_FAILED) and event.block is not None:
             queue = self.work.setdefault(event.block, _Queue())
             item = data.get("item")

@@ -237,7 +237,12 @@ class Store {
     } else if (name === "host.rematched") {
       this.replaced.push({ host: event.host, replacement: String(data.replacement ?? ""), component: String(data.component ?? ""), reason: String(data.reason ?? "") });
     } else if (name === "host.dropped") this.dropped.set(event.host, String(data.reason ?? ""));
-    else if (name === "host.restarted") this.restarts.set(event.host, (this.restarts.get(event.host) || 0) + 1);
+    else if (name === "host.restarted") {
+      // back in place: no longer failed (nor dropped)
+      this.restarts.set(event.host, (this.restarts.get(event.host) || 0) + 1);
+      this.failures.delete(event.host);
+      this.dropped.delete(event.host);
+    }
     else if ((name === "work.taken" || name === "work.done" || name === "work.failed") && event.block) {
       let q = this.work.get(event.block);
       if (!q) this.work.set(event.block, (q = { done: 0, failed: 0, inFlight: new Map() }));
