@@ -1,14 +1,18 @@
 """The host view in a real browser against a real ``plush serve --http``: a host set in the filter box, "select
 all shown", a shell command on the selection with its output folded by host set (identical outputs once,
 outputs that differ only by the host's name once under ``{host}``, a failure apart with its exit status), and
-"Mark failed" on a host's page, confirmed, answered with the API's own words when no run is in progress."""
+"Mark failed" on a host's page, confirmed, answered with the API's own words when no run is in progress; after a
+run, its hosts keep the component they served in it (the host view's column, a host's page) until the next run
+matches again, and a host the run did not use has none."""
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Any
 
+from integration_support import RUN_TIMEOUT, wait_until
 from playwright.sync_api import expect
 from web_support import WAIT, sign_in, web_served
 
@@ -76,3 +80,76 @@ def test_a_host_set_selects_hosts_and_a_command_s_output_comes_back_folded_by_ho
         assert [
             line for line in page.console_lines if "Failed to load resource" not in line and "timeline.js" not in line
         ] == []
+
+
+def _spec(name: str, hosts: int) -> str:
+    """An application of one component ``name`` of ``hosts`` hosts that each echo once."""
+    return f"""<plush><project name="{name}">
+  <component name="{name}"><rspec><num_hosts>{hosts}</num_hosts></rspec></component>
+  <application_block name="{name}"><execution><component_block name="{name}"><component name="{name}"/>
+    <process_block name="hi"><process name="hi"><path>echo</path><cmdline><arg>hi</arg></cmdline></process>
+    </process_block>
+  </component_block></execution></application_block>
+</project></plush>
+"""
+
+
+def _run(web: Any, spec: Path) -> dict[str, list[str]]:
+    """Load ``spec``, run it to its end; the run's matching (component -> hosts)."""
+    web.api("PUT", "/v1/application", {"path": str(spec)})
+    run = web.api("POST", "/v1/runs", {})["run"]
+
+    def over() -> Any:
+        app = web.api("GET", "/v1/application")
+        return app["run"]["id"] == run and app["run"]["finished"] and app["run"]["hosts"]
+
+    return wait_until(over, RUN_TIMEOUT, f"run {run} finished")  # type: ignore[no-any-return]
+
+
+def test_a_finished_run_s_hosts_keep_the_component_they_served_and_a_new_run_matches_again(
+    page: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    first, second = tmp_path / "first.xml", tmp_path / "second.xml"
+    first.write_text(_spec("first", 2))
+    second.write_text(_spec("second", 1))
+    with web_served(tmp_path, hosts=3) as web:
+        sign_in(page, web)
+        page.goto(f"{web.url}#/hosts")
+        rows = page.locator(".vt-row:not([hidden])")
+        expect(rows).to_have_count(3, timeout=WAIT)
+
+        def row(name: str) -> Any:
+            return rows.filter(has=page.locator(".vt-cell", has_text=re.compile(f"^{name}$")))
+
+        matched = _run(web, first)["first"]
+        (spare,) = {"local-1", "local-2", "local-3"} - set(matched)
+        assert {n["component"] for n in web.api("GET", "/v1/hosts")} == {None}  # the API's: no run holds them now
+        expect(page.locator(".counts")).to_contain_text("3 shown", timeout=WAIT)
+        for name in matched:
+            expect(row(name)).to_contain_text("first", timeout=WAIT)
+            expect(row(name)).to_contain_text("done")
+        expect(row(spare)).not_to_contain_text("first")  # the run did not use it
+        page.reload()  # a page opened after the run reads the same from the snapshots
+        expect(rows).to_have_count(3, timeout=WAIT)
+        for name in matched:
+            expect(row(name)).to_contain_text("first", timeout=WAIT)
+        expect(row(spare)).to_contain_text(spare)
+        expect(row(spare)).not_to_contain_text("first")
+        page.screenshot(path=screenshots / "hosts-after-run.png")
+
+        # so does a host's page
+        page.goto(f"{web.url}#/hosts/{matched[0]}")
+        page.reload()
+        component = page.locator(".facts dt", has_text="component").locator("xpath=following-sibling::dd[1]")
+        expect(component).to_have_text("first", timeout=WAIT)
+        page.goto(f"{web.url}#/hosts/{spare}")
+        expect(page.locator(".page-head h1")).to_have_text(spare, timeout=WAIT)
+        expect(component).to_have_text("—")
+
+        # a new run matches its hosts again: the first run's components are gone
+        page.goto(f"{web.url}#/hosts")
+        (again,) = _run(web, second)["second"]
+        expect(row(again)).to_contain_text("second", timeout=WAIT)
+        for name in {"local-1", "local-2", "local-3"} - {again}:
+            expect(row(name)).not_to_contain_text("first", timeout=WAIT)
+            expect(row(name)).not_to_contain_text("second")

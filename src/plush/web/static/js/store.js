@@ -8,6 +8,10 @@
 // plush.controller.runledger): store.replaced [{host, replacement, component, reason}], store.failures and
 // store.dropped (Map host -> reason), store.restarts (Map host -> count), store.work (Map block path ->
 // {done, failed, inFlight: Map item's JSON -> host}).
+// A host's `component` is the one a run holds it in now (GET /v1/hosts) or, when none holds it, the one it served
+// in the last run (store.lastRun: Map host -> component, from GET /v1/application's run.hosts, the snapshot's
+// replacements and the run's events; emptied when a new run starts): a finished run's hosts keep their component,
+// and a host the run did not use has none.
 // store.subscribe(fn) -> unsubscribe: fn(store) at most once per animation frame after changes;
 // store.on(name, fn) -> off: raw events ({seq, name, at, host, block, instance, data}; name "*": every one);
 // store.start(): loads the snapshots, then opens /v1/events resumed after the snapshot's event id;
@@ -69,6 +73,8 @@ class Store {
     this.run = null;
     this.barriers = [];
     this.app = null;
+    this.lastRun = new Map();
+    this._runId = null; // the run of run.started's event (an older run's matching read late is not taken)
     this._ledger({ replaced: [], failures: {}, dropped: {}, restarts: {}, work: {} });
     this.connected = false;
     this.seq = 0;
@@ -156,7 +162,7 @@ class Store {
       else if (part === "states") this._setStates(await api("GET", "/v1/application/states"));
       else if (part === "run") this.run = await api("GET", "/v1/runs/current");
       else if (part === "barriers") this.barriers = await api("GET", "/v1/barriers");
-      else if (part === "app") this.app = await api("GET", "/v1/application");
+      else if (part === "app") this._setApp(await api("GET", "/v1/application"));
       else if (part === "tree") {
         try {
           this.tree = await api("GET", "/v1/application/tree");
@@ -190,7 +196,8 @@ class Store {
       seen.add(node.name);
       host.address = node.address;
       host.group = node.group;
-      host.component = node.component;
+      if (node.component) this.lastRun.set(node.name, node.component);
+      host.component = node.component || this.lastRun.get(node.name) || null;
       host.properties = node.properties || {};
       host.state = node.state;
       host.provider = node.provider;
@@ -198,6 +205,21 @@ class Store {
       if (host.state === "failed" || host.state === "replaced") host.phase = "failed";
     }
     for (const name of [...this.hosts.keys()]) if (!seen.has(name)) this.hosts.delete(name);
+  }
+
+  _setApp(app) {
+    this.app = app;
+    const run = app && app.run;
+    if (!run || !run.hosts || (this._runId !== null && run.id !== this._runId)) return;
+    for (const [component, names] of Object.entries(run.hosts)) for (const name of names) this._served(name, component);
+  }
+
+  // `name` served `component` in the run in progress (or the last one)
+  _served(name, component) {
+    if (!component) return;
+    this.lastRun.set(name, component);
+    const host = this.hosts.get(name);
+    if (host && !host.component) host.component = component;
   }
 
   _setStates(states) {
@@ -215,6 +237,7 @@ class Store {
 
   _ledger(states) {
     this.replaced = (states.replaced || []).map((r) => ({ ...r }));
+    for (const r of this.replaced) this._served(r.host, r.component);
     this.failures = new Map(Object.entries(states.failures || {}));
     this.dropped = new Map(Object.entries(states.dropped || {}));
     this.restarts = new Map(Object.entries(states.restarts || {}));
@@ -371,7 +394,10 @@ class Store {
     }
     if (name === "run.started") {
       this._over = false;
+      this._runId = data.run ?? null;
+      this.lastRun = new Map(); // the new run matches its hosts again
       for (const each of this.hosts.values()) {
+        each.component = null;
         each.blocks = new Map();
         each.ok = null;
         each.phase = "idle";
@@ -386,6 +412,7 @@ class Store {
       for (const each of this.hosts.values()) each.phase = phaseOf(each, true);
     }
     if (name === "run.finished" || name === "app.aborted" || name === "app.stopped") {
+      this._later("app"); // the run's final matching: its hosts keep their component once it is over
       this._later("run");
       this._later("barriers");
       this._hostsLater();
@@ -415,6 +442,7 @@ class Store {
     } else if (name === "host.failed" || name === "host.install_failed") {
       host.state = "failed";
       if (data.component) host.component = data.component;
+      this._served(event.host, data.component);
     } else if (name === "host.restarted") {
       host.blocks = new Map();
       host.ok = null;
@@ -424,6 +452,7 @@ class Store {
       if (data.replacement) {
         const spare = this._host(data.replacement);
         spare.component = data.component || spare.component;
+        this._served(data.replacement, data.component);
         spare.blocks = new Map();
         spare.ok = null;
         spare.phase = "idle";
@@ -432,6 +461,7 @@ class Store {
     } else if (name === "host.joined") {
       if (host.state === "pooled" || host.state === "gone" || host.state === "connecting") host.state = "joined";
       if (data.component) host.component = data.component;
+      this._served(event.host, data.component);
       this._hostsLater();
     } else if (name === "host.left" || name === "host.dropped") {
       this._hostsLater();
