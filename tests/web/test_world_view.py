@@ -69,3 +69,37 @@ def test_the_world_view_places_hosts_by_lat_lon_and_lists_the_others(
         expect(page.locator(".pl-tip")).to_contain_text("2 done")
         page.screenshot(path=screenshots / "world.png")
         assert not page_errors(page), page.console_lines
+
+
+def test_close_places_keep_their_dots_and_tooltips_and_their_labels_never_overlap(
+    page: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    close = [("tokyo", 35.71, 139.76, 3), ("seoul", 37.57, 126.98, 1), ("osaka", 34.69, 135.50, 2)]
+    with web_served(tmp_path, hosts=1) as web:
+        for site, lat, lon, n in close:
+            for i in range(1, n + 1):
+                fields = {"site": f"{site}-university", "lat": str(lat), "lon": str(lon)}
+                web.api("POST", "/v1/hosts", {"hostname": f"{site}{i}", "type": "local", "properties": fields})
+        sign_in(page, web)
+        page.goto(web.url + "#/world")
+        world = page.get_by_test_id("world-map")
+        expect(world).to_have_attribute("data-places", "3", timeout=WAIT)  # every place keeps its dot
+        labels = page.locator(".pl-place-label")
+        expect(labels.first).to_have_text("tokyo-university 3", timeout=WAIT)  # the biggest place first
+        boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+        assert 1 <= len(boxes) <= 3
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                apart = (
+                    a["x"] + a["width"] <= b["x"]
+                    or b["x"] + b["width"] <= a["x"]
+                    or a["y"] + a["height"] <= b["y"]
+                    or b["y"] + b["height"] <= a["y"]
+                )
+                assert apart, (a, b)
+        for site, lat, lon, n in close:  # each place's tooltip, labelled or not
+            page.mouse.move(*at(world.bounding_box(), lat, lon))
+            expect(page.locator(".pl-tip")).to_contain_text(f"{site}-university", timeout=WAIT)
+            expect(page.locator(".pl-tip")).to_contain_text(f"{n} idle")
+        page.screenshot(path=screenshots / "world-close.png")
+        assert not page_errors(page), page.console_lines

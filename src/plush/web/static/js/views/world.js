@@ -4,6 +4,9 @@
 //
 // Invariants: hosts are drawn aggregated: one pie per place (hosts within a few pixels of each other), on
 // one canvas, redrawn at most once per animation frame; the lists beside it are capped; names go in as text.
+// Labels (at most 40 places labelled) are text over the canvas, placed greedily, biggest places first: right of
+// the dot, else left, above or below; a label that would overlap one already placed, cover another place's dot
+// or leave the map is dropped. No two labels overlap; every place keeps its dot and its tooltip.
 
 import { PHASES, byName, emptyCounts, h, hostList } from "./viewkit.js";
 
@@ -39,7 +42,8 @@ class WorldView {
     this.tip = h("div", { class: "pl-tip", hidden: true });
     this.legend = h("div", { class: "pl-legend", "data-testid": "world-legend" });
     this.side = h("aside", { class: "pl-side pl-world-side", "data-testid": "no-coordinates" });
-    this.mapBox = h("div", { class: "pl-world-map" }, this.canvas, this.tip);
+    this.labels = h("div", { class: "pl-world-labels", "data-testid": "world-labels" });
+    this.mapBox = h("div", { class: "pl-world-map" }, this.canvas, this.labels, this.tip);
     el.replaceChildren(
       h(
         "div",
@@ -183,10 +187,49 @@ class WorldView {
     }
     this.places.sort((a, b) => b.r - a.r); // the big ones under the small ones
     const labelled = this.places.length <= 40;
-    for (const place of this.places) drawPie(g, place, labelled);
+    for (const place of this.places) drawPie(g, place);
+    this.drawLabels(f, labelled ? this.places : []);
     this.drawLegend(totals, this.store.hosts.size - without.length);
     this.drawSide(without);
     this.canvas.dataset.places = String(this.places.length);
+  }
+
+  /** The places' labels, greedily: the biggest places first; one that would overlap a placed one is dropped. */
+  drawLabels(f, places) {
+    const wanted = [...places]
+      .sort((a, b) => b.n - a.n || a.y - b.y || a.x - b.x)
+      .map((place) => ({ place, text: labelOf(place) }))
+      .filter((l) => l.text);
+    const key = JSON.stringify([f.width, f.height, wanted.map((l) => [l.text, Math.round(l.place.x), Math.round(l.place.y), l.place.r])]);
+    if (key === this.labelsKey) return;
+    this.labelsKey = key;
+    const spans = wanted.map((l) => h("span", { class: "pl-place-label", text: l.text }));
+    this.labels.replaceChildren(...spans); // measured in place, then positioned
+    const boxes = [];
+    const dots = places.map((p) => ({ place: p, x: p.x - p.r, y: p.y - p.r, w: 2 * p.r, h: 2 * p.r })); // nor cover a dot
+    wanted.forEach(({ place }, i) => {
+      const span = spans[i];
+      const w = span.offsetWidth;
+      const ht = span.offsetHeight;
+      const { x, y, r } = place;
+      const gap = r + 3;
+      const candidates = [
+        [x + gap, y - ht / 2], // right
+        [x - gap - w, y - ht / 2], // left
+        [x - w / 2, y - gap - ht], // above
+        [x - w / 2, y + gap], // below
+      ];
+      const fits = (b) => b.x >= 0 && b.y >= 0 && b.x + b.w <= f.width && b.y + b.h <= f.height && !boxes.some((o) => overlap(o, b)) && !dots.some((d) => d.place !== place && overlap(d, b));
+      const box = candidates.map(([bx, by]) => ({ x: bx, y: by, w, h: ht })).find(fits);
+      if (!box) {
+        span.remove();
+        return;
+      }
+      boxes.push(box);
+      span.style.left = `${box.x}px`;
+      span.style.top = `${box.y}px`;
+    });
+    this.labels.dataset.labels = String(boxes.length);
   }
 
   drawLegend(totals, placed) {
@@ -244,7 +287,16 @@ class WorldView {
   }
 }
 
-function drawPie(g, place, labelled) {
+function overlap(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+function labelOf(place) {
+  const site = place.sites.size === 1 ? [...place.sites][0] : "";
+  return site ? `${site} ${place.n}` : place.n > 1 ? String(place.n) : "";
+}
+
+function drawPie(g, place) {
   const { x, y, r, n, counts } = place;
   let angle = -Math.PI / 2;
   for (const phase of PHASES) {
@@ -263,16 +315,4 @@ function drawPie(g, place, labelled) {
   g.lineWidth = 1.5;
   g.strokeStyle = "#ffffff";
   g.stroke();
-  const site = labelled && place.sites.size === 1 ? [...place.sites][0] : "";
-  const label = site ? `${site} ${n}` : n > 1 ? String(n) : "";
-  if (label) {
-    g.font = "600 11px system-ui, sans-serif";
-    g.textAlign = "left";
-    g.textBaseline = "middle";
-    g.lineWidth = 3;
-    g.strokeStyle = "rgba(255,255,255,0.85)";
-    g.strokeText(label, x + r + 4, y);
-    g.fillStyle = "#1f2933";
-    g.fillText(label, x + r + 4, y);
-  }
 }
