@@ -123,11 +123,12 @@ def test_a_finished_run_s_hosts_keep_the_component_they_served_and_a_new_run_mat
 
         matched = _run(web, first)["first"]
         (spare,) = {"local-1", "local-2", "local-3"} - set(matched)
-        assert {n["component"] for n in web.api("GET", "/v1/hosts")} == {None}  # the API's: no run holds them now
+        # the API's: no run holds them once its stop phase is over
+        wait_until(lambda: {n["component"] for n in web.api("GET", "/v1/hosts")} == {None}, RUN_TIMEOUT, "released")
         expect(page.locator(".counts")).to_contain_text("3 shown", timeout=WAIT)
         for name in matched:
             expect(row(name)).to_contain_text("first", timeout=WAIT)
-            expect(row(name)).to_contain_text("done")
+            expect(row(name)).to_contain_text("completed")  # its blocks (its state is the mesh's: joined again)
         expect(row(spare)).not_to_contain_text("first")  # the run did not use it
         page.reload()  # a page opened after the run reads the same from the snapshots
         expect(rows).to_have_count(3, timeout=WAIT)
