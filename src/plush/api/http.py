@@ -21,8 +21,9 @@ Invariants:
   status one the document lists for the operation (a 405 keeps its ``Allow`` header);
 - a listener beyond loopback serves TLS with the controller's CA (:mod:`plush.fabric.tls`), never plain HTTP.
 
-Size: about 510 lines: the listener and the table of its operations, each a few lines over the controller;
-they read as one (the bodies are :mod:`plush.api.models`, the token :mod:`plush.api.token`).
+Size: about 560 lines: the listener (with its hook for the web UI, :class:`Front`) and the table of its
+operations, each a few lines over the controller; they read as one (the bodies are :mod:`plush.api.models`,
+the token :mod:`plush.api.token`).
 """
 
 from __future__ import annotations
