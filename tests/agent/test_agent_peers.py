@@ -4,6 +4,7 @@ connection without the copy's token, or with any other first line, gets nothing 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import ssl
@@ -43,6 +44,25 @@ def _parent(tmp_path: Path, relay: dict[str, Any], server: PeerServer, data: byt
     path.write_bytes(b"")
     progress = Progress(str(path), len(data))
     return progress, server.offer(relay, sha, progress), sha
+
+
+def test_the_digest_of_an_entry_is_the_sha256_of_what_was_appended_and_only_once_it_is_whole(tmp_path: Path) -> None:
+    data = os.urandom(300_001)
+    path = tmp_path / "entry"
+    path.write_bytes(b"")
+    progress = Progress(str(path), len(data))
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for start in range(0, len(data), 65_536):
+            assert progress.digest() is None  # not whole yet
+            progress.append(fd, memoryview(data)[start : start + 65_536])
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data and progress.written == len(data)
+    assert progress.digest() == hashlib.sha256(data).hexdigest()
+    skipped = Progress(str(path), 4)
+    skipped.advance(4)  # bytes that did not go through append: no digest, the file is hashed instead
+    assert skipped.digest() is None
 
 
 def test_a_child_gets_the_bytes_as_its_parent_receives_them_after_a_dead_source(

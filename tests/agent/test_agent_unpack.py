@@ -340,6 +340,9 @@ def test_random_archives_never_change_anything_outside_the_sandbox(archive: list
 @example([sym("a", "pre"), sym("b", "a/secret")])
 @example([Entry("dir", "pre"), file("pre/FILE")])  # a name that is there: not committed, unpacked again
 @example([file("d/f"), Entry("hard", "d/g", "d/f"), Entry("dir", "d", mode=0o555)])
+@example([file("x", b"1"), file("x", b"2")])  # a name twice: the second made aside and renamed over the first
+@example([sym("cfg", "a"), file("cfg", b"new"), file("a", b"kept")])  # a file over a link the archive made
+@example([file("d/f"), sym("d", "a"), file("d/g")])  # a link over a directory whose descriptor is kept
 def test_unpacking_as_the_bytes_arrive_gives_what_unpacking_the_file_gives(archive: list[Entry]) -> None:
     """Unpacked in one pass into a staging directory and committed (an install that fetches its package):
     nothing outside the sandbox changes, and the sandbox ends as unpacking the whole file into it leaves it."""

@@ -131,11 +131,12 @@ class ContentCache:
         os.close(fd)
         return path
 
-    def store(self, incoming: str, expected: Optional[str] = None) -> str:
-        """Move the received file ``incoming`` into the cache under its sha256, which is returned.
+    def store(self, incoming: str, expected: Optional[str] = None, digest: Optional[str] = None) -> str:
+        """Move the received file ``incoming`` into the cache under its sha256, which is returned: ``digest``
+        when the caller hashed the bytes as it wrote them (the file is then not read again), else computed here.
         ValueError (and ``incoming`` removed) when it is not ``expected``."""
         try:
-            got = sha256_of(incoming)
+            got = digest or sha256_of(incoming)
             if expected and got != expected:
                 raise ValueError("sha256 {} != {}".format(got, expected))
             os.chmod(incoming, 0o444)

@@ -37,7 +37,7 @@ from plush.agent.cache import ContentCache, copy_into
 from plush.agent.link import Channel, LinkClosed
 from plush.agent.outputs import open_contained
 from plush.agent.paths import Parts, PathRefused, dest_parts
-from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers, write_all
+from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers
 from plush.agent.tree import Tree
 from plush.protocol.messages import Message
 from plush.spec.paths import host_path_problem
@@ -73,8 +73,7 @@ class Incoming:
         self.done: "asyncio.Future[Optional[str]]" = asyncio.get_running_loop().create_future()
 
     def write(self, data: bytes) -> None:
-        write_all(self.fd, data, self.progress.written)
-        self.progress.advance(len(data))
+        self.progress.append(self.fd, data)
 
     def finish(self, error: Optional[str]) -> None:
         if not self.done.done():
@@ -91,7 +90,7 @@ class Incoming:
         (fetch again, all from the controller). ValueError (``corrupt`` "arrived corrupted") otherwise."""
         loop = asyncio.get_running_loop()
         try:
-            got = await loop.run_in_executor(None, cache.store, self.path, self.sha)
+            got = await loop.run_in_executor(None, cache.store, self.path, self.sha, self.progress.digest())
         except ValueError as exc:
             if self.peered and first:
                 log.warning("%s: what the peers sent is not %s (%s): fetched again", what, self.sha, exc)

@@ -36,6 +36,7 @@ Standard library only, Python 3.8.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import logging
 import os
@@ -74,7 +75,9 @@ def write_all(fd: int, data: Any, offset: int) -> None:
 
 class Progress:
     """The bytes of one entry as they arrive: ``written`` bytes of ``size`` are in ``path``; ``state`` is None
-    while they arrive, then ``done`` (the entry is ``path``) or ``failed``. Thread-safe."""
+    while they arrive, then ``done`` (the entry is ``path``) or ``failed``. Thread-safe for its readers; one
+    writer at a time appends (:meth:`append`), in order, so the sha256 of what was written is known as the last
+    byte lands (:meth:`digest`) and the file need not be read again to check it."""
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
@@ -82,6 +85,20 @@ class Progress:
         self.written = 0
         self.state: Optional[str] = None
         self._cond = threading.Condition()
+        self._hash = hashlib.sha256()
+        self._hashed = 0  # bytes that went through :meth:`append` (``advance`` alone does not hash)
+
+    def append(self, fd: int, data: Any) -> None:
+        """Write ``data`` at the end of what ``fd`` holds (:attr:`written`), hash it, and wake the readers."""
+        write_all(fd, data, self.written)
+        self._hash.update(data)  # hashlib lets go of the GIL for large buffers
+        self._hashed += len(data)
+        self.advance(len(data))
+
+    def digest(self) -> Optional[str]:
+        """The sha256 of the entry once all ``size`` bytes went through :meth:`append`; None otherwise (then
+        the file is hashed where it is checked)."""
+        return self._hash.hexdigest() if self._hashed == self.written == self.size else None
 
     def advance(self, n: int) -> None:
         with self._cond:
@@ -231,25 +248,25 @@ class PeerServer:
 
     def _stream(self, tls: ssl.SSLSocket, offer: _Offer, position: int) -> None:
         progress = offer.progress
-        fh = None
+        fd = -1
+        buf = memoryview(bytearray(_CHUNK))  # one buffer for the whole stream: no page faults per chunk
         try:
             while position < progress.size:
                 written, state, path = progress.wait_beyond(position, max(0.0, offer.deadline - time.monotonic()))
                 if state == "failed" or (written <= position and state is None):
                     return  # our own transfer failed, or the offer ran out: the child goes elsewhere
-                if fh is None:
-                    fh = open(path, "rb")  # noqa: SIM115 (closed below; the entry's inode, even once renamed)
-                fh.seek(position)
+                if fd < 0:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # the entry's inode, even once renamed
                 while position < written:
-                    chunk = fh.read(min(_CHUNK, written - position))
-                    if not chunk:
+                    n = os.preadv(fd, [buf[: min(_CHUNK, written - position)]], position)
+                    if not n:
                         return
-                    tls.sendall(chunk)
-                    position += len(chunk)
+                    tls.sendall(buf[:n])
+                    position += n
             self.served += 1
         finally:
-            if fh is not None:
-                fh.close()
+            if fd >= 0:
+                os.close(fd)
 
 
 def read_line(sock: socket.socket) -> bytes:
@@ -307,8 +324,7 @@ def fetch_from_peers(
                     n = receive(tls, buf, min(_CHUNK, size - progress.written))
                     if n == 0:
                         raise ConnectionError("the peer closed the connection")
-                    write_all(fd, memoryview(buf)[:n], progress.written)
-                    progress.advance(n)
+                    progress.append(fd, memoryview(buf)[:n])
             return failures
         except (OSError, WireError) as exc:  # ssl.SSLError and socket.timeout are OSErrors
             failures.append("{}:{}: {}".format(address, port, exc))

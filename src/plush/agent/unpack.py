@@ -142,7 +142,7 @@ def extract_tar_stream(fileobj: IO[bytes], dest: str) -> List[Parts]:
     :class:`tarfile.TarError` for an archive that cannot be read."""
     targets: List[Parts] = []
     dirs = []
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar, Tree(dest) as tree:
+    with tarfile.open(fileobj=fileobj, mode="r|*") as tar, Tree(dest, fresh=True) as tree:
         for m in tar:
             try:
                 kind, parts = _judge(m)
