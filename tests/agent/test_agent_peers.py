@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plush.agent.link import client_ssl_context
-from plush.agent.peers import RELAY_NAME, PeerServer, Progress, fetch_from_peers, read_line, write_all
+from plush.agent.peers import RELAY_NAME, PeerServer, Progress, fetch_from_peers, pread_into, read_line, write_all
 from plush.fabric.tls import ensure_ca, issue_server_cert
 from plush.protocol.peerwire import MAX_LINE, PeerRequest, WireError, parse_answer
 from plush.protocol.secret import Secret
@@ -63,6 +63,24 @@ def test_the_digest_of_an_entry_is_the_sha256_of_what_was_appended_and_only_once
     skipped = Progress(str(path), 4)
     skipped.advance(4)  # bytes that did not go through append: no digest, the file is hashed instead
     assert skipped.digest() is None
+
+
+@pytest.mark.parametrize("has_preadv", [True, False])
+def test_pread_into_fills_the_view_from_the_offset_with_or_without_preadv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_preadv: bool
+) -> None:
+    if not has_preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    buf = bytearray(b"xxxxxx")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert pread_into(fd, memoryview(buf)[:4], 3) == 4 and bytes(buf) == b"3456xx"
+        assert pread_into(fd, memoryview(buf), 8) == 2 and bytes(buf) == b"89" + b"56xx"
+        assert pread_into(fd, memoryview(buf), 10) == 0
+    finally:
+        os.close(fd)
 
 
 def test_a_child_gets_the_bytes_as_its_parent_receives_them_after_a_dead_source(

@@ -73,6 +73,17 @@ def write_all(fd: int, data: Any, offset: int) -> None:
         offset += n
 
 
+def pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from ``offset`` of ``fd``, with no new buffer (a fresh 1 MiB ``bytes`` per read costs
+    page faults); the bytes read (0 at the end)."""
+    preadv = getattr(os, "preadv", None)  # not on every system
+    if preadv is not None:
+        return int(preadv(fd, [view], offset))
+    data = os.pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
 class Progress:
     """The bytes of one entry as they arrive: ``written`` bytes of ``size`` are in ``path``; ``state`` is None
     while they arrive, then ``done`` (the entry is ``path``) or ``failed``. Thread-safe for its readers; one
@@ -258,7 +269,7 @@ class PeerServer:
                 if fd < 0:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # the entry's inode, even once renamed
                 while position < written:
-                    n = os.preadv(fd, [buf[: min(_CHUNK, written - position)]], position)
+                    n = pread_into(fd, buf[: min(_CHUNK, written - position)], position)
                     if not n:
                         return
                     tls.sendall(buf[:n])

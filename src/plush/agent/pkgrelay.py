@@ -34,7 +34,7 @@ from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from plush.agent.cache import ContentCache
 from plush.agent.filecopy import Incoming
-from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers
+from plush.agent.peers import PeerServer, Progress, close_quietly, fetch_from_peers, pread_into
 from plush.protocol.messages import Message
 
 __all__ = ["Arriving", "PackageFetches", "relay_for"]
@@ -71,7 +71,7 @@ class Arriving(io.RawIOBase):
         while self.position < self.progress.size:
             written, state, _ = self.progress.wait_beyond(self.position, 1.0)
             if written > self.position:
-                n = _pread_into(self.fd, view[: written - self.position], self.position)
+                n = pread_into(self.fd, view[: written - self.position], self.position)
                 self.position += n
                 return n
             if state is not None:
@@ -83,17 +83,6 @@ class Arriving(io.RawIOBase):
             os.close(self.fd)
             self.fd = -1
         super().close()
-
-
-def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-    """Read into ``view`` at ``offset`` of ``fd`` (no new buffer: a fresh 1 MiB ``bytes`` per read costs page
-    faults); the bytes read."""
-    preadv = getattr(os, "preadv", None)
-    if preadv is not None:
-        return int(preadv(fd, [view], offset))
-    data = os.pread(fd, len(view), offset)
-    view[: len(data)] = data
-    return len(data)
 
 
 def _read(sink: Callable[[IO[bytes]], Any], progress: Progress) -> Any:
