@@ -21,12 +21,15 @@ from plush.cluster.plan import (
     check_name,
     client_config,
     directory_file,
+    format_size,
     host_commands,
     hosts_file,
     known_hosts,
     link_command,
+    memory_warning,
     overlaps,
     parse_rate,
+    parse_size,
     parse_subnet,
     start_command,
 )
@@ -136,19 +139,87 @@ def test_every_command_is_an_argv_whose_user_values_are_whole_elements(
 
 @given(st.lists(st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30), max_size=4))
 def test_shared_paths_reach_hostinit_as_given_whatever_they_hold(shares: list[str]) -> None:
-    plan = ClusterPlan("c1", 2)
+    plan = ClusterPlan("c1", 2, fs="machine")
     host = plan.hosts[1]
     dirs = HostDirs("/state/hosts/c1-h2")
     argv = start_command(
-        host, dirs, python="/py", hostinit="/hi.py", outside="mnt:[1]", home="/root", shares=shares, sshd="/sshd"
+        plan, host, dirs, python="/py", hostinit="/hi.py", outside="mnt:[1]", home="/root", shares=shares, sshd="/sshd"
     )
     assert argv[:5] == ["ip", "netns", "exec", "plush-c1-h2", "unshare"]
-    rest = argv[argv.index("/hi.py") + 1 :]
-    outside, hostname, binds, keeps, program = parse_hostinit(rest)
-    assert (outside, hostname) == ("mnt:[1]", "c1-h2")
-    assert keeps == [dirs.sshd, *shares]
-    assert ("/state/hosts/c1-h2/home", "/root") in binds and (dirs.tmp, "/tmp") in binds
-    assert program == ["/sshd", "-D", "-e", "-f", f"{dirs.sshd}/sshd_config"]
+    args = parse_hostinit(argv[argv.index("/hi.py") + 1 :])
+    assert (args.outside, args.hostname) == ("mnt:[1]", "c1-h2")
+    assert args.keeps == [dirs.sshd, *shares]
+    assert ("/state/hosts/c1-h2/home", "/root") in args.binds and (dirs.tmp, "/tmp") in args.binds
+    assert (args.tmpfs, args.mkdirs) == ([], [])  # the machine's disk: directories up made, nothing mounted
+    assert args.program == ["/sshd", "-D", "-e", "-f", f"{dirs.sshd}/sshd_config"]
+
+
+def test_a_host_s_home_and_tmp_are_made_in_a_tmpfs_of_its_own_mounted_before_any_bind() -> None:
+    plan = ClusterPlan("c1", 2, fs_size="64m")
+    host = plan.hosts[1]
+    dirs = HostDirs("/state/hosts/c1-h2", tmpfs=True)
+    argv = start_command(
+        plan, host, dirs, python="/py", hostinit="/hi.py", outside="mnt:[1]", home="/root", shares=[], sshd="/sshd"
+    )
+    args = parse_hostinit(argv[argv.index("/hi.py") + 1 :])
+    assert args.tmpfs == [("plush-c1-h2", "/state/hosts/c1-h2/fs", 64 * 2**20)]
+    fs = "/state/hosts/c1-h2/fs"
+    assert args.mkdirs == [(f"{fs}/home", 0o700), (f"{fs}/tmp", 0o1777), (f"{fs}/var-tmp", 0o1777)]
+    assert args.binds[:3] == [(f"{fs}/home", "/root"), (f"{fs}/tmp", "/tmp"), (f"{fs}/var-tmp", "/var/tmp")]
+    # hostinit acts in the order of its docstring: mount, make, open, bind (the tmpfs's path is never hidden)
+    assert argv.index("--tmpfs") < argv.index("--mkdir") < argv.index("--bind")
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "shown"),
+    [
+        ("512m", 512 * 2**20, "512m"),
+        ("2g", 2 * 2**30, "2g"),
+        ("2G", 2 * 2**30, "2g"),
+        (" 1073741824 ", 2**30, "1g"),
+        ("1536m", 1536 * 2**20, "1536m"),
+        ("1024k", 2**20, "1m"),
+        ("1t", 2**40, "1t"),
+        ("1048577", 2**20 + 1, "1048577"),
+    ],
+)
+def test_tmpfs_sizes_in_bytes_or_binary_units_read_back_as_written(text: str, size: int, shown: str) -> None:
+    assert parse_size(text) == size
+    assert format_size(size) == shown and parse_size(shown) == size
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "1.5g", "-1g", "2gb", "1 g", "512k", "0", "1048575", "10x", "9" * 16])
+def test_a_bad_tmpfs_size_says_what_is_expected(bad: str) -> None:
+    with pytest.raises(ClusterError, match=r"bad file system size .*at least 1m, like 512m") as err:
+        parse_size(bad)
+    assert err.value.exit_code == 2
+
+
+def test_the_file_system_choice_is_recorded_and_an_older_state_means_the_machine_s_disk() -> None:
+    plan = ClusterPlan("lab", 4)
+    assert (plan.fs, plan.fs_size, plan.fs_bytes, plan.fs_words) == ("tmpfs", "1g", 2**30, "a tmpfs of 1g each")
+    assert ClusterPlan.from_json(plan.to_json()) == plan
+    sized = ClusterPlan("lab", 4, fs_size="1073741824")
+    assert sized.to_json()["fs_size"] == "1g" and ClusterPlan.from_json(sized.to_json()) == sized
+    disk = ClusterPlan("lab", 4, fs="machine")
+    assert (disk.fs_size, disk.fs_bytes) == (None, 0) and ClusterPlan.from_json(disk.to_json()) == disk
+    older = {"name": "lab", "count": 4, "subnet": "10.213.0.0/16", "bandwidth": None}
+    assert ClusterPlan.from_json(older) == disk
+    with pytest.raises(ClusterError, match="no meaning with --fs machine"):
+        ClusterPlan("lab", 4, fs="machine", fs_size="2g")
+    with pytest.raises(ClusterError, match="bad file system 'ext4'"):
+        ClusterPlan("lab", 4, fs="ext4")
+
+
+def test_hosts_whose_tmpfs_together_exceed_the_memory_are_warned_about_once() -> None:
+    mem = 24 * 2**30
+    assert memory_warning(ClusterPlan("c1", 24), mem) is None  # 24 x 1g: as much as the memory, not more
+    assert memory_warning(ClusterPlan("c1", 100, fs="machine"), mem) is None
+    assert memory_warning(ClusterPlan("c1", 100), 0) is None  # the memory is unknown
+    said = memory_warning(ClusterPlan("c1", 25), mem)
+    assert said is not None and "\n" not in said
+    assert said.startswith("25 hosts with a tmpfs of 1g each may hold 25g, more than this machine's memory (24g)")
+    assert "only for what its host writes" in said and "--fs-size" in said and "--fs machine" in said
 
 
 def test_the_directory_file_is_a_pool_of_ssh_hosts() -> None:

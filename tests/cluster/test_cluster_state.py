@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from plush.cluster.plan import ClusterError, ClusterPlan
+from plush.cluster.plan import ClusterError, ClusterPlan, HostDirs
 from plush.cluster.state import ClusterState, clusters_dir, load_state, names
 
 
@@ -16,12 +17,15 @@ def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_state_round_trips_and_lives_in_the_user_s_state_directory(tmp_path: Path) -> None:
-    state = ClusterState(ClusterPlan("lab", 4, "10.9.0.0/24", "10mbit"), str(tmp_path / "lab"), ["/srv/x"])
+    state = ClusterState(
+        ClusterPlan("lab", 4, "10.9.0.0/24", "10mbit", fs_size="2g"), str(tmp_path / "lab"), ["/srv/x"]
+    )
     state.cut, state.frozen, state.phase = ["lab-h2"], ["lab-h3"], "up"
     state.save()
     assert state.path == tmp_path / "state" / "plush" / "clusters" / "lab.json"
     again = load_state("lab")
-    assert again == state
+    assert again == state and (again.plan.fs, again.plan.fs_size) == ("tmpfs", "2g")
+    assert again.dirs("lab-h1").tmpfs and again.dirs("lab-h1").home == str(tmp_path / "lab/hosts/lab-h1/fs/home")
     assert names() == ["lab"]
     again.forget()
     assert load_state("lab") is None and names() == []
@@ -39,3 +43,17 @@ def test_a_file_that_is_not_a_cluster_s_state_is_named(tmp_path: Path) -> None:
     assert names() == ["bad", "odd"]  # only names a cluster can have
     with pytest.raises(ClusterError, match="bad cluster name"):
         load_state("../x")
+
+
+def test_a_state_written_before_the_hosts_had_a_file_system_of_their_own_reads_as_the_machine_s_disk(
+    tmp_path: Path,
+) -> None:
+    clusters_dir().mkdir(parents=True)
+    older = {"version": 1, "name": "old", "count": 2, "subnet": "10.9.0.0/24", "bandwidth": None, "root": "/x/old"}
+    (clusters_dir() / "old.json").write_text(json.dumps(older))
+    state = load_state("old")
+    assert state is not None and (state.plan.fs, state.plan.fs_size) == ("machine", None)
+    assert (
+        state.dirs("old-h1") == HostDirs("/x/old/hosts/old-h1")
+        and state.dirs("old-h1").tmp == "/x/old/hosts/old-h1/tmp"
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from plush.cluster.plan import ClusterError
 
-__all__ = ["NETNS_DIR", "kill_all", "netns_pids", "require_root", "run", "signal_all"]
+__all__ = ["NETNS_DIR", "kill_all", "mem_total", "netns_pids", "require_root", "run", "signal_all"]
 
 NETNS_DIR = Path("/run/netns")
 #: the tools ``up`` needs -> where they come from
@@ -176,6 +176,17 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def mem_total() -> int:
+    """This machine's memory in bytes (``MemTotal`` of ``/proc/meminfo``), 0 when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def keygen(path: Path, comment: str) -> str:

@@ -5,10 +5,11 @@ starts each host's first process (:mod:`.hostinit`, which becomes its sshd) deta
 sshd accepts connections. A failure on the way removes what was made (``down``) and says what failed.
 
 ``down`` removes whatever of a cluster exists, whether ``up`` finished or not: every process of each host's
-namespace (SIGKILL, until none is left: the host's mount namespace and its private mounts die with them), the
-namespaces (``ip netns del``: their ``/run/netns`` mounts), the veths, the bridge, the state directory and the
-state file, in that order. It finds the namespaces and links by the cluster's names as well as by its state,
-so leftovers of a crashed ``up`` are removed too. Doing it again finds nothing and succeeds.
+namespace (SIGKILL, until none is left: the host's mount namespace and its mounts, its tmpfs too, die with
+them, its only processes), the namespaces (``ip netns del``: their ``/run/netns`` mounts), the veths, the
+bridge, the state directory and the state file, in that order. It finds the namespaces and links by the
+cluster's names as well as by its state, so leftovers of a crashed ``up`` are removed too. Doing it again
+finds nothing and succeeds.
 
 Invariants: only root changes anything (ClusterError, exit 2, otherwise); nothing outside the cluster's names
 and its state directory is touched.
@@ -27,6 +28,7 @@ from typing import Any
 
 from plush.cluster import hostinit, machine
 from plush.cluster.plan import (
+    DEFAULT_FS,
     RESOLV_CONF,
     SSH_PORT,
     ClusterError,
@@ -58,13 +60,16 @@ def up(
     *,
     subnet: str,
     bandwidth: str | None = None,
+    fs: str = DEFAULT_FS,
+    fs_size: str | None = None,
     shares: tuple[str, ...] = (),
     lease: dict[str, Any] | None = None,
 ) -> ClusterState:
-    """Create cluster ``name`` of ``count`` hosts (see the module docstring); its state. ``lease``: the owner
-    of a run's cluster, recorded before anything is made (:mod:`plush.cluster.lease`)."""
+    """Create cluster ``name`` of ``count`` hosts (see the module docstring); its state. ``fs``, ``fs_size``:
+    the hosts' file systems (:class:`~plush.cluster.plan.ClusterPlan`). ``lease``: the owner of a run's cluster,
+    recorded before anything is made (:mod:`plush.cluster.lease`)."""
     machine.require_root()
-    plan = ClusterPlan(check_name(name), count, subnet, bandwidth)
+    plan = ClusterPlan(check_name(name), count, subnet, bandwidth, fs, fs_size)
     machine.require_tools()
     if load_state(name) is not None:
         raise ClusterError(f"cluster {name} exists: plush cluster down {name} first, or another --name", exit_code=2)
@@ -112,12 +117,14 @@ def _make(state: ClusterState) -> None:
     keys = {}
     for host in plan.hosts:
         dirs = state.dirs(host.name)
-        for d in (dirs.sshd, dirs.home, dirs.tmp, dirs.var_tmp, str(Path(dirs.hosts_file).parent)):
+        private = [dirs.fs] if dirs.tmpfs else [dirs.home, dirs.tmp, dirs.var_tmp]  # tmpfs: hostinit makes them
+        for d in (dirs.sshd, *private, str(Path(dirs.hosts_file).parent)):
             Path(d).mkdir(parents=True, exist_ok=True, mode=0o700)
         Path(dirs.hosts_file).write_text(hosts_file(plan, host))
         Path(dirs.resolv_conf).write_text(RESOLV_CONF)
-        Path(dirs.tmp).chmod(0o1777)
-        Path(dirs.var_tmp).chmod(0o1777)
+        if not dirs.tmpfs:
+            Path(dirs.tmp).chmod(0o1777)
+            Path(dirs.var_tmp).chmod(0o1777)
         keys[host.name] = machine.keygen(Path(dirs.sshd) / "host_ed25519", host.name)
         (Path(dirs.sshd) / "authorized_keys").write_text(client)
         (Path(dirs.sshd) / "sshd_config").write_text(sshd_config(host, dirs))
@@ -133,6 +140,7 @@ def _make(state: ClusterState) -> None:
     for host in plan.hosts:
         dirs = state.dirs(host.name)
         argv = start_command(
+            plan,
             host,
             dirs,
             python=_python(),

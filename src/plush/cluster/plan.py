@@ -8,7 +8,13 @@ A cluster ``NAME`` of N hosts is, on this machine:
   subnet's address K+1 (``10.213.0.2`` for h1), the other end of its veth ``pv-NAME-K`` a port of the bridge;
   optionally ``tc tbf`` on both ends (the host's upload and download) at ``--bandwidth``;
 - its sshd on port 22 of its address, started by :mod:`plush.cluster.hostinit` in a mount namespace of its
-  own where the account's home, ``/tmp`` and ``/var/tmp`` are the host's private directories.
+  own where the account's home, ``/tmp`` and ``/var/tmp`` are the host's private directories: on a file
+  system of the host's own (``fs="tmpfs"``, the default: a tmpfs of ``fs_size`` mounted in that namespace
+  only, gone with it) or directories of the cluster's state directory on this machine's disk
+  (``fs="machine"``: for data larger than memory; also what a state without ``fs``, older, meant).
+
+About 500 lines, over the house's 400: the names, sizes, files and command lines of a cluster are one pure
+vocabulary, read together by :mod:`.manage` and its tests.
 
 Invariants: a cluster name matches ``[a-z][a-z0-9]{0,5}`` so that every interface name stays within Linux's
 15 characters; everything that comes from the user reaches a command as one argv element, never through a
@@ -28,16 +34,22 @@ from xml.sax.saxutils import escape
 from plush.errors import PlushError
 
 __all__ = [
+    "DEFAULT_FS",
+    "DEFAULT_FS_SIZE",
     "DEFAULT_NAME",
     "DEFAULT_SUBNET",
+    "FS_KINDS",
     "MAX_HOSTS",
     "ClusterError",
     "ClusterPlan",
     "HostPlan",
     "check_name",
+    "format_size",
     "lease_subnet",
+    "memory_warning",
     "overlaps",
     "parse_rate",
+    "parse_size",
     "parse_subnet",
 ]
 
@@ -53,6 +65,15 @@ _HOST = re.compile(r"(?:([a-z][a-z0-9]{0,5})-)?h([1-9][0-9]{0,4})\Z")
 _UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "bps": 8, "kbps": 8 * 10**3}
 _UNITS |= {"mbps": 8 * 10**6, "gbps": 8 * 10**9}
 _RATE = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,6})?)(" + "|".join(_UNITS) + r")\Z")
+#: where a host's home, /tmp and /var/tmp live: a tmpfs of its own, or directories on this machine's disk
+FS_KINDS = ("tmpfs", "machine")
+DEFAULT_FS = "tmpfs"
+DEFAULT_FS_SIZE = "1g"
+#: a tmpfs's size units (binary, as the tmpfs ``size=`` option reads them) -> bytes
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_SIZE = re.compile(r"([0-9]{1,15})([kmgt]?)\Z")
+#: the smallest tmpfs a host gets
+MIN_FS_SIZE = 2**20
 
 
 class ClusterError(PlushError):
@@ -85,6 +106,36 @@ def parse_rate(text: str) -> int:
             exit_code=2,
         )
     return bits
+
+
+def parse_size(text: str) -> int:
+    """A tmpfs size (``512m``, ``2g``, ``1073741824``: bytes, or k/m/g/t of 1024) in bytes, at least 1m;
+    ClusterError (exit 2)."""
+    m = _SIZE.match(text.strip().lower())
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2)] if m else 0
+    if size < MIN_FS_SIZE:
+        raise ClusterError(
+            f"bad file system size {text[:40]!r}: bytes, or a number with k, m, g or t (of 1024), at least 1m, "
+            "like 512m, 2g or 1073741824",
+            exit_code=2,
+        )
+    return size
+
+
+def format_size(size: int) -> str:
+    """``size`` bytes in the largest unit of :func:`parse_size` that divides it (``parse_size`` reads it back)."""
+    for unit in ("t", "g", "m", "k"):
+        if size % _SIZE_UNITS[unit] == 0:
+            return f"{size // _SIZE_UNITS[unit]}{unit}"
+    return str(size)
+
+
+def _approx_size(size: int) -> str:
+    """``size`` bytes rounded, for a person (``23.5g``)."""
+    for unit in ("t", "g", "m", "k"):
+        if size >= _SIZE_UNITS[unit]:
+            return f"{size / _SIZE_UNITS[unit]:.1f}".rstrip("0").rstrip(".") + unit
+    return str(size)
 
 
 def tbf_burst(rate_bits: int) -> int:
@@ -138,6 +189,11 @@ class ClusterPlan:
     count: int
     subnet: str = DEFAULT_SUBNET
     bandwidth: str | None = None
+    #: ``tmpfs`` or ``machine`` (:data:`FS_KINDS`)
+    fs: str = DEFAULT_FS
+    #: each host's tmpfs size as :func:`format_size` writes it (None given: :data:`DEFAULT_FS_SIZE`); None with
+    #: ``fs="machine"``
+    fs_size: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -149,6 +205,24 @@ class ClusterPlan:
             )
         if self.bandwidth is not None:
             parse_rate(self.bandwidth)
+        if self.fs not in FS_KINDS:
+            raise ClusterError(f"bad file system {self.fs[:40]!r}: {' or '.join(FS_KINDS)}", exit_code=2)
+        if self.fs == "machine" and self.fs_size is not None:
+            raise ClusterError(
+                "--fs-size is the size of each host's tmpfs: it has no meaning with --fs machine", exit_code=2
+            )
+        if self.fs == "tmpfs":
+            object.__setattr__(self, "fs_size", format_size(parse_size(self.fs_size or DEFAULT_FS_SIZE)))
+
+    @property
+    def fs_bytes(self) -> int:
+        """Each host's tmpfs size in bytes (0 with ``fs="machine"``)."""
+        return parse_size(self.fs_size) if self.fs_size is not None else 0
+
+    @property
+    def fs_words(self) -> str:
+        """The hosts' file systems in words: ``a tmpfs of 1g each``, ``directories on this machine's disk``."""
+        return f"a tmpfs of {self.fs_size} each" if self.fs == "tmpfs" else "directories on this machine's disk"
 
     @cached_property
     def network(self) -> ipaddress.IPv4Network:
@@ -185,11 +259,36 @@ class ClusterPlan:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "count": self.count, "subnet": self.subnet, "bandwidth": self.bandwidth}
+        plan = {"name": self.name, "count": self.count, "subnet": self.subnet, "bandwidth": self.bandwidth}
+        return {**plan, "fs": self.fs, "fs_size": self.fs_size}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterPlan:
-        return cls(str(data["name"]), int(data["count"]), str(data["subnet"]), data.get("bandwidth"))
+        """The plan ``to_json`` wrote; one written before ``fs`` existed had its hosts' files on the disk."""
+        fs = str(data.get("fs", "machine"))
+        size = data.get("fs_size")
+        return cls(
+            str(data["name"]),
+            int(data["count"]),
+            str(data["subnet"]),
+            data.get("bandwidth"),
+            fs,
+            str(size) if size is not None and fs == "tmpfs" else None,
+        )
+
+
+def memory_warning(plan: ClusterPlan, mem_total: int) -> str | None:
+    """What to say when the hosts' tmpfs together may hold more than this machine's memory (``mem_total``
+    bytes; 0: unknown), or None."""
+    if plan.fs != "tmpfs" or mem_total <= 0 or plan.count * plan.fs_bytes <= mem_total:
+        return None
+    together = format_size(plan.count * plan.fs_bytes)
+    return (
+        f"{plan.count} hosts with a tmpfs of {plan.fs_size} each may hold {together}, more than this machine's "
+        f"memory ({_approx_size(mem_total)}): a tmpfs takes memory only for what its host writes, so this is fine "
+        "unless the hosts write that much; otherwise choose a smaller --fs-size, or --fs machine (the hosts' files "
+        "on this machine's disk)"
+    )
 
 
 #: where the clusters of runs (``<resource type="netns">``) take their ranges from, clear of ``DEFAULT_SUBNET``
@@ -255,25 +354,37 @@ def link_command(host: HostPlan, up: bool) -> list[str]:
 
 @dataclass(frozen=True)
 class HostDirs:
-    """Where one host's files live under the cluster's state directory."""
+    """Where one host's files live under the cluster's state directory. With ``tmpfs`` its home, tmp and
+    var-tmp are made by :mod:`.hostinit` in the tmpfs it mounts on ``fs`` (seen only by the host); otherwise
+    they are directories of ``root`` on this machine's disk."""
 
     root: str
+    tmpfs: bool = False
 
     @property
     def sshd(self) -> str:
         return f"{self.root}/sshd"
 
     @property
+    def fs(self) -> str:
+        """The empty directory the host's tmpfs is mounted on (in the host's mount namespace only)."""
+        return f"{self.root}/fs"
+
+    @property
+    def _private(self) -> str:
+        return self.fs if self.tmpfs else self.root
+
+    @property
     def home(self) -> str:
-        return f"{self.root}/home"
+        return f"{self._private}/home"
 
     @property
     def tmp(self) -> str:
-        return f"{self.root}/tmp"  # noqa: S108 (the host's private /tmp, under the state directory)
+        return f"{self._private}/tmp"  # noqa: S108 (the host's private /tmp, under the state directory)
 
     @property
     def var_tmp(self) -> str:
-        return f"{self.root}/var-tmp"
+        return f"{self._private}/var-tmp"
 
     @property
     def hosts_file(self) -> str:
@@ -289,6 +400,7 @@ class HostDirs:
 
 
 def start_command(
+    plan: ClusterPlan,
     host: HostPlan,
     dirs: HostDirs,
     *,
@@ -302,9 +414,13 @@ def start_command(
     """The argv that starts ``host``: in its network namespace, mount and UTS namespaces of its own (its host
     name is its name) where the home, /tmp, /var/tmp, /etc/hosts and /etc/resolv.conf are the host's (its sshd
     directory and ``shares`` kept visible), then its sshd. ``outside`` names the mount namespace hostinit must
-    not be in (``up``'s own)."""
+    not be in (``up``'s own). With ``plan.fs`` ``tmpfs`` (``dirs.tmpfs``), a tmpfs named after the host's
+    namespace is mounted on ``dirs.fs`` first and the home (0700), tmp and var-tmp (1777) made in it."""
     argv = ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation", "private", "--"]
     argv += [python, "-I", hostinit, "--outside", outside, "--hostname", host.name]
+    if dirs.tmpfs:
+        argv += ["--tmpfs", host.netns, dirs.fs, str(plan.fs_bytes)]
+        argv += ["--mkdir", dirs.home, "700", "--mkdir", dirs.tmp, "1777", "--mkdir", dirs.var_tmp, "1777"]
     private: tuple[tuple[str, str], ...] = ((dirs.home, home), (dirs.tmp, "/tmp"), (dirs.var_tmp, "/var/tmp"))  # noqa: S108
     private += ((dirs.hosts_file, "/etc/hosts"), (dirs.resolv_conf, "/etc/resolv.conf"))
     for src, dst in private:

@@ -6,7 +6,9 @@ the state directory, the sshd pids, which hosts are cut or frozen. ``down`` remo
 
 The state directory holds the controller's key (``id_ed25519``), ``ssh_config``, ``known_hosts``, the
 directory file (``cluster.xml``) and per host ``hosts/hK/``: ``sshd/`` (config, host key, authorized_keys),
-``home/``, ``tmp/``, ``var-tmp/`` (the host's private directories) and ``sshd.log``.
+``etc/`` (hosts, resolv.conf), ``sshd.log`` and the host's private directories: with ``fs="machine"``
+``home/``, ``tmp/``, ``var-tmp/``; with ``fs="tmpfs"`` an empty ``fs/``, on which the host mounts its tmpfs
+(holding them) in its own mount namespace, where only the host sees it.
 
 Invariants: writes are atomic (a temporary file renamed); a file that cannot be read as a cluster's state
 is a ClusterError naming it; names are checked before they become paths.
@@ -68,7 +70,7 @@ class ClusterState:
         return Path(self.root) / "known_hosts"
 
     def dirs(self, host: str) -> HostDirs:
-        return HostDirs(str(Path(self.root) / "hosts" / host))
+        return HostDirs(str(Path(self.root) / "hosts" / host), tmpfs=self.plan.fs == "tmpfs")
 
     def to_json(self) -> dict[str, Any]:
         return {

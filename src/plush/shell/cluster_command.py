@@ -13,10 +13,16 @@ import json
 
 import click
 
-from plush.shell.cli import cli, notice
+from plush.shell.cli import cli, notice, warn
 
 UP_HELP = """Create an emulated cluster of N hosts: network namespaces on a bridge, each with its own address,
-sshd and private home and /tmp. Prints the path of its directory file. Needs root."""
+sshd and private home, /tmp and /var/tmp. Prints the path of its directory file. Needs root.
+
+\b
+Each host's home, /tmp and /var/tmp are on a file system of its own: a tmpfs (--fs tmpfs, the default) of
+--fs-size (default 1g), seen only by the host and gone with it; it takes this machine's memory only for what
+the host writes. --fs machine puts them in directories of the cluster's state directory on this machine's
+disk instead (for data larger than memory; one file system shared by every host)."""
 
 
 @cli.group("cluster")
@@ -30,17 +36,45 @@ def cluster() -> None:
 @click.option("--bandwidth", default=None, metavar="RATE", help="Limit each host's link both ways (tc tbf): 100mbit")
 @click.option("--subnet", default=None, metavar="CIDR", help="The cluster's private range (default 10.213.0.0/16).")
 @click.option("--share", multiple=True, metavar="DIR", help="A directory the hosts see as it is (repeatable).")
-def up_command(count: int, name: str | None, bandwidth: str | None, subnet: str | None, share: tuple[str, ...]) -> None:
+@click.option(
+    "--fs",
+    type=click.Choice(["tmpfs", "machine"]),
+    default="tmpfs",
+    show_default=True,
+    help="Each host's home and /tmp: a tmpfs of its own, or directories on this machine's disk.",
+)
+@click.option("--fs-size", default=None, metavar="SIZE", help="Each host's tmpfs (default 1g): 512m, 2g, bytes.")
+def up_command(
+    count: int,
+    name: str | None,
+    bandwidth: str | None,
+    subnet: str | None,
+    share: tuple[str, ...],
+    fs: str,
+    fs_size: str | None,
+) -> None:
+    from plush.cluster import machine
     from plush.cluster.manage import up
-    from plush.cluster.plan import DEFAULT_NAME, DEFAULT_SUBNET
+    from plush.cluster.plan import DEFAULT_NAME, DEFAULT_SUBNET, memory_warning
 
-    state = up(count, name or DEFAULT_NAME, subnet=subnet or DEFAULT_SUBNET, bandwidth=bandwidth, shares=share)
+    state = up(
+        count,
+        name or DEFAULT_NAME,
+        subnet=subnet or DEFAULT_SUBNET,
+        bandwidth=bandwidth,
+        fs=fs,
+        fs_size=fs_size,
+        shares=share,
+    )
     plan = state.plan
     limit = f", {plan.bandwidth} each way" if plan.bandwidth else ""
     notice(
-        f"cluster {plan.name}: {plan.count} hosts {plan.hosts[0].name}..{plan.hosts[-1].name} in {plan.subnet} "
-        f"(this machine is {plan.bridge_address} on {plan.bridge}{limit})"
+        f"cluster {plan.name}: {plan.count} hosts {plan.hosts[0].name}..{plan.hosts[-1].name} in {plan.subnet}, "
+        f"{plan.fs_words} (this machine is {plan.bridge_address} on {plan.bridge}{limit})"
     )
+    too_much = memory_warning(plan, machine.mem_total())
+    if too_much:
+        warn(too_much)
     notice(f"run on it: plush run SPEC -d {state.directory}")
     click.echo(str(state.directory))
 
@@ -61,7 +95,10 @@ def status_command(name: str | None, as_json: bool) -> None:
         return
     for c in clusters:
         limit = f", {c['bandwidth']}" if c["bandwidth"] else ""
-        click.echo(f"cluster {c['name']}: {c['count']} hosts in {c['subnet']}{limit}, {c['phase']}: {c['directory']}")
+        fs = f"a tmpfs of {c['fs_size']} each" if c["fs"] == "tmpfs" else "directories on this machine's disk"
+        click.echo(
+            f"cluster {c['name']}: {c['count']} hosts in {c['subnet']}{limit}, {fs}, {c['phase']}: {c['directory']}"
+        )
         for h in c["hosts"]:
             click.echo(f"  {h['name']:<12} {h['address']:<16} {h['state']:<10} {h['processes']} processes")
 
