@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import os
+import pwd
 import random
 import re
 import secrets
@@ -118,13 +119,36 @@ def _out(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
 
+def _mounts_anywhere(name: str) -> list[str]:
+    """The mounts named after cluster ``name``'s hosts (their tmpfs) in any process's mount namespace."""
+    found = []
+    for mounts in Path("/proc").glob("[0-9]*/mounts"):
+        try:
+            found += [f"{mounts.parent.name}: {m}" for m in mounts.read_text().splitlines() if f"plush-{name}-" in m]
+        except OSError:
+            continue  # a process gone meanwhile
+    return found
+
+
 def leftovers(name: str, state: Path) -> list[str]:
-    """Whatever of cluster ``name`` is still on this machine: namespaces, links, mounts, processes."""
+    """Whatever of cluster ``name`` is still on this machine: namespaces, links, mounts (the hosts' tmpfs in
+    their own mount namespaces too), processes."""
     found = [n for n in _out("ip", "netns", "list").split() if f"plush-{name}-" in n]
     found += [line.split(":")[1].strip() for line in _out("ip", "-o", "link").splitlines() if f"-{name}" in line]
     found += [m for m in Path("/proc/mounts").read_text().splitlines() if f"plush-{name}-" in m or str(state) in m]
+    found += _mounts_anywhere(name)
     found += [p for p in _out("ps", "-eo", "pid,args").splitlines() if str(state) in p or f"plush-{name}-" in p]
     return found
+
+
+def host_root(netns: str) -> Path:
+    """The root directory as a process of the host of network namespace ``netns`` sees it (its mount
+    namespace: its own home and /tmp), read from outside through ``/proc/PID/root``."""
+    for pid in sorted(int(p) for p in _out("ip", "netns", "pids", netns).split()):
+        root = Path(f"/proc/{pid}/root")
+        if (root / "tmp").is_dir():
+            return root
+    raise AssertionError(f"no process in {netns}")
 
 
 async def test_filedist_runs_across_the_cluster_a_cut_host_is_rematched_a_frozen_one_fails(
@@ -201,17 +225,77 @@ def test_hosts_share_nothing_and_links_are_limited_when_asked(cluster: Cluster) 
         script = f"hostname; echo {host} > /tmp/mine; echo {host} > ~/mine; getent hosts {h1}"
         assert on(host, script) == [host, cluster.address(h1), h1]
     assert on(h1, "cat /tmp/mine ~/mine") == [h1, h1]  # h2 wrote its own
+    # each host's home, /tmp and /var/tmp are one tmpfs of its own (the default: --fs tmpfs)
+    kinds = {host: on(host, "stat -f -c '%T %i' ~ /tmp /var/tmp") for host in (h1, h2)}
+    assert kinds[h1][0::2] == kinds[h2][0::2] == ["tmpfs"] * 3
+    assert len(set(kinds[h1][1::2])) == 1 and kinds[h1][1] != kinds[h2][1]
     note = cluster.runs.parent / "note.txt"
     note.write_text("copied\n")
     scp = ["scp", "-F", config, "-o", "BatchMode=yes", str(note), f"{h2}:note.txt"]  # sftp, as any host serves
     subprocess.run(scp, capture_output=True, timeout=30, check=True)
     assert on(h2, "cat ~/note.txt") == ["copied"]
-    private = cluster.state / "plush" / "clusters" / cluster.name / "hosts"
-    assert (private / h1 / "tmp" / "mine").read_text() == f"{h1}\n"
-    assert (private / h2 / "home" / "mine").read_text() == f"{h2}\n"
+    # seen from outside only through a process of the host: the state directory holds an empty mount point
+    assert (host_root(f"plush-{cluster.name}-h1") / "tmp" / "mine").read_text() == f"{h1}\n"
+    home = Path(pwd.getpwuid(0).pw_dir).relative_to("/")
+    assert (host_root(f"plush-{cluster.name}-h2") / home / "mine").read_text() == f"{h2}\n"
+    fs = cluster.state / "plush" / "clusters" / cluster.name / "hosts" / h1 / "fs"
+    assert fs.is_dir() and list(fs.iterdir()) == []
     outside = _out("tc", "qdisc", "show", "dev", f"pv-{cluster.name}-1")
     inside = _out("tc", "-n", f"plush-{cluster.name}-h1", "qdisc", "show", "dev", "eth0")
     assert "tbf" in outside and "1Gbit" in outside and "tbf" in inside
+
+
+def ssh_on(made: Cluster, host: str, script: str) -> subprocess.CompletedProcess[str]:
+    ssh = ["ssh", "-F", str(made.directory.parent / "ssh_config"), "-o", "BatchMode=yes", host, script]
+    return subprocess.run(ssh, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_a_host_s_tmpfs_holds_fs_size_and_more_than_the_memory_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``up 1 --fs-size 8m`` on a machine said to have 4 MiB of memory (the only stub: its MemTotal): one warning
+    line, the cluster is made anyway; its host's /tmp is a tmpfs of 8 MiB: writing 9 MiB says no space."""
+    from plush.shell.commands import main
+
+    netns_or_skip()
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr("plush.cluster.machine.mem_total", lambda: 4 * 2**20)
+    name = "t" + secrets.token_hex(2)
+    try:
+        for _ in range(3):  # another range when this one is in use here
+            with pytest.raises(SystemExit) as done:
+                main(["cluster", "up", "1", "--name", name, "--subnet", _subnet(), "--fs-size", "8m"])
+            said = capsys.readouterr()
+            if "is in use here" not in said.err:
+                break
+        assert done.value.code == 0, said.err
+        warnings = [line for line in said.err.splitlines() if line.startswith("plush: warning: ")]
+        assert len(warnings) == 1 and "1 hosts with a tmpfs of 8m each may hold 8m" in warnings[0], said.err
+        assert f"cluster {name}: 1 hosts {name}-h1..{name}-h1 in" in said.err and "a tmpfs of 8m each" in said.err
+        made = Cluster(name, Path(said.out.strip()), {"XDG_STATE_HOME": str(tmp_path / "state")}, tmp_path, tmp_path)
+        full = ssh_on(made, f"{name}-h1", "df -k --output=size /tmp | tail -1; head -c 9M /dev/zero > /tmp/big")
+        assert full.returncode != 0 and full.stdout.split() == ["8192"], full
+        assert "No space left on device" in full.stderr, full.stderr
+        (shown,) = json.loads(made.cli("status", "--json", name).stdout)["clusters"]
+        assert (shown["fs"], shown["fs_size"]) == ("tmpfs", "8m")
+    finally:
+        plush("cluster", "down", name, env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert leftovers(name, tmp_path / "state") == []  # the tmpfs went with the host's mount namespace
+
+
+def test_fs_machine_keeps_the_hosts_files_in_the_state_directory_on_this_machine_s_disk(tmp_path: Path) -> None:
+    made = cluster_up(tmp_path, 1, "--fs", "machine")
+    try:
+        h1 = f"{made.name}-h1"
+        wrote = ssh_on(made, h1, f"echo {h1} > /tmp/mine; echo home > ~/mine; stat -f -c %T /tmp")
+        private = made.state / "plush" / "clusters" / made.name / "hosts" / h1
+        assert wrote.stdout.split() == [_out("stat", "-f", "-c", "%T", str(private)).strip()], wrote
+        assert (private / "tmp" / "mine").read_text() == f"{h1}\n"
+        assert (private / "home" / "mine").read_text() == "home\n"
+        status = made.cli("status", made.name).stdout
+        assert "directories on this machine's disk" in status.splitlines()[0]
+    finally:
+        plush("cluster", "down", made.name, env=made.env)
 
 
 async def test_cluster_hosts_fetch_a_copy_from_each_other_and_a_killed_parent_s_children_fall_back(
@@ -346,15 +430,15 @@ application:
     workers:
       blocks:
         - process: where
-          run: [sh, -c, 'hostname > "$PLUSH_RUN_DIR/$PLUSH_HOST.where"']
+          run: [sh, -c, 'echo $(hostname) $(stat -f -c %T /tmp ~) > "$PLUSH_RUN_DIR/$PLUSH_HOST.where"']
 """
 
 
 async def test_a_spec_s_netns_resource_makes_hosts_for_the_run_and_its_end_removes_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``<resource type="netns">`` with no pool: a cluster is made for the run (each host its own namespace and
-    hostname), the run succeeds on it, and the run's end leaves nothing of it behind."""
+    """``<resource type="netns">`` with no pool: a cluster is made for the run (each host its own namespace,
+    hostname and tmpfs), the run succeeds on it, and the run's end leaves nothing of it behind."""
     netns_or_skip()
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     spec = tmp_path / "leased.yaml"
@@ -370,7 +454,7 @@ async def test_a_spec_s_netns_resource_makes_hosts_for_the_run_and_its_end_remov
     (cluster,) = [n.split()[-1] for n in notices if "hosts made for this run: cluster" in n]
     made = sorted(p.stem for p in (result.rundir.shared).glob("*.where"))
     assert made == [f"{cluster}-h{k}" for k in (1, 2, 3)]
-    assert all((result.rundir.shared / f"{h}.where").read_text().strip() == h for h in made)
+    assert all((result.rundir.shared / f"{h}.where").read_text().split() == [h, "tmpfs", "tmpfs"] for h in made)
     assert leftovers(cluster, tmp_path / "state") == []
     assert not (tmp_path / "state" / "plush" / "clusters" / f"{cluster}.json").exists()
 

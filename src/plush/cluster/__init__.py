@@ -1,6 +1,6 @@
 """An emulated cluster on one machine (``plush cluster``): hosts as Linux network namespaces, each with its own
-address on a bridge, its own sshd and its own private directories, reached by the SSH launcher through a
-directory file of ``type="ssh"`` entries.
+address on a bridge, its own sshd and its own private directories (on a tmpfs of its own by default), reached
+by the SSH launcher through a directory file of ``type="ssh"`` entries.
 
 - :mod:`plush.cluster.plan` -- the pure part: names, the address plan, the files written (sshd and client
   configs, known_hosts, the directory file) and every command line, as argv lists.

@@ -1,11 +1,11 @@
 """Clusters of runs: the hosts a spec's ``<resource type="netns">`` asks for, made for one run (a lease).
 
-Role: :func:`lease_up` makes a cluster as ``plush cluster up`` does (:func:`plush.cluster.manage.up`), under a
-name and in a range of its own (``lNNNNN`` in :data:`~plush.cluster.plan.LEASE_RANGE`: never a user's
-cluster's), and records its owner -- this process, by pid and start time -- in the cluster's state before
-anything is made. The owner removes it at its end (:func:`plush.cluster.manage.down`); when the owner died
-first (a crashed or killed run), the cluster is a leftover: :func:`stale` names such clusters, and ``plush
-cluster down`` removes them.
+Role: :func:`lease_up` makes a cluster as ``plush cluster up`` does (:func:`plush.cluster.manage.up`, with its
+defaults: each host on a tmpfs of its own of 1g), under a name and in a range of its own (``lNNNNN`` in
+:data:`~plush.cluster.plan.LEASE_RANGE`: never a user's cluster's), and records its owner -- this process, by
+pid and start time -- in the cluster's state before anything is made. The owner removes it at its end
+(:func:`plush.cluster.manage.down`); when the owner died first (a crashed or killed run), the cluster is a
+leftover: :func:`stale` names such clusters, and ``plush cluster down`` removes them.
 
 Invariants: a lease's cluster is told from a user's by its recorded owner, never by its name alone; an owner
 is alive only if a process of its pid started at its recorded start time (a reused pid is not the owner).

@@ -18,7 +18,6 @@ from plush.shell.cli import cli, notice, warn
 UP_HELP = """Create an emulated cluster of N hosts: network namespaces on a bridge, each with its own address,
 sshd and private home, /tmp and /var/tmp. Prints the path of its directory file. Needs root.
 
-\b
 Each host's home, /tmp and /var/tmp are on a file system of its own: a tmpfs (--fs tmpfs, the default) of
 --fs-size (default 1g), seen only by the host and gone with it; it takes this machine's memory only for what
 the host writes. --fs machine puts them in directories of the cluster's state directory on this machine's
