@@ -4,9 +4,11 @@ beside the SSH peers, interleaved in one run.
 Run as root (it makes clusters): ``.venv/bin/python bench/netns_copy.py --sizes 8 32 100 --rounds 3``.
 
 For each size N: one cluster of N hosts (``plush cluster up N``, state in a temporary ``XDG_STATE_HOME``), each
-host with its own home, so its own content cache (``~/.cache/plush``) and its own copy. Each round writes a
-new payload (100 files of 100 KiB of random bytes, tar.gz, as ``../shared/peers/peers.sh``): no cache of any
-tool can hold it from an earlier round. Then, in a rotating order per round:
+host with its own home, so its own content cache (``~/.cache/plush``) and its own copy, on a file system of its
+own (``--fs tmpfs``, the cluster's default; ``--fs machine``: directories on this machine's disk, shared by
+all). Each round writes a new payload (100 files of 100 KiB of random bytes, tar.gz, as
+``../shared/peers/peers.sh``): no cache of any tool can hold it from an earlier round. Then, in a rotating
+order per round:
 
 - ``plush_warm``: inside one controller (this process) whose agents were connected once, before the rounds
   (that connect is reported apart, as ``plush_warm_connect``): ``Controller.copy(payload, "payload.tgz")``
@@ -101,13 +103,14 @@ def payload(where: Path, tag: str) -> Path:
 
 
 class Cluster:
-    def __init__(self, n: int, work: Path) -> None:
+    def __init__(self, n: int, work: Path, fs: str = "tmpfs") -> None:
         self.n = n
         self.work = work
         self.env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
         self.name = f"b{n}"
+        fs_args = ["--fs", fs]
         up = subprocess.run(
-            [str(PLUSH), "cluster", "up", str(n), "--name", self.name, "--subnet", f"10.219.{n % 250}.0/24"],
+            [str(PLUSH), "cluster", "up", str(n), "--name", self.name, "--subnet", f"10.219.{n % 250}.0/24", *fs_args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -205,12 +208,12 @@ async def run_install(controller: Any, cluster: Cluster, pkg: Path, tag: str) ->
     return {"wall": wall, "rc": 0 if result.ok else 1, "err": "" if result.ok else str(result)[-500:]}
 
 
-async def one_size(n: int, rounds: int, tools: list[str], work: Path) -> list[dict[str, Any]]:
+async def one_size(n: int, rounds: int, tools: list[str], work: Path, fs: str) -> list[dict[str, Any]]:
     from plush import Controller
     from plush.config import Settings
     from plush.resources.directory import parse_directory
 
-    cluster = Cluster(n, work)
+    cluster = Cluster(n, work, fs)
     records: list[dict[str, Any]] = []
     controllers: dict[str, Any] = {}
     try:
@@ -288,6 +291,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     ap.add_argument("--out", default=str(HERE / "results" / "netns_copy.json"))
+    ap.add_argument(
+        "--fs", default="tmpfs", choices=("tmpfs", "machine"), help="the hosts' file systems (plush cluster up --fs)"
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/netns_copy.py makes clusters: run it as root")
@@ -297,7 +303,7 @@ def main() -> int:
         for n in args.sizes:
             work = Path(tmp) / f"n{n}"
             work.mkdir()
-            records += asyncio.run(one_size(n, args.rounds, args.tools, work))
+            records += asyncio.run(one_size(n, args.rounds, args.tools, work, args.fs))
             summary = summarise(records, [m for m in args.sizes if m <= n], args.tools)
             doc = {  # written after each size: a run stopped at a larger size keeps the smaller ones
                 "bench": "netns_copy",
@@ -306,6 +312,7 @@ def main() -> int:
                 "load_end": sb.load_note(),
                 "cpus": os.cpu_count(),
                 "rounds": args.rounds,
+                "fs": args.fs,
                 "summary": summary,
                 "records": [{k: v for k, v in r.items() if k != "err" or not r.get("ok")} for r in records],
             }
