@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plush.cluster.hostinit import main as hostinit_main
 from plush.cluster.hostinit import parse as parse_hostinit
 from plush.cluster.plan import (
     MAX_HOSTS,
@@ -277,3 +278,13 @@ def test_each_host_resolves_every_host_s_name_without_dns() -> None:
     assert "10.213.0.3 lab-h2" in text.splitlines()[2]  # itself first, after loopback
     assert all(f"{h.address} {h.name}" in text for h in plan.hosts)
     assert "10.213.0.1 plush-controller" in text
+
+
+def test_hostinit_names_a_bind_source_it_cannot_open_in_one_line(tmp_path: Path) -> None:
+    """A missing source: one line naming it, no traceback in the host's sshd.log (it is the first argument, so
+    nothing could be bound before it even in this machine's mount namespace)."""
+    missing = tmp_path / "gone"
+    argv = ["--outside", "mnt:[0]", "--bind", str(missing), str(tmp_path), "--keep", str(tmp_path)]
+    with pytest.raises(SystemExit) as caught:
+        hostinit_main([*argv, "--", "/bin/true"])
+    assert str(caught.value) == f"hostinit: No such file or directory: {missing}"

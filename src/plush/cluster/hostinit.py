@@ -117,9 +117,13 @@ def main(argv: list[str]) -> None:
     except OSError as exc:
         raise SystemExit(f"hostinit: {_why(exc)}") from exc
     # every source is opened before anything is bound: a bind over /tmp may hide the next one's source
-    sources = [(os.open(src, os.O_RDONLY), dst) for src, dst in args.binds]
-    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in args.keeps]
+    sources: list[tuple[int, str]] = []
+    kept: list[tuple[str, int]] = []
     try:
+        for src, dst in args.binds:
+            sources.append((os.open(src, os.O_RDONLY), dst))
+        for path in args.keeps:
+            kept.append((path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)))
         for fd, dst in sources:
             _mount(libc, f"/proc/self/fd/{fd}", dst)
         for path, fd in kept:
