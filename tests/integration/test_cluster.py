@@ -363,12 +363,15 @@ SOFTWARE_SPEC = """<plush><project name="relayed-install">
 """
 
 
+@pytest.mark.parametrize("agents", ["connected", "started by the run"])
 async def test_a_tar_software_installed_on_the_cluster_s_hosts_leaves_the_controller_once(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tmp_path: Path, agents: str
 ) -> None:
-    """A run whose tar software is installed on the cluster's 9 connected hosts: the package leaves the
-    controller once (relay_fanout 2: the other hosts fetch it from each other, checked by sha256), and every
-    host unpacks it (its process checks the unpacked file's sha256, and that no staging directory is left)."""
+    """A run whose tar software is installed on the cluster's 9 hosts, whether their agents were connected
+    before or the run starts them (a cold run: its mesh, CA and launcher start after the run's files are
+    hashed): the package leaves the controller once (relay_fanout 2: the other hosts fetch it from each other,
+    checked by sha256), and every host unpacks it (its process checks the unpacked file's sha256, and that no
+    staging directory is left)."""
     hosts = parse_directory(cluster.directory.read_text(), file=str(cluster.directory))
     data = os.urandom(3 * 1024 * 1024)
     (tmp_path / "soft").mkdir()
@@ -380,10 +383,11 @@ async def test_a_tar_software_installed_on_the_cluster_s_hosts_leaves_the_contro
     spec.write_text(SOFTWARE_SPEC.format(tarball=tmp_path / "soft.tgz", n=len(hosts), sha=sha))
     controller = Controller(Settings(runs_dir=str(cluster.runs), ssh_config="", relay_fanout=2))
     try:
-        await asyncio.wait_for(controller.connect(hosts), 60)
+        if agents == "connected":
+            await asyncio.wait_for(controller.connect(hosts), 60)
         controller.load(spec)
         sent = controller.subscribe(["file.sent"])
-        result = await asyncio.wait_for(controller.run(), 90)
+        result = await asyncio.wait_for(controller.run(pool=None if agents == "connected" else Pool(hosts)), 90)
         assert result.ok, result
         served = [e.host for e in sent.drain_nowait() if e.data["key"] == "pkg:soft/soft.tgz"]
         assert len(served) == 1, served  # once: the 8 others from their peers

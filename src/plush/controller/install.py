@@ -84,7 +84,10 @@ class Installer:
         self._packages = b"{}"
         self._lists: bytes | None = None  # the encoded PLUSH_HOSTS_* items, for the run's hosts as they are
         self._lists_for = -1  # ... when the run had this many hosts
-        self._relay = b""  # the encoded ``relay`` of the prepares of hosts on a peer network ("": no relay)
+        #: the encoded ``relay`` of the prepares of hosts on a peer network (b"": no relay), made at the first
+        #: prepare: a cold run starts its mesh (its CA, its launcher) after :meth:`start`
+        self._relay: bytes | None = None
+        self._relay_keys: list[str] = []
         self._networks: dict[str, str | None] = {}  # prepared hosts' peer networks and addresses: the plans'
         self._addresses: dict[str, str] = {}
         self._plans: dict[str, RelayPlan] = {}  # package key -> its relay tree
@@ -102,11 +105,16 @@ class Installer:
         ]
         packages = self.catalog.packages_info()
         self._packages = json_text(packages)
-        self._relay = self._relay_field([k for k, info in packages.items() if info.get("served") and "sha256" in info])
+        self._relay_keys = [k for k, info in packages.items() if info.get("served") and "sha256" in info]
 
-    def _relay_field(self, keys: list[str]) -> bytes:
+    def _relay_field(self) -> bytes:
         """The encoded ``relay`` of this run's prepares: a token per served package; b"" when the mesh does not
-        relay or nothing is served."""
+        relay or nothing is served. Made once, when first asked (the mesh is started by then)."""
+        if self._relay is None:
+            self._relay = self._make_relay(self._relay_keys)
+        return self._relay
+
+    def _make_relay(self, keys: list[str]) -> bytes:
         transfers = self.mesh.transfers
         cert = transfers.relay_cert() if keys and transfers.fanout > 0 and self.mesh.launcher is not None else None
         if cert is None or transfers.ca is None:
@@ -140,8 +148,9 @@ class Installer:
         env = self._own_env(slot)
         env_text = json_text(env)[:-1] + b"," + self._host_lists() + b"}"
         host_text = json_text(own)[:-1] + b',"env":' + env_text + b',"packages":' + self._packages
-        if self._relay and self._on_network(slot.name):
-            host_text += b',"relay":' + self._relay
+        relay = self._relay_field()
+        if relay and self._on_network(slot.name):
+            host_text += b',"relay":' + relay
         host_text += b"}"
         spec, settings = self._shared
         frame = encode_fields("prepare", [spec, ("host", host_text), settings])
@@ -245,7 +254,7 @@ class Installer:
         key, req = msg["key"], msg["req"]
         offset = int(msg.get("offset") or 0)
         port = msg.get("port")
-        if port is not None and self._relay:
+        if port is not None and self._relay_field():
             plan = self._plans.get(key)
             if plan is None:
                 plan = self._plans[key] = RelayPlan(self.mesh.transfers.fanout, self._networks, self._addresses)
