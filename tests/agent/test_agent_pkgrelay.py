@@ -79,3 +79,53 @@ async def test_a_package_from_a_peer_is_checked_and_fetched_again_from_the_contr
     assert asks[0] == (KEY, True, None)
     assert asks[1:] == ([(KEY, False, 0)] if parent_lies else [])
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".incoming")] == []
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+async def test_without_a_relay_the_controller_streams_the_package_and_the_sink_reads_it_as_it_arrives(
+    tmp_path: Path, corrupt: bool
+) -> None:
+    """A host with no peer network: one ``fetch`` without a port; the controller streams the package in chunks,
+    the sink reads them as they arrive (it has read the first chunk before the second is sent), and the entry
+    enters the cache only with the announced sha256 -- a corrupted stream fails, nothing is fetched again."""
+    data = os.urandom(300_000)
+    sha = hashlib.sha256(data).hexdigest()
+    loop = asyncio.get_running_loop()
+    sent: list[Message] = []
+    first_read = asyncio.Event()
+    numbers = itertools.count(1)
+
+    streams: list[asyncio.Task[None]] = []
+
+    def controller(msg: Message) -> None:
+        sent.append(msg)
+        streams.append(loop.create_task(stream(msg["req"])))
+
+    async def stream(req: int) -> None:
+        fetches.serve(Message.binary("file.data", data[:100_000], req=req))
+        await asyncio.wait_for(first_read.wait(), 30)  # the sink read before the rest exists
+        rest = bytes(len(data) - 100_000) if corrupt else data[100_000:]
+        fetches.serve(Message.binary("file.data", rest, req=req))
+        fetches.serve(Message.of("file.end", req=req, size=len(data), sha256=sha))
+
+    def sink(stream_in: IO[bytes]) -> str:
+        first = stream_in.read(100_000)
+        loop.call_soon_threadsafe(first_read.set)
+        return hashlib.sha256(first + stream_in.read()).hexdigest()
+
+    fetches = PackageFetches(controller, lambda: next(numbers))
+    cache = ContentCache(str(tmp_path / "cache"))
+    try:
+        fetching = fetches.fetch(KEY, {"sha256": sha, "size": len(data)}, None, cache, sink)
+        if corrupt:
+            with pytest.raises(ValueError, match="arrived corrupted"):
+                await asyncio.wait_for(fetching, 30)
+        else:
+            got, read = await asyncio.wait_for(fetching, 30)
+            assert got == sha == read and Path(cache.entry(sha)).read_bytes() == data
+    finally:
+        await fetches.close()
+    await asyncio.wait_for(asyncio.gather(*streams), 30)
+    assert [(m.type, m["key"], m.get("port"), m.get("offset")) for m in sent] == [("fetch", KEY, None, None)]
+    assert fetches.peers is None  # no listener was started
+    assert not list((tmp_path / "cache").glob(".incoming-*"))  # removed, whatever happened

@@ -124,6 +124,8 @@ class PackageFetches:
             incoming.finish(None)  # the sha256 is checked as the data enter the cache
         elif msg.type == "file.error":
             incoming.finish(str(msg["reason"]))
+        elif msg.type == "file.peers" and incoming.relay is None:
+            incoming.finish("the controller named peers for a fetch that offered none")
         elif msg.type == "file.peers":
             self._tasks = [t for t in self._tasks if not t.done()]
             self._tasks.append(asyncio.ensure_future(self._from_peers(msg["req"], msg["sources"], incoming)))
@@ -132,16 +134,18 @@ class PackageFetches:
         self,
         key: str,
         info: Mapping[str, Any],
-        relay: Dict[str, Any],
+        relay: Optional[Dict[str, Any]],
         cache: ContentCache,
         sink: Optional[Callable[[IO[bytes]], Any]] = None,
     ) -> Tuple[str, Any]:
         """Bring package ``key`` (``info``: its ``sha256`` and ``size``) into ``cache``; its sha256, and what
-        ``sink`` returned (None: no sink, it failed, or it read bytes that did not enter the cache).
+        ``sink`` returned (None: no sink, it failed, or it read bytes that did not enter the cache). With no
+        ``relay`` (the host has no peer network) the controller streams it, and ``sink`` still reads it as it
+        arrives.
         ValueError naming why when it cannot."""
         sha, size = str(info["sha256"]), int(info["size"])
         loop = asyncio.get_running_loop()
-        for attempt in (0, 1):  # what peers sent may be bad: then once more, all from the controller
+        for attempt in (0, 1) if relay is not None else (0,):  # what peers sent may be bad: again, from the controller
             req = self._next_req()
             incoming = Incoming(cache.incoming(), size)
             incoming.relay, incoming.sha = relay, sha
@@ -151,12 +155,12 @@ class PackageFetches:
                 reading = loop.run_in_executor(None, _read, sink, incoming.progress)
             try:
                 fields: Dict[str, Any] = {"req": req, "key": key}
-                if attempt == 0:
+                if attempt == 1:
+                    fields["offset"] = 0
+                elif relay is not None:
                     if self.peers is None:
                         self.peers = PeerServer()
                     fields["port"] = await loop.run_in_executor(None, self.peers.offer, relay, sha, incoming.progress)
-                else:
-                    fields["offset"] = 0
                 self._send(Message.of("fetch", **fields))
                 error = await incoming.done
                 if error is not None:

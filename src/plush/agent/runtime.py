@@ -178,7 +178,7 @@ class AgentRuntime(Uplink):
             if waiters:
                 waiters.popleft().set_result(msg["item"] if t == "work.item" else None)
         elif t in ("file.data", "file.end", "file.error", "file.peers") and self._packages.handles(msg["req"]):
-            self._packages.serve(msg)  # a relayed package fetch
+            self._packages.serve(msg)  # a package fetch (relayed, or streamed by the controller)
         elif t == "file.data":
             fetch = self._fetches.get(msg["req"])
             if fetch is not None and msg.payload is not None:
@@ -236,16 +236,7 @@ class AgentRuntime(Uplink):
 
         async def fetch_package(key: str, info: Mapping[str, Any], cache: ContentCache, sink: Any) -> Tuple[str, Any]:
             own = relay_for(relay, key) if isinstance(relay, dict) else None
-            if own is not None:
-                return await self._packages.fetch(key, info, own, cache, sink)
-            tmp = cache.incoming()
-            try:
-                await self.fetch(key, tmp)
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(None, cache.store, tmp, str(info["sha256"])), None
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            return await self._packages.fetch(key, info, own, cache, sink)  # no relay: the controller streams it
 
         try:
             names = await install_component(
@@ -254,7 +245,7 @@ class AgentRuntime(Uplink):
                 str(self.workdir),
                 self.fetch,
                 host.get("packages", {}),
-                fetch_package=fetch_package if isinstance(relay, dict) else None,
+                fetch_package=fetch_package,
             )
         except InstallError as exc:
             self._send("install.failed", software=exc.software, reason=exc.reason)
