@@ -270,7 +270,7 @@ def test_a_host_s_tmpfs_holds_fs_size_and_more_than_the_memory_is_warned_about(
                 break
         assert done.value.code == 0, said.err
         warnings = [line for line in said.err.splitlines() if line.startswith("plush: warning: ")]
-        assert len(warnings) == 1 and "1 hosts with a tmpfs of 8m each may hold 8m" in warnings[0], said.err
+        assert len(warnings) == 1 and "1 host with a tmpfs of 8m each may hold 8m" in warnings[0], said.err
         assert f"cluster {name}: 1 hosts {name}-h1..{name}-h1 in" in said.err and "a tmpfs of 8m each" in said.err
         made = Cluster(name, Path(said.out.strip()), {"XDG_STATE_HOME": str(tmp_path / "state")}, tmp_path, tmp_path)
         full = ssh_on(made, f"{name}-h1", "df -k --output=size /tmp | tail -1; head -c 9M /dev/zero > /tmp/big")

@@ -284,7 +284,8 @@ def memory_warning(plan: ClusterPlan, mem_total: int) -> str | None:
         return None
     together = format_size(plan.count * plan.fs_bytes)
     return (
-        f"{plan.count} hosts with a tmpfs of {plan.fs_size} each may hold {together}, more than this machine's "
+        f"{plan.count} host{'s' if plan.count > 1 else ''} with a tmpfs of {plan.fs_size} each may hold {together}, "
+        "more than this machine's "
         f"memory ({_approx_size(mem_total)}): a tmpfs takes memory only for what its host writes, so this is fine "
         "unless the hosts write that much; otherwise choose a smaller --fs-size, or --fs machine (the hosts' files "
         "on this machine's disk)"
