@@ -248,6 +248,30 @@ def test_each_host_of_the_directory_file_is_reached_with_the_cluster_s_client_co
     assert conns.hostname(SSHTarget("lab-h2")) == "lab-h2"  # the setting's config does not know it
 
 
+def test_each_host_has_a_client_config_of_its_own_which_its_directory_entry_names(tmp_path: Path) -> None:
+    """A host's own config holds its block alone (a connection reads a few lines, not the whole cluster's);
+    read through the directory entry it reaches the host at its address with the cluster's key; the name it
+    resolves to is kept from the connection's options (the file is not read again for it)."""
+    plan = ClusterPlan("lab", 3)
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(tmp_path / "id")
+    own = {}
+    for host in plan.hosts:
+        own[host.name] = str(tmp_path / f"{host.name}.config")
+        Path(own[host.name]).write_text(client_config(plan, str(tmp_path / "id"), "/k", only=host))
+    whole = client_config(plan, str(tmp_path / "id"), "/k")
+    h2 = Path(own["lab-h2"]).read_text()
+    assert h2.count("Host ") == 1 and "Host lab-h2 10.213.0.3\n" in h2 and "lab-h1" not in h2
+    assert whole.count("Host ") == 3 and h2.splitlines()[1:] == whole.splitlines()[8:15]
+    hosts = parse_directory(directory_file(plan, own), file="cluster.xml")
+    assert [h.get("ssh_config") for h in hosts] == [own["lab-h1"], own["lab-h2"], own["lab-h3"]]
+    conns = SSHConnections(config=str(tmp_path / "none"))
+    target = ssh_target(hosts[1])
+    options = conns.options(target)
+    assert options.config.get("IdentityFile") == [str(tmp_path / "id")] and options.config.get("User") == "root"
+    Path(own["lab-h2"]).unlink()  # the name was noted when the options were read
+    assert conns.hostname(target) == "10.213.0.3"
+
+
 def test_the_client_config_reaches_each_host_at_its_address_with_the_cluster_key(tmp_path: Path) -> None:
     plan = ClusterPlan("lab", 3)
     config = tmp_path / "ssh_config"

@@ -129,8 +129,14 @@ def _make(state: ClusterState) -> None:
         (Path(dirs.sshd) / "authorized_keys").write_text(client)
         (Path(dirs.sshd) / "sshd_config").write_text(sshd_config(host, dirs))
     state.known_hosts.write_text(known_hosts(plan, keys))
-    state.ssh_config.write_text(client_config(plan, str(state.key), str(state.known_hosts)))
-    state.directory.write_text(directory_file(plan, str(state.ssh_config)))
+    key, known = str(state.key), str(state.known_hosts)
+    state.ssh_config.write_text(client_config(plan, key, known))  # every host: for ssh -F
+    own = {}
+    for host in plan.hosts:  # each host's own, which its directory entry names: a few lines to read a connection
+        path = Path(state.dirs(host.name).ssh_config)
+        path.write_text(client_config(plan, key, known, only=host))
+        own[host.name] = str(path)
+    state.directory.write_text(directory_file(plan, own))
     for argv in bridge_commands(plan):
         machine.run(argv)
     for host in plan.hosts:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -367,6 +367,11 @@ class HostDirs:
         return f"{self.root}/sshd"
 
     @property
+    def ssh_config(self) -> str:
+        """The client config that reaches this host alone (its directory file entry names it)."""
+        return f"{self.root}/ssh_config"
+
+    @property
     def fs(self) -> str:
         """The empty directory the host's tmpfs is mounted on (in the host's mount namespace only)."""
         return f"{self.root}/fs"
@@ -470,19 +475,23 @@ RESOLV_CONF = "# plush cluster: no DNS on this network; the hosts' names are in 
 RESOLV_CONF += "options timeout:1 attempts:1\n"
 
 
-def client_config(plan: ClusterPlan, key: str, known_hosts: str) -> str:
-    """The OpenSSH client config that reaches every host by its name or address (the ``ssh_config`` setting)."""
-    lines = [f"# plush cluster {plan.name}: the client config of its hosts (ssh -F <this file>)"]
-    for host in plan.hosts:
-        lines += [f"Host {host.name} {host.address}", f"  HostName {host.address}"]
-    lines += [
-        f"Host {' '.join(h.name for h in plan.hosts)} {' '.join(h.address for h in plan.hosts)}",
-        f"  Port {SSH_PORT}",
-        "  User root",
-        f"  IdentityFile {key}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {known_hosts}",
-    ]
+def client_config(plan: ClusterPlan, key: str, known_hosts: str, only: HostPlan | None = None) -> str:
+    """The OpenSSH client config that reaches every host (or ``only`` that one) by its name or address: one
+    ``Host`` block a host. The cluster's own file (``ssh -F``) has every host; each host's own file has just
+    its block, so an SSH client reads a few lines per host, not the whole cluster's (asyncssh reads the whole
+    file for each connection: one file for N hosts costs N x N lines)."""
+    what = f"host {only.name}" if only is not None else "its hosts"
+    lines = [f"# plush cluster {plan.name}: the client config of {what} (ssh -F <this file>)"]
+    for host in plan.hosts if only is None else [only]:
+        lines += [
+            f"Host {host.name} {host.address}",
+            f"  HostName {host.address}",
+            f"  Port {SSH_PORT}",
+            "  User root",
+            f"  IdentityFile {key}",
+            "  IdentitiesOnly yes",
+            f"  UserKnownHostsFile {known_hosts}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -491,14 +500,18 @@ def known_hosts(plan: ClusterPlan, keys: dict[str, str]) -> str:
     return "".join(f"{h.name},{h.address} {' '.join(keys[h.name].split()[:2])}\n" for h in plan.hosts)
 
 
-def directory_file(plan: ClusterPlan, ssh_config: str) -> str:
+def directory_file(plan: ClusterPlan, ssh_config: str | Mapping[str, str]) -> str:
     """The PLUSH-FORMAT directory file of the cluster: one ``type="ssh"`` node per host, group = the cluster,
-    each naming the cluster's client config (``ssh_config``, an absolute path) that the SSH launcher reaches it
-    with, whatever the ``ssh_config`` setting says."""
-    config = escape(ssh_config, {'"': "&quot;"})
+    each naming the client config (``ssh_config``: an absolute path, or one per host name) that the SSH launcher
+    reaches it with, whatever the ``ssh_config`` setting says."""
+
+    def config(host: HostPlan) -> str:
+        path = ssh_config if isinstance(ssh_config, str) else ssh_config[host.name]
+        return escape(path, {'"': "&quot;"})
+
     nodes = "".join(
         f'    <node hostname="{h.name}" user="root" group="{plan.name}" ssh_port="{SSH_PORT}" netns="{h.netns}"'
-        f' ssh_config="{config}"/>\n'
+        f' ssh_config="{config(h)}"/>\n'
         for h in plan.hosts
     )
     head = f"<!-- plush cluster {plan.name}: {plan.count} hosts in {plan.subnet}; "

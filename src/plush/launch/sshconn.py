@@ -141,7 +141,7 @@ class SSHConnections:
             kwargs["port"] = target.port
         if target.user is not None:
             kwargs["username"] = target.user
-        return asyncssh.SSHClientConnectionOptions(
+        options = asyncssh.SSHClientConnectionOptions(
             config=self._config_of(target),
             host=target.address,
             kex_algs=KEX_ALGS,
@@ -150,6 +150,9 @@ class SSHConnections:
             connect_timeout=self.connect_timeout,
             **kwargs,
         )
+        # what :meth:`hostname` answers, from the config just read: reading it again costs the whole file
+        self._hostnames.setdefault(target, str(options.config.get("Hostname", target.address) or target.address))
+        return options
 
     def _config_of(self, target: SSHTarget) -> list[str]:
         """The config files ``target`` is read with: its own (when it names one that exists), else ours."""
@@ -162,8 +165,8 @@ class SSHConnections:
         """``target``'s address as the SSH config resolves it (its ``HostName``, else the address itself)."""
         name = self._hostnames.get(target)
         if name is None:
-            config = self.options(target).config
-            name = self._hostnames[target] = str(config.get("Hostname", target.address) or target.address)
+            self.options(target)  # reads the config once, notes the name
+            name = self._hostnames[target]
         return name
 
     def _door(self, options: asyncssh.SSHClientConnectionOptions, target: SSHTarget) -> list[asyncio.Semaphore]:
