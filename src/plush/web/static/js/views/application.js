@@ -9,7 +9,7 @@
 
 import { api } from "../api.js";
 import { Dag } from "./appdag.js";
-import { byName, errorText, foldHosts, h, hostList } from "./viewkit.js";
+import { byName, errorText, foldHosts, followMatching, h, hostList } from "./viewkit.js";
 
 const HOST_CAP = 40;
 const SPEC_EXAMPLE = `<plush>
@@ -41,18 +41,12 @@ class ApplicationView {
     this.selected = null;
     this.busy = false;
     this.build();
-    this.offs = [
-      store.subscribe(() => this.draw()),
-      store.on("run.started", () => this.loadApplication()),
-      store.on("run.finished", () => this.loadApplication()),
-      store.on("host.rematched", () => this.loadApplication()),
-    ];
-    this.loadApplication();
+    this.matching = followMatching(store, () => this.draw());
     this.draw();
   }
 
   close() {
-    for (const off of this.offs) off();
+    this.matching.close();
     this.el.replaceChildren();
   }
 
@@ -158,7 +152,7 @@ class ApplicationView {
       this.toggleLoad(false);
       this.say(`loaded ${answer.application}${answer.spec ? ` from ${answer.spec}` : ""}`);
       this.selected = null;
-      await Promise.all([this.store.refresh("tree"), this.loadApplication()]);
+      await Promise.all([this.store.refresh("tree"), this.matching.load()]);
     } catch (error) {
       this.showErrors(errorText(error), editor);
     }
@@ -198,7 +192,7 @@ class ApplicationView {
       this.say(errorText(error), "error");
     } finally {
       this.busy = false;
-      await Promise.all([this.store.refresh("run"), this.loadApplication()]);
+      await Promise.all([this.store.refresh("run"), this.matching.load()]);
       this.draw();
     }
   }
@@ -211,20 +205,6 @@ class ApplicationView {
       this.say(errorText(error), "error");
     }
     await this.store.refresh("barriers");
-  }
-
-  /** The run's matching (component -> hosts) is in GET /v1/application, which the store reads on demand. */
-  async loadApplication() {
-    await this.store.refresh("app");
-    this.scheduleDraw();
-  }
-
-  scheduleDraw() {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = null;
-      this.draw();
-    });
   }
 
   // --- drawing --------------------------------------------------------------------------------------------

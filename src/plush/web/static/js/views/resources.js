@@ -9,7 +9,7 @@
 // lists are capped; names go in as text; the DOM is rebuilt only when what it shows changed, at most once per
 // animation frame.
 
-import { PHASES, byName, countsText, emptyCounts, foldHosts, h, hostList, setBar, stateBar } from "./viewkit.js";
+import { PHASES, byName, countsText, emptyCounts, foldHosts, followMatching, h, hostList, setBar, stateBar } from "./viewkit.js";
 
 /** Lifecycle states of a host whose agent is connected (docs/howitworks.md, the host lifecycle). */
 const LIVE = new Set(["joined", "preparing", "installing", "ready", "running", "resetting", "done", "stopping"]);
@@ -28,33 +28,13 @@ class ResourceView {
     this.open = new Set(); // components whose host list is unfolded
     this.body = h("div", { class: "pl-res-body" });
     el.replaceChildren(h("div", { class: "pl-resview" }, h("div", { class: "pl-toolbar" }, h("h2", { text: "Resources" }), h("div", { class: "pl-spacer" }), (this.caption = h("span", { class: "pl-muted" }))), this.body));
-    this.offs = [
-      store.subscribe(() => this.draw()),
-      store.on("run.started", () => this.loadApplication()),
-      store.on("run.finished", () => this.loadApplication()),
-      store.on("host.rematched", () => this.loadApplication()),
-    ];
-    this.loadApplication();
+    this.matching = followMatching(store, () => this.draw());
     this.draw();
   }
 
   close() {
-    for (const off of this.offs) off();
+    this.matching.close();
     this.el.replaceChildren();
-  }
-
-  /** The run's matching (component -> hosts) is in GET /v1/application, which the store reads on demand. */
-  async loadApplication() {
-    await this.store.refresh("app");
-    this.schedule();
-  }
-
-  schedule() {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = null;
-      this.draw();
-    });
   }
 
   /** What the view shows, computed from the store and the run: plain data (compared to skip redraws). */

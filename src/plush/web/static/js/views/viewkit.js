@@ -1,5 +1,5 @@
 // Small helpers shared by the application, world and resource views: state bars, host-set folding and
-// natural order (those of js/hostsets.js), capped host lists; h() and errorText() are js/widgets.js's. (What a run did to its hosts and work
+// natural order (those of js/hostsets.js), capped host lists, following the run's matching; h() and errorText() are js/widgets.js's. (What a run did to its hosts and work
 // queues is the store's: store.replaced, store.work, ...)
 
 import { fold, naturalCompare } from "../hostsets.js";
@@ -72,3 +72,35 @@ export function hostList(names, phaseOf, cap = 60) {
   return list;
 }
 
+
+/** Events after which the run's matching (GET /v1/application) is read again. */
+const MATCHING_CHANGES = ["run.started", "run.finished", "host.rematched"];
+
+/** Keep a view drawn from the store and the run's matching (component -> hosts, in GET /v1/application, which
+ * the store reads on demand): `draw` on every store change; the matching read now and again when a run starts
+ * or ends or a host is rematched, then `draw` at the next animation frame (once however many reads end in it).
+ * Returns `load` (read the matching again, then draw) and `close` (stop following). */
+export function followMatching(store, draw) {
+  let frame = null;
+  const schedule = () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = null;
+      draw();
+    });
+  };
+  const load = async () => {
+    await store.refresh("app");
+    schedule();
+  };
+  const offs = [store.subscribe(() => draw()), ...MATCHING_CHANGES.map((name) => store.on(name, () => load()))];
+  load();
+  return {
+    load,
+    close() {
+      for (const off of offs) off();
+      if (frame) cancelAnimationFrame(frame);
+      frame = null;
+    },
+  };
+}
