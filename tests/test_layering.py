@@ -34,6 +34,7 @@ PURE_MODULES = (
     "plush.controller.timeline",
     "plush.controller.hostspans",
     "plush.cluster.plan",
+    "plush.cluster.hostfiles",
 )
 #: what a pure module must not import: the event loop, processes, files and sockets, clocks, threads
 IO_MODULES = {"asyncio", "os", "subprocess", "socket", "pathlib", "shutil", "io", "tempfile", "time"}

@@ -11,28 +11,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plush.cluster.hostfiles import (
+    HostDirs,
+    client_config,
+    directory_file,
+    hosts_file,
+    known_hosts,
+    start_command,
+)
 from plush.cluster.hostinit import main as hostinit_main
 from plush.cluster.hostinit import parse as parse_hostinit
 from plush.cluster.plan import (
     MAX_HOSTS,
     ClusterError,
     ClusterPlan,
-    HostDirs,
     bridge_commands,
     check_name,
-    client_config,
-    directory_file,
     format_size,
     host_commands,
-    hosts_file,
-    known_hosts,
     link_command,
     memory_warning,
     overlaps,
     parse_rate,
     parse_size,
     parse_subnet,
-    start_command,
 )
 from plush.launch.ssh import ssh_target
 from plush.launch.sshconn import SSHConnections, SSHTarget

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plush.cluster.plan import ClusterError, ClusterPlan, HostDirs
+from plush.cluster.hostfiles import HostDirs
+from plush.cluster.plan import ClusterError, ClusterPlan
 from plush.cluster.state import ClusterState, clusters_dir, load_state, names
 
 

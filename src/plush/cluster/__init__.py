@@ -2,8 +2,9 @@
 address on a bridge, its own sshd and its own private directories (on a tmpfs of its own by default), reached
 by the SSH launcher through a directory file of ``type="ssh"`` entries.
 
-- :mod:`plush.cluster.plan` -- the pure part: names, the address plan, the files written (sshd and client
-  configs, known_hosts, the directory file) and every command line, as argv lists.
+- :mod:`plush.cluster.plan` -- pure: names, the address plan, file system sizes, the network's command lines.
+- :mod:`plush.cluster.hostfiles` -- pure: a host's directories, the command line that starts it, and the files
+  written (sshd and client configs, ``/etc/hosts``, known_hosts, the directory file).
 - :mod:`plush.cluster.state` -- the state file of a cluster (``$XDG_STATE_HOME/plush/clusters/NAME.json``).
 - :mod:`plush.cluster.machine` -- the thin I/O: running ``ip``/``tc``, processes of a namespace, signals.
 - :mod:`plush.cluster.manage` -- up, down, status, cut/restore, freeze/thaw.

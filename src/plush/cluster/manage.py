@@ -27,24 +27,26 @@ from pathlib import Path
 from typing import Any
 
 from plush.cluster import hostinit, machine
+from plush.cluster.hostfiles import (
+    RESOLV_CONF,
+    client_config,
+    directory_file,
+    hosts_file,
+    known_hosts,
+    sshd_config,
+    start_command,
+)
 from plush.cluster.plan import (
     DEFAULT_FS,
-    RESOLV_CONF,
     SSH_PORT,
     ClusterError,
     ClusterPlan,
     HostPlan,
     bridge_commands,
     check_name,
-    client_config,
-    directory_file,
     host_commands,
-    hosts_file,
-    known_hosts,
     link_command,
     overlaps,
-    sshd_config,
-    start_command,
 )
 from plush.cluster.state import ClusterState, clusters_dir, load_state, names
 

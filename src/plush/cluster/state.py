@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plush.cluster.plan import ClusterError, ClusterPlan, HostDirs, check_name
+from plush.cluster.hostfiles import HostDirs
+from plush.cluster.plan import ClusterError, ClusterPlan, check_name
 from plush.config import state_dir
 
 __all__ = ["ClusterState", "clusters_dir", "load_state", "names"]
