@@ -41,8 +41,9 @@ Fetch = Callable[[str, str], Awaitable[None]]
 Sink = Callable[[IO[bytes]], Any]
 #: ``await fetch_package(key, info, cache, sink)`` brings the package ``key`` (``info`` from ``prepare``: its
 #: ``sha256`` and ``size``) into ``cache`` itself, checked, and returns its sha256 and what ``sink`` returned
-#: when it read the very bytes that entered the cache (else None) -- the relayed fetch of
-#: :mod:`plush.agent.pkgrelay`; ``None`` in its place: :data:`Fetch` to an incoming file, then stored here
+#: when it read the very bytes that entered the cache (else None) -- the fetch of :mod:`plush.agent.pkgrelay`
+#: (relayed, or streamed by the controller); ``None`` in its place: :data:`Fetch` to an incoming file, then
+#: stored here
 FetchPackage = Callable[[str, Mapping[str, Any], ContentCache, Optional[Sink]], Awaitable[Tuple[str, Any]]]
 #: the name of a staging directory in the working directory (then random hex)
 STAGING = ".plush-unpack-"
